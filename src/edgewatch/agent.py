@@ -1,0 +1,116 @@
+"""Assembling the pipeline from a configuration: source -> inference -> monitor -> sink."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from edgewatch.clock import Clock, SystemClock
+from edgewatch.config import AgentConfig
+from edgewatch.errors import ConfigError, ModelError
+from edgewatch.image_features import ImageFeatureExtractor
+from edgewatch.inference import InferenceEngine
+from edgewatch.measure import FrameMeasurer
+from edgewatch.monitor import Monitor, Sink
+from edgewatch.output_features import OutputFeatureExtractor, load_labels
+from edgewatch.progress import Progress
+from edgewatch.records import InferenceResult
+from edgewatch.reference import ReferenceBuilder, ReferenceProfile
+from edgewatch.resources import ResourceSampler
+from edgewatch.sources import FrameSource
+from edgewatch.summary import WindowSummary
+
+log = logging.getLogger(__name__)
+
+
+def device_id(cfg: AgentConfig) -> str:
+    return cfg.device.id or socket.gethostname()
+
+
+def make_measurer(cfg: AgentConfig) -> FrameMeasurer:
+    try:
+        labels = load_labels(cfg.model.labels, cfg.model.labels_offset)
+    except OSError as exc:
+        raise ConfigError(f"model.labels: cannot read {cfg.model.labels} ({exc.strerror})") from exc
+    post = cfg.model.postprocess
+    return FrameMeasurer(
+        ImageFeatureExtractor(cfg.features.analysis_width),
+        OutputFeatureExtractor(post.score_threshold, post.near_band, labels=labels),
+    )
+
+
+def load_reference(cfg: AgentConfig, engine: InferenceEngine,
+                   path: str | None = None) -> ReferenceProfile:
+    profile = ReferenceProfile.load(path if path is not None else cfg.reference.path)
+    profile.check_compatible(engine.model_sha256, cfg.model.adapter, cfg.features.analysis_width)
+    return profile
+
+
+def infer_safely(engine: InferenceEngine, frame_image: object) -> tuple[InferenceResult | None, bool]:
+    """Run inference; an onnxruntime failure on one frame is logged and counted, not raised."""
+    if frame_image is None:
+        return None, False
+    try:
+        return engine.infer(frame_image), False  # type: ignore[arg-type]
+    except ModelError as exc:
+        log.warning("%s", exc)
+        return None, True
+
+
+def build_reference(cfg: AgentConfig, engine: InferenceEngine, source: FrameSource,
+                    total: int | None = None, show_progress: bool = True) -> ReferenceProfile:
+    """Measure every frame of a recorded source (nothing skipped) into a reference profile."""
+    measurer = make_measurer(cfg)
+    builder = ReferenceBuilder(cfg.reference.bins)
+    progress = Progress(total, "profiling", force=False) if show_progress else None
+    stop = threading.Event()
+    for frame in source.frames(stop):
+        result, _ = infer_safely(engine, frame.image)
+        if frame.image is not None:
+            builder.add(measurer(frame, result))
+        if progress:
+            progress.update()
+    if progress:
+        progress.close()
+    return builder.build(
+        model_sha256=engine.model_sha256, model_name=engine.model_name,
+        adapter=cfg.model.adapter, analysis_width=cfg.features.analysis_width,
+        source=Path(source.description).name,
+    )
+
+
+class Agent:
+    """The monitored inference loop over one source."""
+
+    def __init__(self, cfg: AgentConfig, engine: InferenceEngine, reference: ReferenceProfile,
+                 sink: Sink, *, live: bool, lossless: bool = False, clock: Clock | None = None,
+                 decorate: Callable[[WindowSummary], None] | None = None) -> None:
+        self.cfg = cfg
+        self.engine = engine
+        self.stop = threading.Event()
+        resources = ResourceSampler(cfg.resources.disk_path) if cfg.resources.enabled else None
+        self.monitor = Monitor(
+            reference, make_measurer(cfg), sink,
+            window_seconds=cfg.window.seconds, window_frames=cfg.window.frames,
+            queue_size=cfg.features.queue_size, every_nth=cfg.features.every_nth,
+            live=live, lossless=lossless, clock=clock or SystemClock(), resources=resources, decorate=decorate,
+        )
+
+    def run(self, source: FrameSource, progress: Progress | None = None) -> int:
+        """Process frames until the source ends or stop is set; returns frames seen."""
+        seen = 0
+        try:
+            for frame in source.frames(self.stop):
+                result, failed = infer_safely(self.engine, frame.image)
+                self.monitor.observe(frame, result, inference_error=failed)
+                seen += 1
+                if progress:
+                    progress.update()
+        finally:
+            self.monitor.close()
+            if progress:
+                progress.close()
+        return seen

@@ -1,0 +1,190 @@
+"""The ``edgewatch`` command: argument parsing only; the library does the work."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from edgewatch import __version__
+from edgewatch.agent import Agent, build_reference, load_reference
+from edgewatch.clock import SystemClock
+from edgewatch.config import AgentConfig, load_config
+from edgewatch.errors import ConfigError, EdgewatchError
+from edgewatch.inference import InferenceEngine
+from edgewatch.progress import Progress
+from edgewatch.sinks import JsonlSink
+from edgewatch.sources import open_source, parse_range
+
+log = logging.getLogger("edgewatch")
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgewatch", description=__doc__)
+    p.add_argument("--version", action="version", version=f"edgewatch {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check-config", help="validate a configuration file")
+    c.add_argument("config")
+
+    prof = sub.add_parser("profile", help="reference profiles")
+    psub = prof.add_subparsers(dest="profile_command", required=True)
+    b = psub.add_parser("build", help="build a reference profile from recorded frames")
+    b.add_argument("--config", required=True)
+    b.add_argument("--source", required=True, help="video file or image directory")
+    b.add_argument("--out", required=True, help="reference profile JSON to write")
+    _source_options(b)
+
+    r = sub.add_parser("replay", help="run the pipeline on recorded input, as fast as possible")
+    r.add_argument("--config", required=True)
+    r.add_argument("--source", required=True)
+    r.add_argument("--reference", help="reference profile (default: reference.path)")
+    r.add_argument("--out", required=True, help="JSON lines file to write ('-' for stdout)")
+    r.add_argument("--start", help="timestamp of the first frame, ISO 8601 or epoch seconds "
+                                   "(default: now)")
+    r.add_argument("--allow-drops", action="store_true",
+                   help="skip frames when the monitor falls behind, as 'run' does "
+                        "(default: wait, so every frame is measured)")
+    _source_options(r)
+
+    run = sub.add_parser("run", help="run the agent on its configured live source")
+    run.add_argument("--config", required=True)
+    return p
+
+
+def _source_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fps", type=float, default=0.0,
+                   help="frame rate for timestamps (default: the file's own)")
+    p.add_argument("--frames", help="frame range START:END (END exclusive), e.g. 0:400")
+
+
+def _parse_start(text: str | None) -> float:
+    if text is None:
+        return SystemClock().now()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"--start: expected ISO 8601 or epoch seconds, got {text!r}") from exc
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.timezone.utc)
+    return stamp.timestamp()
+
+
+def _recorded_source(cfg: AgentConfig, args: argparse.Namespace, start: float):  # type: ignore[no-untyped-def]
+    first, last = parse_range(args.frames) if args.frames else (0, None)
+    return open_source(args.source, fps=args.fps or cfg.source.fps, start_time=start,
+                       first=first, last=last)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    print(f"{args.config}: ok (model {cfg.model.path or '-'}, adapter {cfg.model.adapter}, "
+          f"window {cfg.window.seconds:g} s)")
+    return 0
+
+
+def cmd_profile_build(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    engine = InferenceEngine(cfg.model)
+    source = _recorded_source(cfg, args, 0.0)
+    total = _expected_frames(source)
+    profile = build_reference(cfg, engine, source, total=total)
+    profile.save(args.out)
+    print(f"{args.out}: reference {profile.id} from {profile.frames} frames, "
+          f"{len(profile.numeric)} numeric and {len(profile.categorical)} categorical features")
+    return 0
+
+
+def _expected_frames(source: object) -> int | None:
+    count = getattr(source, "frame_count", None) or len(getattr(source, "files", []) or [])
+    if not count:
+        return None
+    first = getattr(source, "first", 0)
+    last = getattr(source, "last", None)
+    end = count if last is None else min(count, last + 1)
+    return max(end - first, 0)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    engine = InferenceEngine(cfg.model)
+    reference = load_reference(cfg, engine, args.reference)
+    source = _recorded_source(cfg, args, _parse_start(args.start))
+    sink = JsonlSink(stream=sys.stdout) if args.out == "-" else JsonlSink(args.out)
+    agent = Agent(cfg, engine, reference, sink, live=False, lossless=not args.allow_drops)
+    _stop_on_signals(agent)
+    try:
+        agent.run(source, Progress(_expected_frames(source), "replay"))
+    finally:
+        sink.close()
+    print(f"{args.out}: {sink.lines} lines", file=sys.stderr)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    engine = InferenceEngine(cfg.model)
+    reference = load_reference(cfg, engine)
+    clock = SystemClock()
+    source = open_source(cfg.source.uri, fps=cfg.source.fps, clock=clock,
+                         initial_backoff=cfg.source.reconnect_initial_s,
+                         max_backoff=cfg.source.reconnect_max_s)
+    sink = JsonlSink(cfg.output.jsonl, mode="a") if cfg.output.jsonl else JsonlSink(
+        stream=sys.stdout)
+    agent = Agent(cfg, engine, reference, sink, live=source.live, clock=clock)
+    _stop_on_signals(agent)
+    log.info("monitoring %s with %s", source.description, engine.model_name)
+    try:
+        agent.run(source)
+    finally:
+        sink.close()
+    return 0
+
+
+def _stop_on_signals(agent: Agent) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: closing the current window", signum)
+        agent.stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+COMMANDS = {
+    "check-config": cmd_check_config,
+    "replay": cmd_replay,
+    "run": cmd_run,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    command = cmd_profile_build if args.command == "profile" else COMMANDS[args.command]
+    try:
+        return command(args)
+    except ConfigError as exc:
+        print(f"edgewatch: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except EdgewatchError as exc:
+        print(f"edgewatch: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

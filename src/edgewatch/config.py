@@ -1,0 +1,212 @@
+"""The agent's configuration tree: one TOML file, validated at start-up.
+
+Every key is declared here with its documentation; ``configs/agent.toml`` shows them all
+and ``docs/configuration.md`` is checked against this module by the tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from edgewatch.errors import ConfigError
+from edgewatch.typedconfig import build, section, setting
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Adapter = Literal["ssd", "yolo", "classification", "raw"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceConfig:
+    id: str = setting("", "Device identifier in messages and topics; empty means the host name.")
+    fleet: str = setting("default", "Fleet the device belongs to (MQTT topic level).")
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+    width: int = setting(0, "Model input width in pixels; 0 keeps the frame's width.", minimum=0)
+    height: int = setting(0, "Model input height in pixels; 0 keeps the frame's height.", minimum=0)
+    resize: Literal["stretch", "letterbox"] = setting(
+        "stretch", "How frames are fitted to width x height: 'stretch' or 'letterbox' "
+        "(aspect kept, padded with grey 114)."
+    )
+    layout: Literal["NHWC", "NCHW"] = setting("NHWC", "Tensor layout the model expects.")
+    color: Literal["RGB", "BGR"] = setting("RGB", "Channel order the model expects.")
+    dtype: Literal["uint8", "float32", "float16"] = setting("uint8", "Input tensor type.")
+    scale: float = setting(1.0, "Pixels are multiplied by this (for example 1/255) ...", minimum=0.0)
+    mean: list[float] = setting([0.0, 0.0, 0.0], "... then this per-channel mean is subtracted ...")
+    std: list[float] = setting([1.0, 1.0, 1.0], "... then divided by this per-channel std.")
+
+    def validate(self) -> None:
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError("mean and std need exactly 3 values (one per channel)")
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std values must be > 0")
+        if (self.width == 0) != (self.height == 0):
+            raise ValueError("width and height must both be set or both be 0")
+        if self.resize == "letterbox" and self.width == 0:
+            raise ValueError("resize = 'letterbox' needs width and height")
+
+
+@dataclasses.dataclass(frozen=True)
+class PostprocessConfig:
+    score_threshold: float = setting(
+        0.4, "Operating threshold: detections at or above it count as detections.",
+        minimum=0.0, maximum=1.0,
+    )
+    near_band: float = setting(
+        0.1, "Scores within this distance below or above the threshold count as 'near threshold'.",
+        minimum=0.0, maximum=1.0,
+    )
+    iou_threshold: float = setting(
+        0.45, "IoU above which the yolo adapter's NMS suppresses a box.", minimum=0.0, maximum=1.0
+    )
+    max_detections: int = setting(300, "Upper bound on detections kept per frame.", minimum=1)
+    softmax: Literal["auto", "always", "never"] = setting(
+        "auto", "Classification: apply softmax to outputs ('auto': only when they are not "
+        "already probabilities)."
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    path: str = setting("", "Path to the ONNX model file (relative paths: to the config file).")
+    adapter: Adapter = setting(
+        "ssd", "How outputs are read: 'ssd' (TF Object Detection API), 'yolo' "
+        "(Ultralytics v5/v8/v11), 'classification', or 'raw' (tensor statistics only)."
+    )
+    labels: str = setting("", "Optional class-name file, one per line (line k = class id k).")
+    labels_offset: int = setting(
+        1, "Class id of the first line of the labels file (1 for COCO-style SSD ids, 0 for "
+        "YOLO and most classifiers).", minimum=0,
+    )
+    input_name: str = setting("", "Model input to feed; empty means the first input.")
+    intra_op_threads: int = setting(
+        0, "onnxruntime intra-op threads; 0 lets onnxruntime choose (one per core).", minimum=0
+    )
+    allow_spinning: bool = setting(
+        True, "Let onnxruntime's idle threads spin (lowest latency when the cores are free).",
+    )
+    providers: list[str] = setting(
+        ["CPUExecutionProvider"], "onnxruntime execution providers, in order of preference."
+    )
+    preprocess: PreprocessConfig = section(PreprocessConfig, "Turning a frame into a tensor.")
+    postprocess: PostprocessConfig = section(PostprocessConfig, "Reading detections and scores.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceConfig:
+    uri: str = setting(
+        "", "Video file, directory of images, camera index ('0') or rtsp/http URL."
+    )
+    fps: float = setting(
+        0.0, "Frame rate for timestamps of recorded sources; 0 uses the file's own rate.",
+        minimum=0.0,
+    )
+    reconnect_initial_s: float = setting(
+        1.0, "First wait before reopening a live source that failed.", minimum=0.01
+    )
+    reconnect_max_s: float = setting(
+        60.0, "Longest wait between reopen attempts (the wait doubles up to it).", minimum=0.01
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class FeaturesConfig:
+    analysis_width: int = setting(
+        256, "Input features are computed on the frame downscaled (nearest neighbour) to "
+        "this width.", minimum=16, maximum=4096,
+    )
+    every_nth: int = setting(1, "Monitor one frame in N (1 monitors every frame).", minimum=1)
+    queue_size: int = setting(
+        32, "Frames waiting for the monitor thread; when full, frames are skipped and counted.",
+        minimum=1, maximum=10000,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowConfig:
+    seconds: float = setting(60.0, "A window closes after this many seconds.", minimum=0.1)
+    frames: int = setting(
+        0, "If > 0, a window also closes after this many frames seen.", minimum=0
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceConfig:
+    path: str = setting("", "Reference profile JSON (from 'edgewatch profile build').")
+    bins: int = setting(
+        20, "Quantile bins per feature when building a profile.", minimum=2, maximum=1000
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourcesConfig:
+    enabled: bool = setting(True, "Sample process and system resources once per window.")
+    disk_path: str = setting("/", "Filesystem whose usage is reported.")
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputConfig:
+    jsonl: str = setting(
+        "", "If set, 'edgewatch run' appends every summary line to this file."
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    device: DeviceConfig = section(DeviceConfig, "Identity of this device.")
+    model: ModelConfig = section(ModelConfig, "The ONNX model and how to run it.")
+    source: SourceConfig = section(SourceConfig, "Where frames come from.")
+    features: FeaturesConfig = section(FeaturesConfig, "Per-frame measurement.")
+    window: WindowConfig = section(WindowConfig, "Aggregation windows.")
+    reference: ReferenceConfig = section(ReferenceConfig, "Reference profile.")
+    resources: ResourcesConfig = section(ResourcesConfig, "Resource sampling.")
+    output: OutputConfig = section(OutputConfig, "Local outputs.")
+
+
+def parse_config(data: dict[str, Any], base_dir: Path | None = None) -> AgentConfig:
+    """Validate a parsed TOML mapping; relative paths resolve against ``base_dir``."""
+    cfg = build(AgentConfig, data)
+    if base_dir is None:
+        return cfg
+    return _resolve_paths(cfg, base_dir)
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Read and validate a TOML configuration file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config file ({exc.strerror})") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc})") from exc
+    return parse_config(data, p.parent)
+
+
+def _resolve(base: Path, value: str) -> str:
+    if not value or "://" in value or value.isdigit() or Path(value).is_absolute():
+        return value
+    return str((base / value).resolve())
+
+
+def _resolve_paths(cfg: AgentConfig, base: Path) -> AgentConfig:
+    model = dataclasses.replace(
+        cfg.model, path=_resolve(base, cfg.model.path), labels=_resolve(base, cfg.model.labels)
+    )
+    return dataclasses.replace(
+        cfg,
+        model=model,
+        source=dataclasses.replace(cfg.source, uri=_resolve(base, cfg.source.uri)),
+        reference=dataclasses.replace(cfg.reference, path=_resolve(base, cfg.reference.path)),
+        output=dataclasses.replace(cfg.output, jsonl=_resolve(base, cfg.output.jsonl)),
+    )

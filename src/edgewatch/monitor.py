@@ -1,0 +1,190 @@
+"""The monitor: measures frames off the inference thread and closes windows.
+
+``observe`` runs on the caller's (inference) thread and only does O(1) bookkeeping: it
+assigns the frame to a window, counts it, and offers it to a bounded queue. When the queue
+is full the frame is not monitored and the skip is counted. A single worker thread
+measures frames, accumulates windows and hands each closed window to the sink.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from edgewatch.clock import Clock, SystemClock
+from edgewatch.measure import FrameMeasurer
+from edgewatch.records import Frame, InferenceResult
+from edgewatch.reference import ReferenceProfile
+from edgewatch.resources import ResourceSampler
+from edgewatch.summary import WindowSummary
+from edgewatch.window import WindowAccumulator
+from edgewatch.windowing import WindowAssigner, WindowSlot
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[WindowSummary], None]
+_STOP = object()
+
+
+class _Tick:
+    """Queue marker: windows up to ``key`` are complete."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+
+
+class Monitor:
+    """Measures observed frames into windows and emits a WindowSummary per window."""
+
+    def __init__(
+        self,
+        reference: ReferenceProfile,
+        measurer: FrameMeasurer,
+        sink: Sink,
+        *,
+        window_seconds: float = 60.0,
+        window_frames: int = 0,
+        queue_size: int = 32,
+        every_nth: int = 1,
+        live: bool = False,
+        lossless: bool = False,
+        clock: Clock | None = None,
+        resources: ResourceSampler | None = None,
+        decorate: Callable[[WindowSummary], None] | None = None,
+    ) -> None:
+        self.reference = reference
+        self.measurer = measurer
+        self.sink = sink
+        self.every_nth = every_nth
+        self.live = live
+        self.lossless = lossless
+        self.clock = clock or SystemClock()
+        self.resources = resources
+        self.decorate = decorate
+        self._assigner = WindowAssigner(window_seconds, window_frames)
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._accumulators: dict[int, WindowAccumulator] = {}
+        self._observed = 0
+        self._closed = False
+        self.errors = 0
+        self._worker = threading.Thread(target=self._run, name="edgewatch-monitor", daemon=True)
+        self._worker.start()
+
+    # -- inference thread -------------------------------------------------------------
+
+    def observe(self, frame: Frame, result: InferenceResult | None,
+                inference_error: bool = False) -> bool:
+        """Count a frame and queue it for measurement; False when it was not queued.
+
+        With ``lossless`` (replays), a full queue makes the caller wait instead of skipping.
+        """
+        with self._lock:
+            slot = self._assigner.assign(frame.timestamp)
+            counts = slot.counts
+            counts.seen += 1
+            if frame.image is None:
+                counts.decode_errors += 1
+            if inference_error:
+                counts.inference_errors += 1
+            if result is not None and result.nonfinite:
+                counts.nonfinite_outputs += 1
+            self._observed += 1
+            if (self._observed - 1) % self.every_nth:
+                counts.sampled_out += 1
+                return False
+            try:
+                self._queue.put_nowait((slot.key, frame, result))
+                return True
+            except queue.Full:
+                if not self.lossless:
+                    counts.dropped += 1
+                    return False
+        self._queue.put((slot.key, frame, result))  # lossless replay: wait for the worker
+        return True
+
+    def close(self, timeout: float | None = None) -> None:
+        """Measure what is queued, emit every open window and stop the worker."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._worker.join(timeout)
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- worker thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=0.5 if self.live else None)
+            except queue.Empty:
+                self._tick()
+                continue
+            if item is _STOP:
+                self._flush(None)
+                return
+            if isinstance(item, _Tick):
+                self._flush(item.key)
+                continue
+            key, frame, result = item
+            try:
+                m = self.measurer(frame, result)
+            except Exception:  # a bad frame must never stop the monitor
+                self.errors += 1
+                log.exception("could not measure frame %d", frame.index)
+                continue
+            self._flush(key - 1)
+            acc = self._accumulators.get(key)
+            if acc is None:
+                acc = self._accumulators[key] = WindowAccumulator(self.reference, 0.0, 0.0)
+            acc.add(m)
+
+    def _tick(self) -> None:
+        with self._lock:
+            key = self._assigner.expire(self.clock.now())
+        if key is not None:
+            self._flush(key)
+
+    def _flush(self, through: int | None) -> None:
+        """Emit every window up to key ``through`` (all windows when None)."""
+        with self._lock:
+            if through is None:
+                self._assigner.current = None
+                slots = self._assigner.pop_through(1 << 62)
+            else:
+                if through < 0 or not any(k <= through for k in self._assigner.slots):
+                    return
+                slots = self._assigner.pop_through(through)
+        for slot in slots:
+            self._emit(slot)
+
+    def _emit(self, slot: WindowSlot) -> None:
+        acc = self._accumulators.pop(slot.key, None)
+        summary = acc.summary if acc is not None else WindowSummary.empty(
+            self.reference, slot.start, slot.end
+        )
+        summary.start, summary.end = slot.start, slot.end
+        monitored = summary.frames.monitored
+        summary.frames = slot.counts
+        summary.frames.monitored = monitored
+        if self.resources is not None:
+            summary.resources = self.resources.sample()
+        try:
+            if self.decorate is not None:
+                self.decorate(summary)
+            self.sink(summary)
+        except Exception:
+            self.errors += 1
+            log.exception("window sink failed; window %.3f-%.3f not delivered",
+                          slot.start, slot.end)

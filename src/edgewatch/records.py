@@ -1,0 +1,81 @@
+"""Per-frame value types passed along the pipeline (frames, model outputs, timings)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import numpy.typing as npt
+
+Image = npt.NDArray[np.uint8]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclasses.dataclass(slots=True)
+class Frame:
+    """One frame from a source; ``image`` is BGR uint8 (H, W, 3), or None when decoding failed."""
+
+    index: int
+    timestamp: float
+    image: Image | None
+
+
+@dataclasses.dataclass(slots=True)
+class Detections:
+    """Detector output for one frame, after NMS.
+
+    Holds every candidate scoring at least ``floor`` (the operating threshold minus the
+    near-threshold band) so that near-threshold scores can be measured; ``boxes`` are
+    (x1, y1, x2, y2) normalised to the original frame (0..1).
+    """
+
+    boxes: npt.NDArray[np.float32]
+    scores: npt.NDArray[np.float32]
+    classes: npt.NDArray[np.int64]
+    best_score: float
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(
+            np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), 0.0
+        )
+
+    def above(self, threshold: float) -> Detections:
+        keep = self.scores >= threshold
+        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep], self.best_score)
+
+
+@dataclasses.dataclass(slots=True)
+class Classification:
+    """Class probabilities for one frame (they sum to 1)."""
+
+    probs: npt.NDArray[np.float32]
+
+
+@dataclasses.dataclass(slots=True)
+class RawOutputs:
+    """Output tensors of a model edgewatch does not interpret, by output name."""
+
+    tensors: dict[str, npt.NDArray[np.generic]]
+
+
+ModelOutput = Detections | Classification | RawOutputs
+
+
+@dataclasses.dataclass(slots=True)
+class Timings:
+    """Milliseconds spent in each stage of one inference."""
+
+    preprocess_ms: float = 0.0
+    inference_ms: float = 0.0
+    postprocess_ms: float = 0.0
+
+
+@dataclasses.dataclass(slots=True)
+class InferenceResult:
+    """What the inference stage hands to the monitor for one frame."""
+
+    output: ModelOutput
+    timings: Timings
+    nonfinite: bool = False
+    """True when any output tensor held NaN or Inf (the output is then treated as empty)."""

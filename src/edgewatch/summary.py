@@ -1,0 +1,171 @@
+"""The window summary: a typed, mergeable payload (JSON line, MQTT message, stored row).
+
+Two summaries of consecutive windows with the same reference merge exactly: histogram and
+label counts add, moments and latency sketches merge, frame counters add.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from edgewatch.errors import StatsError
+from edgewatch.reference import ReferenceProfile
+from edgewatch.stats import BinnedHistogram, CategoricalCounts, LogSketch, Moments
+
+SCHEMA = "edgewatch.summary/1"
+LATENCY_STAGES = ("preprocess_ms", "inference_ms", "postprocess_ms", "total_ms", "monitor_ms")
+QUANTILES = (0.5, 0.9, 0.95, 0.99)
+
+
+@dataclasses.dataclass
+class FrameCounts:
+    """What happened to the frames of a window."""
+
+    seen: int = 0
+    """Frames delivered by the source (decode failures included)."""
+    monitored: int = 0
+    """Frames measured by the monitor."""
+    dropped: int = 0
+    """Frames not measured because the monitor queue was full."""
+    sampled_out: int = 0
+    """Frames skipped on purpose by features.every_nth."""
+    decode_errors: int = 0
+    """Frames the source could not decode."""
+    nonfinite_outputs: int = 0
+    """Frames whose model outputs held NaN or Inf."""
+    inference_errors: int = 0
+    """Frames on which onnxruntime raised."""
+
+    def merge(self, other: FrameCounts) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FrameCounts:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: int(v) for k, v in d.items() if k in names})
+
+
+@dataclasses.dataclass
+class NumericWindow:
+    """A numeric feature over one window: counts in the reference's bins and moments."""
+
+    hist: BinnedHistogram
+    moments: Moments
+
+    def merge(self, other: NumericWindow) -> None:
+        self.hist.merge(other.hist)
+        self.moments.merge(other.moments)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.hist.to_dict(with_edges=False), **self.moments.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], edges: Any) -> NumericWindow:
+        return cls(BinnedHistogram.from_dict(d, edges), Moments.from_dict(d))
+
+
+def _merge_latency(mine: dict[str, LogSketch], theirs: dict[str, LogSketch]) -> None:
+    for stage, sketch in theirs.items():
+        if stage in mine:
+            mine[stage].merge(sketch)
+        else:
+            mine[stage] = LogSketch.from_dict(sketch.to_dict())
+
+
+@dataclasses.dataclass
+class WindowSummary:
+    """Everything measured over one window."""
+
+    start: float
+    end: float
+    reference_id: str
+    frames: FrameCounts
+    numeric: dict[str, NumericWindow]
+    categorical: dict[str, CategoricalCounts]
+    latency: dict[str, LogSketch]
+    resources: dict[str, Any] = dataclasses.field(default_factory=dict)
+    windows: int = 1
+    """How many original windows were merged into this one."""
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Verdicts attached after aggregation (drift, quality, anomaly), serialised as-is."""
+
+    @classmethod
+    def empty(cls, reference: ReferenceProfile, start: float, end: float) -> WindowSummary:
+        numeric = {
+            name: NumericWindow(ref.hist.empty_like(), Moments())
+            for name, ref in reference.numeric.items()
+        }
+        categorical = {name: CategoricalCounts() for name in reference.categorical}
+        latency = {stage: LogSketch() for stage in LATENCY_STAGES}
+        return cls(start, end, reference.id, FrameCounts(), numeric, categorical, latency)
+
+    def merge(self, other: WindowSummary) -> None:
+        """Absorb a later window in place (same reference required)."""
+        if other.reference_id != self.reference_id:
+            raise StatsError("cannot merge windows counted against different references")
+        self.start = min(self.start, other.start)
+        self.end = max(self.end, other.end)
+        self.frames.merge(other.frames)
+        for name, feat in other.numeric.items():
+            if name in self.numeric:
+                self.numeric[name].merge(feat)
+            else:
+                self.numeric[name] = NumericWindow(feat.hist.copy(), Moments() + feat.moments)
+        for name, counts in other.categorical.items():
+            self.categorical.setdefault(name, CategoricalCounts()).merge(counts)
+        _merge_latency(self.latency, other.latency)
+        self.resources = other.resources or self.resources
+        self.windows += other.windows
+
+    def latency_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for stage, sketch in self.latency.items():
+            entry: dict[str, Any] = {"count": sketch.count}
+            if sketch.count:
+                entry.update({f"p{round(q * 100)}": sketch.quantile(q) for q in QUANTILES})
+                entry["max"] = sketch.max
+            entry["sketch"] = sketch.to_dict()
+            out[stage] = entry
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The replay line / MQTT payload (without transport fields such as seq)."""
+        return {
+            "type": "summary",
+            "schema": SCHEMA,
+            "window": {"start": self.start, "end": self.end, "windows": self.windows},
+            "reference_id": self.reference_id,
+            "frames": self.frames.to_dict(),
+            "features": {k: v.to_dict() for k, v in sorted(self.numeric.items())},
+            "labels": {k: v.to_dict() for k, v in sorted(self.categorical.items())},
+            "latency": self.latency_dict(),
+            "resources": self.resources,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], reference: ReferenceProfile) -> WindowSummary:
+        """Rebuild a summary from its JSON form; edges come from the reference."""
+        if d.get("schema") != SCHEMA:
+            raise StatsError(f"unsupported summary schema {d.get('schema')!r}")
+        numeric = {
+            name: NumericWindow.from_dict(v, reference.numeric[name].hist.edges)
+            for name, v in d["features"].items() if name in reference.numeric
+        }
+        known = {"type", "schema", "window", "reference_id", "frames", "features", "labels",
+                 "latency", "resources"}
+        return cls(
+            start=float(d["window"]["start"]), end=float(d["window"]["end"]),
+            reference_id=d["reference_id"], frames=FrameCounts.from_dict(d["frames"]),
+            numeric=numeric,
+            categorical={k: CategoricalCounts.from_dict(v) for k, v in d["labels"].items()},
+            latency={k: LogSketch.from_dict(v["sketch"]) for k, v in d["latency"].items()},
+            resources=dict(d.get("resources", {})),
+            windows=int(d["window"].get("windows", 1)),
+            extra={k: v for k, v in d.items() if k not in known},
+        )
