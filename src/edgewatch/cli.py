@@ -17,6 +17,7 @@ from edgewatch.config import AgentConfig, load_config
 from edgewatch.errors import ConfigError, EdgewatchError
 from edgewatch.inference import InferenceEngine
 from edgewatch.progress import Progress
+from edgewatch.report import format_table, read_lines
 from edgewatch.sinks import JsonlSink
 from edgewatch.sources import open_source, parse_range
 
@@ -54,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="skip frames when the monitor falls behind, as 'run' does "
                         "(default: wait, so every frame is measured)")
     _source_options(r)
+
+    show = sub.add_parser("show", help="print summaries of a JSON lines file as a table")
+    show.add_argument("summaries")
 
     run = sub.add_parser("run", help="run the agent on its configured live source")
     run.add_argument("--config", required=True)
@@ -133,6 +137,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    print(format_table(read_lines(args.summaries)))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     engine = InferenceEngine(cfg.model)
@@ -166,6 +175,7 @@ COMMANDS = {
     "check-config": cmd_check_config,
     "replay": cmd_replay,
     "run": cmd_run,
+    "show": cmd_show,
 }
 
 

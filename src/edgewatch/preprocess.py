@@ -66,21 +66,32 @@ class Preprocessor:
             tensor = np.ascontiguousarray(tensor.transpose(2, 0, 1))
         return tensor[None], geometry
 
-    def _resize(self, image: Image) -> tuple[Image, Geometry]:
-        h, w = image.shape[:2]
+    def geometry(self, width: int, height: int) -> Geometry:
+        """Where a width x height frame lands in the model input (without resizing it)."""
         tw, th = self.cfg.width, self.cfg.height
-        if tw == 0 or (tw == w and th == h):
-            return image, Geometry(w, h, w, h, 1.0)
+        if tw == 0 or (tw == width and th == height):
+            return Geometry(width, height, width, height, 1.0)
         if self.cfg.resize == "stretch":
-            resized = cv2.resize(image, (tw, th), interpolation=cv2.INTER_LINEAR)
-            return resized, Geometry(w, h, tw, th, 0.0)
-        scale = min(tw / w, th / h)
-        nw, nh = round(w * scale), round(h * scale)
-        resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            return Geometry(width, height, tw, th, 0.0)
+        scale = min(tw / width, th / height)
+        nw, nh = round(width * scale), round(height * scale)
         pad_x, pad_y = (tw - nw) / 2.0, (th - nh) / 2.0
         top, left = int(round(pad_y - 0.1)), int(round(pad_x - 0.1))
+        return Geometry(width, height, tw, th, scale, float(left), float(top))
+
+    def _resize(self, image: Image) -> tuple[Image, Geometry]:
+        h, w = image.shape[:2]
+        g = self.geometry(w, h)
+        tw, th = g.input_width, g.input_height
+        if (tw, th) == (w, h):
+            return image, g
+        if g.scale == 0.0:
+            return cv2.resize(image, (tw, th), interpolation=cv2.INTER_LINEAR), g
+        nw, nh = round(w * g.scale), round(h * g.scale)
+        resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        top, left = int(g.pad_y), int(g.pad_x)
         canvas = cv2.copyMakeBorder(
             resized, top, th - nh - top, left, tw - nw - left,
             cv2.BORDER_CONSTANT, value=(LETTERBOX_FILL,) * 3,
         )
-        return canvas, Geometry(w, h, tw, th, scale, float(left), float(top))
+        return canvas, g

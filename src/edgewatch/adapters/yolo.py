@@ -56,9 +56,11 @@ class YoloAdapter(OutputAdapter):
         xywh = boxes_cxcywh[cand].copy()
         xywh[:, 0] -= xywh[:, 2] / 2.0
         xywh[:, 1] -= xywh[:, 3] / 2.0
+        # OpenCV keeps scores strictly above its threshold; candidates are already >= floor.
+        nms_floor = float(np.nextafter(np.float32(self.floor), np.float32(0.0)))
         keep = cv2.dnn.NMSBoxesBatched(
             xywh.tolist(), scores[cand].tolist(), classes[cand].tolist(),
-            self.floor, self.post.iou_threshold, top_k=self.post.max_detections,
+            nms_floor, self.post.iou_threshold, top_k=self.post.max_detections,
         )
         idx = cand[np.asarray(keep, dtype=np.int64).ravel()]
         idx = idx[np.argsort(-scores[idx], kind="stable")][: self.post.max_detections]

@@ -2,8 +2,7 @@
 
 Bins are: an underflow bin (x < e[0]), one bin per consecutive pair of edges
 (e[i-1] <= x < e[i]), and an overflow bin (x >= e[-1]). The last edge is placed just
-above the reference maximum, so the overflow bin holds only values the reference never
-reached. NaN and infinite values are counted apart as ``missing``.
+above the reference maximum, so the overflow bin holds only values above the reference. NaN and infinite values are counted apart as ``missing``.
 
 Two histograms with the same edges merge exactly by adding counts:
 
@@ -12,7 +11,7 @@ Two histograms with the same edges merge exactly by adding counts:
 >>> a = BinnedHistogram(edges); a.update(np.array([1.0, 50.0, 200.0]))
 >>> b = BinnedHistogram(edges); b.update(np.array([-5.0, float("nan")]))
 >>> (a + b).counts.tolist(), (a + b).missing
-([1, 1, 0, 1, 0, 1], 1)
+([1, 1, 0, 1, 0, 0, 1], 1)
 """
 
 from __future__ import annotations
@@ -29,10 +28,11 @@ FloatArray = npt.NDArray[np.float64]
 
 
 def edges_from_values(values: npt.ArrayLike, bins: int = 20) -> FloatArray:
-    """Edges at the reference's quantiles 0, 1/bins, ..., 1, duplicates removed.
+    """Edges at the reference's quantiles 0, 1/bins, ..., 1 (observed values), deduplicated.
 
-    The final edge is nudged just above the maximum so the maximum itself falls in the last
-    inner bin. Raises StatsError when there is no finite value to take quantiles of.
+    A final edge just above the maximum closes the last inner bin, [max, max+), so discrete
+    features (counts) get one bin per observed value and the overflow bin holds only values
+    above anything the reference saw. Raises StatsError when there is no finite value to take quantiles of.
     """
     if bins < 1:
         raise StatsError(f"bins must be >= 1, got {bins}")
@@ -40,10 +40,8 @@ def edges_from_values(values: npt.ArrayLike, bins: int = 20) -> FloatArray:
     x = x[np.isfinite(x)]
     if x.size == 0:
         raise StatsError("cannot build histogram edges: no finite reference values")
-    q = np.quantile(x, np.linspace(0.0, 1.0, bins + 1))
-    inner = np.unique(q[:-1])
-    top = np.nextafter(q[-1], np.inf)
-    return np.concatenate([inner[inner < top], [top]])
+    q = np.quantile(x, np.linspace(0.0, 1.0, bins + 1), method="lower")
+    return np.concatenate([np.unique(q), [np.nextafter(q[-1], np.inf)]])
 
 
 class BinnedHistogram:

@@ -1,0 +1,145 @@
+"""The monitor thread: windows, counting of every frame, drops when the queue is full."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edgewatch.clock import ManualClock
+from edgewatch.image_features import ImageFeatureExtractor
+from edgewatch.measure import FrameMeasurement, FrameMeasurer
+from edgewatch.monitor import Monitor
+from edgewatch.output_features import OutputFeatureExtractor
+from edgewatch.records import Detections, Frame, InferenceResult, Timings
+from edgewatch.reference import ReferenceBuilder, ReferenceProfile
+from edgewatch.sinks import ListSink
+
+RNG = np.random.default_rng(0)
+
+
+def image(level: int) -> np.ndarray:
+    return np.clip(level + RNG.normal(0, 8, (48, 64, 3)), 0, 255).astype(np.uint8)
+
+
+def result(n: int) -> InferenceResult:
+    boxes = np.tile(np.array([[0.1, 0.1, 0.3, 0.5]], np.float32), (n, 1))
+    det = Detections(boxes, np.full(n, 0.8, np.float32), np.ones(n, np.int64), 0.8 if n else 0.0)
+    return InferenceResult(det, Timings(1.0, 10.0, 0.5))
+
+
+def measurer() -> FrameMeasurer:
+    return FrameMeasurer(ImageFeatureExtractor(64), OutputFeatureExtractor(0.5, 0.1))
+
+
+@pytest.fixture(scope="module")
+def reference() -> ReferenceProfile:
+    b = ReferenceBuilder(bins=10)
+    m = measurer()
+    for i in range(50):
+        b.add(m(Frame(i, i / 10, image(100 + i % 7)), result(i % 4)))
+    return b.build(model_sha256="0" * 64, model_name="synthetic", adapter="ssd",
+                   analysis_width=64, source="synthetic", created=0.0)
+
+
+class BlockingMeasurer(FrameMeasurer):
+    """Measures normally but waits for a gate, so the queue fills up."""
+
+    def __init__(self) -> None:
+        super().__init__(ImageFeatureExtractor(64), OutputFeatureExtractor(0.5, 0.1))
+        self.gate = threading.Event()
+
+    def __call__(self, frame: Frame, res: InferenceResult | None) -> FrameMeasurement:
+        self.gate.wait(10)
+        return super().__call__(frame, res)
+
+
+def test_windows_by_time_count_every_frame(reference: ReferenceProfile) -> None:
+    sink = ListSink()
+    with Monitor(reference, measurer(), sink, window_seconds=2.0, lossless=True) as mon:
+        for i in range(55):  # 10 fps: windows [0,2) [2,4) [4,6)
+            mon.observe(Frame(i, 100.0 + i / 10, image(100)), result(2))
+    starts = [s.start for s in sink.summaries]
+    assert starts == [100.0, 102.0, 104.0]
+    assert [s.frames.seen for s in sink.summaries] == [20, 20, 15]
+    assert all(s.frames.monitored == s.frames.seen for s in sink.summaries)
+    assert sink.summaries[0].numeric["det_count"].moments.mean == 2.0
+    assert sink.summaries[0].categorical["classes"].as_dict() == {"1": 40}
+    assert sink.summaries[0].latency["inference_ms"].count == 20
+
+
+def test_windows_by_frame_count(reference: ReferenceProfile) -> None:
+    sink = ListSink()
+    with Monitor(reference, measurer(), sink, window_seconds=60, window_frames=7,
+                 lossless=True) as mon:
+        for i in range(20):
+            mon.observe(Frame(i, float(i), image(100)), result(1))
+    assert [s.frames.seen for s in sink.summaries] == [7, 7, 6]
+    assert sink.summaries[0].end == sink.summaries[1].start == 7.0
+
+
+def test_full_queue_skips_and_counts(reference: ReferenceProfile) -> None:
+    slow = BlockingMeasurer()
+    sink = ListSink()
+    mon = Monitor(reference, slow, sink, window_seconds=1000, queue_size=4)
+    queued = [mon.observe(Frame(i, float(i), image(100)), result(1)) for i in range(30)]
+    assert queued.count(False) >= 30 - 4 - 1
+    slow.gate.set()
+    mon.close()
+    [s] = sink.summaries
+    assert s.frames.seen == 30
+    assert s.frames.monitored + s.frames.dropped == 30
+    assert s.frames.dropped == queued.count(False)
+
+
+def test_every_nth_samples_and_counts(reference: ReferenceProfile) -> None:
+    sink = ListSink()
+    with Monitor(reference, measurer(), sink, every_nth=3, lossless=True) as mon:
+        for i in range(10):
+            mon.observe(Frame(i, float(i), image(100)), result(0))
+    [s] = sink.summaries
+    assert (s.frames.seen, s.frames.monitored, s.frames.sampled_out) == (10, 4, 6)
+
+
+def test_decode_failures_and_nonfinite_outputs_are_counted(reference: ReferenceProfile) -> None:
+    sink = ListSink()
+    bad = InferenceResult(Detections.empty(), Timings(), nonfinite=True)
+    with Monitor(reference, measurer(), sink, lossless=True) as mon:
+        mon.observe(Frame(0, 0.0, None), None)
+        mon.observe(Frame(1, 0.1, image(100)), bad)
+        mon.observe(Frame(2, 0.2, image(100)), None, inference_error=True)
+    [s] = sink.summaries
+    assert (s.frames.decode_errors, s.frames.nonfinite_outputs, s.frames.inference_errors) == (
+        1, 1, 1)
+    assert s.numeric["brightness"].hist.missing == 1
+
+
+def test_live_window_closes_on_the_clock_without_frames(reference: ReferenceProfile) -> None:
+    clock = ManualClock(1000.0)
+    sink = ListSink()
+    mon = Monitor(reference, measurer(), sink, window_seconds=5.0, live=True, clock=clock)
+    mon.observe(Frame(0, clock.now(), image(100)), result(1))
+    clock.advance(6.0)  # the camera went silent
+    deadline = time.monotonic() + 5
+    while not sink.summaries and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(sink.summaries) == 1 and sink.summaries[0].frames.seen == 1
+    mon.observe(Frame(1, clock.now(), image(100)), result(1))
+    mon.close()
+    assert len(sink.summaries) == 2 and sink.summaries[1].start == 1006.0
+
+
+def test_a_failing_sink_does_not_stop_the_monitor(reference: ReferenceProfile) -> None:
+    calls = []
+
+    def sink(summary: object) -> None:
+        calls.append(summary)
+        if len(calls) == 1:
+            raise OSError("disk full")
+
+    with Monitor(reference, measurer(), sink, window_seconds=1.0, lossless=True) as mon:
+        for i in range(30):
+            mon.observe(Frame(i, i / 10, image(100)), result(1))
+    assert len(calls) == 3 and mon.errors == 1
