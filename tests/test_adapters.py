@@ -291,7 +291,7 @@ def two_outputs(path: Path) -> Path:
 
 
 MISMATCHES = [
-    ("classification-two-outputs", lambda p: two_outputs(p), "classification", {},
+    ("classification-two-outputs", two_outputs, "classification", {},
      r"adapter 'classification': expected exactly one output of class scores"),
     ("classification-spatial", lambda p: constant_model(p, np.zeros((1, 4, 2, 2))),
      "classification", {}, r"expected an output shaped \[1, C\]"),
@@ -380,7 +380,7 @@ def test_nonfinite_outputs_give_an_empty_output(tmp_path: Path, adapter: str,
 
 
 @pytest.fixture(scope="module")
-def assets() -> Path:
+def shared_assets() -> Path:
     root = Path(os.environ.get("EDGEWATCH_ASSETS") or REPO.parent / "shared" / "assets")
     model = root / "models" / "ssdlite_mobilenet_v2_coco.onnx"
     video = root / "video" / "vtest.avi"
@@ -391,14 +391,14 @@ def assets() -> Path:
     return root
 
 
-def test_ssd_finds_people_on_vtest(assets: Path) -> None:
+def test_ssd_finds_people_on_vtest(shared_assets: Path) -> None:
     cfg = model_config(
-        assets / "models" / "ssdlite_mobilenet_v2_coco.onnx", "ssd", intra_op_threads=2,
+        shared_assets / "models" / "ssdlite_mobilenet_v2_coco.onnx", "ssd", intra_op_threads=2,
         preprocess={"width": 0, "height": 0, "layout": "NHWC", "dtype": "uint8",
                     "color": "RGB", "scale": 1.0},
     )
     engine = InferenceEngine(cfg)
-    cap = cv2.VideoCapture(str(assets / "video" / "vtest.avi"))
+    cap = cv2.VideoCapture(str(shared_assets / "video" / "vtest.avi"))
     frames_with_people, total, persons = 0, 0, 0
     try:
         while total < 50:

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
-from onnx_models import classifier_model, constant_model, statistics_model, yolo_v8_output
 
 from edgewatch.agent import make_measurer
 from edgewatch.clock import ManualClock
@@ -21,6 +20,7 @@ from edgewatch.records import Frame, Timings
 from edgewatch.reference import ReferenceBuilder, ReferenceProfile
 from edgewatch.sinks import ListSink
 from edgewatch.summary import WindowSummary
+from onnx_models import classifier_model, constant_model, statistics_model, yolo_v8_output
 
 SIZE = 16
 

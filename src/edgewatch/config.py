@@ -39,9 +39,9 @@ class PreprocessConfig:
     layout: Literal["NHWC", "NCHW"] = setting("NHWC", "Tensor layout the model expects.")
     color: Literal["RGB", "BGR"] = setting("RGB", "Channel order the model expects.")
     dtype: Literal["uint8", "float32", "float16"] = setting("uint8", "Input tensor type.")
-    scale: float = setting(1.0, "Pixels are multiplied by this (for example 1/255) ...", minimum=0.0)
-    mean: list[float] = setting([0.0, 0.0, 0.0], "... then this per-channel mean is subtracted ...")
-    std: list[float] = setting([1.0, 1.0, 1.0], "... then divided by this per-channel std.")
+    scale: float = setting(1.0, "Pixel values are first multiplied by this (0.00392157 for 1/255).", minimum=0.0)
+    mean: list[float] = setting([0.0, 0.0, 0.0], "Then this per-channel mean (in model channel order) is subtracted.")
+    std: list[float] = setting([1.0, 1.0, 1.0], "Then the result is divided by this per-channel standard deviation.")
 
     def validate(self) -> None:
         if len(self.mean) != 3 or len(self.std) != 3:
