@@ -2,9 +2,10 @@
 
     python bench/pipeline.py [--assets DIR] [--repeats 5] [--frames 300] [--json PATH]
 
-SSDLite-MobileNetV2 on vtest.avi, frames decoded into memory first. Every configuration
-runs once per round and rounds repeat, so bare and monitored runs are interleaved; the
-ratio of a row is the median of its per-round ratios to the bare run of the same round.
+SSDLite-MobileNetV2 on vtest.avi, frames decoded into memory before timing. Every run is
+a fresh child process (two onnxruntime sessions in one process slow each other down), the
+configurations alternate round by round, and a row's ratio is the median of its ratios to
+the bare run of the same round. "foreign" is the CPU share other processes used meanwhile.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,33 +36,21 @@ from edgewatch.records import Frame, Image
 from edgewatch.reference import ReferenceProfile
 from edgewatch.sinks import ListSink
 from edgewatch.sources import open_source
-from edgewatch.summary import WindowSummary
 from edgewatch.window import WindowAccumulator
 
 FPS = 10.0  # vtest's own frame rate, for the frames' timestamps
-REFERENCE_LAST = 399
-FEATURE_FRAMES = 100
 WARMUP_FRAMES = 20
-Extras = dict[str, float]
-Runner = Callable[[list[Image]], tuple[float, Extras]]
-
-
-@dataclass
-class Row:
-    name: str
-    run: Runner
-    fps: list[float] = field(default_factory=list)
-    ratios: list[float] = field(default_factory=list)
-    extras: dict[str, list[float]] = field(default_factory=dict)
-
-    def record(self, fps: float, bare_fps: float, extras: Extras) -> None:
-        self.fps.append(fps)
-        self.ratios.append(fps / bare_fps)
-        for key, value in extras.items():
-            self.extras.setdefault(key, []).append(value)
-
-    def medians(self) -> dict[str, float]:
-        return {k: statistics.median(v) for k, v in self.extras.items()}
+FEATURE_FRAMES = 100
+Result = dict[str, float]
+Loop = Callable[[list[Image]], Result]
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {  # name: (loop, model settings)
+    "bare (ort defaults)": ("bare", {}),
+    "monitored (edgewatch defaults)": ("monitored", {}),
+    "bare allow_spinning=0": ("bare", {"allow_spinning": False}),
+    "monitored allow_spinning=false": ("monitored", {"allow_spinning": False}),
+    "monitored intra_op_threads=1": ("monitored", {"intra_op_threads": 1}),
+    "engine only (no monitor)": ("engine", {}),
+}
 
 
 def assets_dir(arg: str | None) -> Path:
@@ -77,15 +67,24 @@ def make_config(assets: Path, **model: Any) -> AgentConfig:
 def load_frames(video: Path, count: int) -> list[Image]:
     cap = cv2.VideoCapture(str(video))
     frames: list[Image] = []
-    while len(frames) < count:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(image)
+    while len(frames) < count and (read := cap.read())[0]:
+        frames.append(read[1])
     cap.release()
     if not frames:
         sys.exit(f"cannot read frames from {video}")
     return frames
+
+
+def cpu_busy() -> float:
+    """Busy CPU seconds of the whole machine since boot."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        ticks = [int(x) for x in fh.readline().split()[1:8]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def timed_ms(fn: Callable[[], object]) -> float:
@@ -94,105 +93,110 @@ def timed_ms(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def bare_runner(model: str, spinning: str | None = None) -> Runner:
-    opts = ort.SessionOptions()  # onnxruntime defaults unless a variant changes spinning
-    if spinning is not None:
-        opts.add_session_config_entry("session.intra_op.allow_spinning", spinning)
-    session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+def bare_loop(cfg: AgentConfig) -> Loop:
+    opts = ort.SessionOptions()  # onnxruntime defaults, except in the no-spinning variant
+    if not cfg.model.allow_spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(cfg.model.path, opts, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
 
-    def run(frames: list[Image]) -> tuple[float, Extras]:
-        t0 = time.perf_counter()
-        run_ms = [timed_ms(lambda img=img: session.run(  # type: ignore[misc]
+    def run(frames: list[Image]) -> Result:
+        ms = [timed_ms(lambda img=img: session.run(  # type: ignore[misc]
             None, {name: cv2.cvtColor(img, cv2.COLOR_BGR2RGB)[None]})) for img in frames]
-        return len(frames) / (time.perf_counter() - t0), {"run_ms": statistics.median(run_ms)}
+        return {"run_ms": statistics.median(ms)}
     return run
 
 
-def engine_runner(cfg: AgentConfig) -> Runner:
+def engine_loop(cfg: AgentConfig) -> Loop:
     engine = InferenceEngine(cfg.model)
 
-    def run(frames: list[Image]) -> tuple[float, Extras]:
-        t0 = time.perf_counter()
+    def run(frames: list[Image]) -> Result:
         timings = [engine.infer(img).timings for img in frames]
-        fps = len(frames) / (time.perf_counter() - t0)
-        return fps, {"run_ms": statistics.median(t.inference_ms for t in timings)}
+        return {"run_ms": statistics.median(t.inference_ms for t in timings)}
     return run
 
 
-def window_facts(summaries: list[WindowSummary]) -> Extras:
-    total = summaries[0]
-    for s in summaries[1:]:
-        total.merge(s)
-    return {"dropped": total.frames.dropped, "monitored": total.frames.monitored,
-            "run_ms": total.latency["inference_ms"].quantile(0.5),
-            "monitor_ms": total.latency["monitor_ms"].quantile(0.5)}
-
-
-def monitored_runner(cfg: AgentConfig, reference: ReferenceProfile) -> Runner:
+def monitored_loop(cfg: AgentConfig, reference: ReferenceProfile) -> Loop:
     engine = InferenceEngine(cfg.model)
 
-    def run(frames: list[Image]) -> tuple[float, Extras]:
+    def run(frames: list[Image]) -> Result:
         sink = ListSink()
-        monitor = Agent(cfg, engine, reference, sink, live=False).monitor  # Agent's own wiring
-        t0 = time.perf_counter()
+        monitor = Agent(cfg, engine, reference, sink, live=False).monitor  # Agent's wiring
         for i, img in enumerate(frames):
             monitor.observe(Frame(i, i / FPS, img), engine.infer(img))
-        t1 = time.perf_counter()
-        monitor.close()
-        close_ms = (time.perf_counter() - t1) * 1e3
-        return len(frames) / (t1 - t0), {**window_facts(sink.summaries), "close_ms": close_ms}
+        close_ms = timed_ms(monitor.close)  # drains the queue: outside the timed loop
+        total = sink.summaries[0]
+        for s in sink.summaries[1:]:
+            total.merge(s)
+        return {"dropped": total.frames.dropped, "monitored": total.frames.monitored,
+                "run_ms": total.latency["inference_ms"].quantile(0.5),
+                "monitor_ms": total.latency["monitor_ms"].quantile(0.5), "close_ms": close_ms}
     return run
 
 
-def build_rows(assets: Path, reference: ReferenceProfile) -> list[Row]:
-    default = make_config(assets)
-    model = default.model.path
-    return [
-        Row("bare (ort defaults)", bare_runner(model)),
-        Row("monitored (edgewatch defaults)", monitored_runner(default, reference)),
-        Row("bare allow_spinning=0", bare_runner(model, "0")),
-        Row("monitored allow_spinning=false",
-            monitored_runner(make_config(assets, allow_spinning=False), reference)),
-        Row("monitored intra_op_threads=1",
-            monitored_runner(make_config(assets, intra_op_threads=1), reference)),
-        Row("engine only (no monitor)", engine_runner(default)),
-    ]
+def child(args: argparse.Namespace) -> int:
+    """One timed run of one variant; prints its numbers as one JSON line."""
+    kind, model = VARIANTS[args.child]
+    cfg = make_config(assets_dir(args.assets), **model)
+    frames = load_frames(assets_dir(args.assets) / "video/vtest.avi", args.frames)
+    loop = (monitored_loop(cfg, ReferenceProfile.load(args.reference)) if kind == "monitored"
+            else engine_loop(cfg) if kind == "engine" else bare_loop(cfg))
+    loop(frames[:WARMUP_FRAMES])
+    busy, own, t0 = cpu_busy(), own_cpu(), time.perf_counter()
+    out = loop(frames)
+    elapsed = time.perf_counter() - t0
+    wall = elapsed - out.get("close_ms", 0.0) / 1e3
+    foreign = (cpu_busy() - busy - (own_cpu() - own)) / (elapsed * (os.cpu_count() or 1))
+    out |= {"fps": len(frames) / wall, "foreign": max(foreign, 0.0),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    print(json.dumps(out))
+    return 0
 
 
-def make_reference(assets: Path) -> ReferenceProfile:
-    cfg = make_config(assets)
-    source = open_source(str(assets / "video/vtest.avi"), first=0, last=REFERENCE_LAST)
-    return build_reference(cfg, InferenceEngine(cfg.model), source, show_progress=False)
+def wait_idle(limit: float, busy_max: float = 0.1) -> None:
+    """Wait (up to ``limit`` seconds) for a second in which other processes use < busy_max."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        busy = cpu_busy()
+        time.sleep(1.0)
+        if (cpu_busy() - busy) / (os.cpu_count() or 1) < busy_max:
+            return
 
 
-def run_rounds(rows: list[Row], frames: list[Image], repeats: int) -> None:
-    for row in rows:
-        row.run(frames[:WARMUP_FRAMES])
-    for r in range(repeats):
-        bare_fps = 0.0
-        for row in rows:
-            fps, extras = row.run(frames)
-            bare_fps = bare_fps or fps  # the first row is the bare loop of this round
-            row.record(fps, bare_fps, extras)
-        print(f"round {r + 1}/{repeats}: " + ", ".join(f"{x.fps[-1]:.1f}" for x in rows),
-              file=sys.stderr, flush=True)
+def run_child(name: str, args: argparse.Namespace, reference: str) -> Result:
+    cmd = [sys.executable, __file__, "--child", name, "--frames", str(args.frames),
+           "--reference", reference] + (["--assets", args.assets] if args.assets else [])
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def run_rounds(args: argparse.Namespace, reference: str) -> dict[str, list[Result]]:
+    runs: dict[str, list[Result]] = {name: [] for name in VARIANTS}
+    bare = next(iter(VARIANTS))  # runs first in every round
+    for r in range(args.repeats):
+        for name in VARIANTS:
+            wait_idle(args.wait_idle)
+            runs[name].append(result := run_child(name, args, reference))
+            result["ratio"] = result["fps"] / runs[bare][-1]["fps"]
+        print(f"round {r + 1}/{args.repeats}: "
+              + ", ".join(f"{v[-1]['fps']:.1f}" for v in runs.values()), file=sys.stderr)
+    return runs
 
 
 def per_frame_ms(fn: Callable[[int], object], n: int, repeats: int) -> float:
-    rounds = [statistics.median(timed_ms(lambda i=i: fn(i)) for i in range(n))  # type: ignore[misc]
-              for _ in range(repeats)]
-    return statistics.median(rounds)
+    return statistics.median(
+        statistics.median(timed_ms(lambda i=i: fn(i)) for i in range(n))  # type: ignore[misc]
+        for _ in range(repeats))
 
 
 def feature_costs(cfg: AgentConfig, reference: ReferenceProfile, frames: list[Image],
-                  repeats: int) -> Extras:
-    """Per-frame ms of the monitor worker's stages, single-threaded OpenCV."""
+                  repeats: int) -> Result:
+    """Per-frame ms of the monitor worker's stages on 768x576 frames, OpenCV single-threaded."""
     engine = InferenceEngine(cfg.model)
     items = [Frame(i, i / FPS, img) for i, img in enumerate(frames[:FEATURE_FRAMES])]
-    results = [engine.infer(f.image) for f in items if f.image is not None]
+    results = [engine.infer(img) for img in frames[:FEATURE_FRAMES]]
     measurer, images = make_measurer(cfg), ImageFeatureExtractor(cfg.features.analysis_width)
-    measured = [measurer(f, r) for f, r in zip(items, results)]
+    measured = [measurer(f, r) for f, r in zip(items, results, strict=True)]
     acc = WindowAccumulator(reference, 0.0, 0.0)
     previous = cv2.getNumThreads()
     cv2.setNumThreads(1)
@@ -207,63 +211,71 @@ def feature_costs(cfg: AgentConfig, reference: ReferenceProfile, frames: list[Im
         cv2.setNumThreads(previous)
 
 
-def notes(row: Row) -> str:
-    m = row.medians()
-    parts = [f"fps {min(row.fps):.1f}..{max(row.fps):.1f}", f"run {m['run_ms']:.2f} ms"]
-    if "dropped" in m:
-        parts += [f"dropped {max(row.extras['dropped']):.0f}/{len(row.extras['dropped'])} runs "
-                  f"(median {m['dropped']:.0f}, monitored {m['monitored']:.0f})",
-                  f"monitor_ms p50 {m['monitor_ms']:.2f}", f"close {m['close_ms']:.0f} ms"]
+def med(runs: list[Result], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def notes(runs: list[Result]) -> str:
+    fps = [r["fps"] for r in runs]
+    parts = [f"fps {min(fps):.1f}..{max(fps):.1f}", f"run {med(runs, 'run_ms'):.2f} ms",
+             f"foreign {med(runs, 'foreign'):.0%}", f"rss {med(runs, 'peak_rss_mib'):.0f} MiB"]
+    if "dropped" in runs[0]:
+        parts += [f"dropped {med(runs, 'dropped'):.0f} (max {max(r['dropped'] for r in runs):.0f}"
+                  f") of {runs[0]['monitored'] + runs[0]['dropped']:.0f}",
+                  f"monitor_ms p50 {med(runs, 'monitor_ms'):.2f}",
+                  f"close {med(runs, 'close_ms'):.0f} ms"]
     return "; ".join(parts)
 
 
 def machine_facts() -> dict[str, Any]:
-    return {"cpu_count": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)),
-            "onnxruntime": ort.__version__, "opencv": cv2.__version__,
-            "numpy": np.__version__, "python": platform.python_version(),
-            "loadavg": [round(x, 2) for x in os.getloadavg()]}
+    return {"cpu_count": os.cpu_count(), "onnxruntime": ort.__version__,
+            "opencv": cv2.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "machine": platform.machine()}
 
 
-def report(rows: list[Row], facts: dict[str, Any], costs: Extras, nframes: int) -> None:
+def report(runs: dict[str, list[Result]], facts: dict[str, Any], costs: Result,
+           frames: int) -> None:
     print("machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
-    print(f"frames per run: {nframes} (768x576, in memory); rounds: {len(rows[0].fps)}")
+    print(f"frames per run: {frames} (768x576, {frames * 768 * 576 * 3 / 2**20:.0f} MiB in "
+          f"memory); rounds: {len(runs[next(iter(runs))])}; each run in a fresh process")
     print(f"{'name':<32} {'fps med':>8} {'ratio':>6}  notes")
-    for row in rows:
-        print(f"{row.name:<32} {statistics.median(row.fps):>8.1f} "
-              f"{statistics.median(row.ratios):>6.3f}  {notes(row)}")
+    for name, rs in runs.items():
+        print(f"{name:<32} {med(rs, 'fps'):>8.1f} {med(rs, 'ratio'):>6.3f}  {notes(rs)}")
     print("feature cost, ms/frame (cv2 1 thread, median): "
           + ", ".join(f"{k} {v:.3f}" for k, v in costs.items()))
-    print(f"peak RSS: {facts['peak_rss_mib']:.0f} MiB (of which frames "
-          f"{facts['frames_mib']:.0f} MiB)")
 
 
-def to_json(rows: list[Row], facts: dict[str, Any], costs: Extras) -> dict[str, Any]:
-    return {"machine": facts, "feature_cost_ms": costs, "rows": [
-        {"name": r.name, "fps": r.fps, "fps_median": statistics.median(r.fps),
-         "ratios": r.ratios, "ratio_median": statistics.median(r.ratios),
-         "extras": r.extras} for r in rows]}
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--assets", help="assets directory (default: $EDGEWATCH_ASSETS, "
+                                    "else <repo>/../shared/assets)")
+    p.add_argument("--repeats", type=int, default=5, help="rounds (default 5)")
+    p.add_argument("--frames", type=int, default=300, help="frames per run (default 300)")
+    p.add_argument("--json", help="also write the numbers to this JSON file")
+    p.add_argument("--wait-idle", type=float, default=60.0, metavar="S",
+                   help="before each run, wait up to S seconds for an idle machine (default 60)")
+    p.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
+    p.add_argument("--reference", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--assets", help="assets directory (default: $EDGEWATCH_ASSETS, "
-                                    "else <repo>/../shared/assets)")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--frames", type=int, default=300)
-    p.add_argument("--json", help="also write the numbers to this JSON file")
-    args = p.parse_args(argv)
-    assets = assets_dir(args.assets)
-    frames = load_frames(assets / "video/vtest.avi", args.frames)
-    reference = make_reference(assets)
-    rows = build_rows(assets, reference)
-    run_rounds(rows, frames, args.repeats)
-    costs = feature_costs(make_config(assets), reference, frames, args.repeats)
-    facts = machine_facts()
-    facts["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    facts["frames_mib"] = sum(f.nbytes for f in frames) / 2**20
-    report(rows, facts, costs, len(frames))
+    args = parse_args(argv)
+    if args.child:
+        return child(args)
+    assets, cfg = assets_dir(args.assets), make_config(assets_dir(args.assets))
+    source = open_source(str(assets / "video/vtest.avi"), first=0, last=399)
+    reference = build_reference(cfg, InferenceEngine(cfg.model), source, show_progress=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        reference.save(Path(tmp) / "reference.json")
+        runs = run_rounds(args, str(Path(tmp) / "reference.json"))
+    frames = load_frames(assets / "video/vtest.avi", FEATURE_FRAMES)
+    wait_idle(args.wait_idle)
+    costs = feature_costs(cfg, reference, frames, args.repeats)
+    report(runs, machine_facts(), costs, args.frames)
     if args.json:
-        Path(args.json).write_text(json.dumps(to_json(rows, facts, costs), indent=1) + "\n")
+        Path(args.json).write_text(json.dumps(
+            {"machine": machine_facts(), "feature_cost_ms": costs, "runs": runs}, indent=1))
     return 0
 
 

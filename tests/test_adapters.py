@@ -129,7 +129,8 @@ def test_letterbox_geometry_matches_where_the_frame_lands(size: tuple[int, int])
     top, left = content.min(axis=0)
     bottom, right = content.max(axis=0) + 1
     assert (geometry.pad_x, geometry.pad_y) == (left, top)
-    assert min(left, top) == 0 and min(64 - right - left, 64 - bottom - top) in (0, 1)
+    assert min(left, top) == 0  # fills one axis
+    assert (64 - right) - left in (0, 1) and (64 - bottom) - top in (0, 1)  # centred
     bright = np.argwhere(canvas > 127)
     (ty1, tx1), (ty2, tx2) = bright.min(axis=0), bright.max(axis=0) + 1
     mapped = geometry.to_frame_normalised(np.array([[tx1, ty1, tx2, ty2]], np.float32))[0]

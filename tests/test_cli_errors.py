@@ -56,7 +56,8 @@ def test_wrong_input_shape(tmp_path: Path, vtest: Path, capsys: pytest.CaptureFi
     assert_one_line(err)
 
 
-def test_unreadable_source(tmp_path: Path, assets: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreadable_source(tmp_path: Path, assets: Path,
+                           capsys: pytest.CaptureFixture[str]) -> None:
     cfg = write_config(tmp_path / "a.toml", assets / "models/ssdlite_mobilenet_v2_coco.onnx")
     code, err = run(["profile", "build", "--config", str(cfg), "--source",
                      str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "r.json")], capsys)

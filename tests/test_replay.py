@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ssd_config_dict
 from edgewatch.agent import Agent
 from edgewatch.cli import main
 from edgewatch.config import parse_config
@@ -17,8 +18,6 @@ from edgewatch.reference import ReferenceProfile
 from edgewatch.sinks import ListSink
 from edgewatch.sources import open_source
 from edgewatch.summary import WindowSummary
-
-from conftest import ssd_config_dict
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ def test_stop_event_ends_iteration(vtest: Path) -> None:
 
 @pytest.mark.parametrize("uri", ["nowhere/video.avi", ""])
 def test_missing_source_is_a_clear_error(uri: str) -> None:
-    with pytest.raises(SourceError, match="not found|no source"):
+    with pytest.raises(SourceError, match=r"not found|no source"):
         open_source(uri)
 
 

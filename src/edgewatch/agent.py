@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.config import AgentConfig
+from edgewatch.drift_judge import DriftJudge
 from edgewatch.errors import ConfigError, ModelError
+from edgewatch.frame_checks import FrameChecks
 from edgewatch.image_features import ImageFeatureExtractor
 from edgewatch.inference import InferenceEngine
 from edgewatch.measure import FrameMeasurer
@@ -21,7 +22,6 @@ from edgewatch.records import InferenceResult
 from edgewatch.reference import ReferenceBuilder, ReferenceProfile
 from edgewatch.resources import ResourceSampler
 from edgewatch.sources import FrameSource
-from edgewatch.summary import WindowSummary
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ def load_reference(cfg: AgentConfig, engine: InferenceEngine,
     return profile
 
 
-def infer_safely(engine: InferenceEngine, frame_image: object) -> tuple[InferenceResult | None, bool]:
+def infer_safely(engine: InferenceEngine,
+                 frame_image: object) -> tuple[InferenceResult | None, bool]:
     """Run inference; an onnxruntime failure on one frame is logged and counted, not raised."""
     if frame_image is None:
         return None, False
@@ -82,22 +83,30 @@ def build_reference(cfg: AgentConfig, engine: InferenceEngine, source: FrameSour
     )
 
 
+def make_monitor(cfg: AgentConfig, reference: ReferenceProfile, sink: Sink, *, live: bool,
+                 lossless: bool = False, clock: Clock | None = None) -> Monitor:
+    """A Monitor with the configured windows, quality checks, anomaly score and drift judge."""
+    resources = ResourceSampler(cfg.resources.disk_path) if cfg.resources.enabled else None
+    return Monitor(
+        reference, make_measurer(cfg), sink,
+        window_seconds=cfg.window.seconds, window_frames=cfg.window.frames,
+        queue_size=cfg.features.queue_size, every_nth=cfg.features.every_nth,
+        live=live, lossless=lossless, clock=clock or SystemClock(), resources=resources,
+        decorate=DriftJudge(cfg.drift, reference), checks=FrameChecks(cfg.quality, reference),
+    )
+
+
 class Agent:
     """The monitored inference loop over one source."""
 
     def __init__(self, cfg: AgentConfig, engine: InferenceEngine, reference: ReferenceProfile,
-                 sink: Sink, *, live: bool, lossless: bool = False, clock: Clock | None = None,
-                 decorate: Callable[[WindowSummary], None] | None = None) -> None:
+                 sink: Sink, *, live: bool, lossless: bool = False,
+                 clock: Clock | None = None) -> None:
         self.cfg = cfg
         self.engine = engine
         self.stop = threading.Event()
-        resources = ResourceSampler(cfg.resources.disk_path) if cfg.resources.enabled else None
-        self.monitor = Monitor(
-            reference, make_measurer(cfg), sink,
-            window_seconds=cfg.window.seconds, window_frames=cfg.window.frames,
-            queue_size=cfg.features.queue_size, every_nth=cfg.features.every_nth,
-            live=live, lossless=lossless, clock=clock or SystemClock(), resources=resources, decorate=decorate,
-        )
+        self.monitor = make_monitor(cfg, reference, sink, live=live, lossless=lossless,
+                                    clock=clock or SystemClock())
 
     def run(self, source: FrameSource, progress: Progress | None = None) -> int:
         """Process frames until the source ends or stop is set; returns frames seen."""

@@ -39,9 +39,15 @@ class PreprocessConfig:
     layout: Literal["NHWC", "NCHW"] = setting("NHWC", "Tensor layout the model expects.")
     color: Literal["RGB", "BGR"] = setting("RGB", "Channel order the model expects.")
     dtype: Literal["uint8", "float32", "float16"] = setting("uint8", "Input tensor type.")
-    scale: float = setting(1.0, "Pixel values are first multiplied by this (0.00392157 for 1/255).", minimum=0.0)
-    mean: list[float] = setting([0.0, 0.0, 0.0], "Then this per-channel mean (in model channel order) is subtracted.")
-    std: list[float] = setting([1.0, 1.0, 1.0], "Then the result is divided by this per-channel standard deviation.")
+    scale: float = setting(
+        1.0, "Pixel values are first multiplied by this (0.00392157 for 1/255).", minimum=0.0
+    )
+    mean: list[float] = setting(
+        [0.0, 0.0, 0.0], "Then this per-channel mean (in model channel order) is subtracted."
+    )
+    std: list[float] = setting(
+        [1.0, 1.0, 1.0], "Then the result is divided by this per-channel standard deviation."
+    )
 
     def validate(self) -> None:
         if len(self.mean) != 3 or len(self.std) != 3:
@@ -147,6 +153,82 @@ class ReferenceConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DriftConfig:
+    warning_effect: float = setting(
+        2.0, "Effect size (shift in reference spreads, see docs/drift.md) at which a "
+        "significant feature counts as a warning.", minimum=0.0,
+    )
+    drift_effect: float = setting(
+        4.0, "Effect size at which a significant feature counts as drifted.", minimum=0.0
+    )
+    alpha: float = setting(
+        0.01, "False discovery rate across features (Benjamini-Hochberg) for the "
+        "autocorrelation-corrected tests.", minimum=1e-12, maximum=0.5,
+    )
+    persistence: int = setting(
+        2, "Consecutive windows a feature must stay drifted before the verdict is 'drift' "
+        "(before that it is 'warning').", minimum=1, maximum=100,
+    )
+    immediate_effect: float = setting(
+        8.0, "Effect size so large that one window suffices for 'drift'.", minimum=0.0
+    )
+    min_frames: int = setting(
+        10, "Windows with fewer monitored frames get no drift verdict ('ok', insufficient).",
+        minimum=1,
+    )
+    categorical_warning_js: float = setting(
+        0.3, "Jensen-Shannon distance of a label mix (classes, positions) for a warning.",
+        minimum=0.0, maximum=1.0,
+    )
+    categorical_drift_js: float = setting(
+        0.5, "Jensen-Shannon distance of a label mix for drift.", minimum=0.0, maximum=1.0
+    )
+    ignore: list[str] = setting(
+        [], "Features left out of the verdict (still measured and reported)."
+    )
+
+    def validate(self) -> None:
+        if self.drift_effect < self.warning_effect:
+            raise ValueError("drift_effect must be >= warning_effect")
+        if self.categorical_drift_js < self.categorical_warning_js:
+            raise ValueError("categorical_drift_js must be >= categorical_warning_js")
+
+
+@dataclasses.dataclass(frozen=True)
+class QualityConfig:
+    black_brightness: float = setting(
+        16.0, "A uniform frame at or below this mean luma is 'black'.", minimum=0.0
+    )
+    blank_contrast: float = setting(
+        3.0, "Luma standard deviation at or below which a frame is uniform (black or blank).",
+        minimum=0.0,
+    )
+    frozen_max_diff: float = setting(
+        0.25, "Mean absolute difference (grey levels, 32x24 thumbnail) below which two "
+        "consecutive frames are the same picture.", minimum=0.0,
+    )
+    frozen_seconds: float = setting(
+        2.0, "How long the picture must stay unchanged to count as frozen.", minimum=0.0
+    )
+    overexposed_fraction: float = setting(
+        0.3, "Share of clipped-bright pixels from which a frame is over-exposed.",
+        minimum=0.0, maximum=1.0,
+    )
+    underexposed_fraction: float = setting(
+        0.5, "Share of clipped-dark pixels from which a frame is under-exposed.",
+        minimum=0.0, maximum=1.0,
+    )
+    blur_ratio: float = setting(
+        0.25, "A frame is blurred when its sharpness is below this fraction of the "
+        "reference's median sharpness.", minimum=0.0, maximum=1.0,
+    )
+    empty_streak_seconds: float = setting(
+        10.0, "Seconds without any detection that count as an empty-output streak (only for "
+        "cameras whose reference frames mostly have detections).", minimum=0.0,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class ResourcesConfig:
     enabled: bool = setting(True, "Sample process and system resources once per window.")
     disk_path: str = setting("/", "Filesystem whose usage is reported.")
@@ -167,6 +249,8 @@ class AgentConfig:
     features: FeaturesConfig = section(FeaturesConfig, "Per-frame measurement.")
     window: WindowConfig = section(WindowConfig, "Aggregation windows.")
     reference: ReferenceConfig = section(ReferenceConfig, "Reference profile.")
+    drift: DriftConfig = section(DriftConfig, "Drift verdicts.")
+    quality: QualityConfig = section(QualityConfig, "Data-quality faults.")
     resources: ResourcesConfig = section(ResourcesConfig, "Resource sampling.")
     output: OutputConfig = section(OutputConfig, "Local outputs.")
 

@@ -51,8 +51,12 @@ IMAGE_FEATURES: dict[str, tuple[str, str]] = {
 }
 
 
+THUMBNAIL_SIZE = (32, 24)
+"""Width and height of the grey thumbnail kept to compare consecutive frames (frozen)."""
+
+
 class ImageFeatureExtractor:
-    """Computes IMAGE_FEATURES for BGR uint8 frames."""
+    """Computes IMAGE_FEATURES for BGR uint8 frames, and a small grey thumbnail."""
 
     def __init__(self, analysis_width: int = 256) -> None:
         self.analysis_width = analysis_width
@@ -65,6 +69,10 @@ class ImageFeatureExtractor:
         return cv2.resize(image, (self.analysis_width, new_h), interpolation=cv2.INTER_NEAREST)
 
     def __call__(self, image: Image) -> dict[str, float]:
+        return self.extract(image)[0]
+
+    def extract(self, image: Image) -> tuple[dict[str, float], np.ndarray]:
+        """Features and the float32 grey thumbnail (THUMBNAIL_SIZE) of one frame."""
         h, w = image.shape[:2]
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
@@ -82,6 +90,7 @@ class ImageFeatureExtractor:
         chroma = cv2.mean(cv2.absdiff(small[:, :, 2], small[:, :, 1]))[0] + cv2.mean(
             cv2.absdiff(small[:, :, 1], small[:, :, 0])
         )[0]
+        thumb = cv2.resize(grey, THUMBNAIL_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
         return {
             "brightness": float(mean[0, 0]),
             "contrast": float(std[0, 0]),
@@ -97,4 +106,4 @@ class ImageFeatureExtractor:
             "greyscale": 1.0 if chroma < GREY_TOLERANCE else 0.0,
             "width": float(w),
             "height": float(h),
-        }
+        }, thumb

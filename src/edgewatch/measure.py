@@ -25,6 +25,14 @@ class FrameMeasurement:
     timings: Timings | None
     monitor_ms: float
     nonfinite: bool = False
+    decode_error: bool = False
+    """The source could not decode this frame (no image and no model output)."""
+    thumbnail: np.ndarray | None = None
+    """Grey 32x24 thumbnail for frozen-stream detection; None when there was no image."""
+    faults: list[str] = dataclasses.field(default_factory=list)
+    """Data-quality faults of this frame (filled in by the quality tracker)."""
+    anomaly: float = float("nan")
+    """Anomaly score against the reference (filled in by the monitor)."""
 
 
 class FrameMeasurer:
@@ -38,8 +46,10 @@ class FrameMeasurer:
         t0 = time.perf_counter()
         numeric: Numeric
         aspect = None
+        thumbnail = None
         if frame.image is not None:
-            numeric = dict(self.images(frame.image))
+            features, thumbnail = self.images.extract(frame.image)
+            numeric = dict(features)
             h, w = frame.image.shape[:2]
             aspect = w / h
         else:
@@ -52,5 +62,6 @@ class FrameMeasurer:
         ms = (time.perf_counter() - t0) * 1e3
         timings = result.timings if result is not None else None
         nonfinite = result.nonfinite if result is not None else False
+        decode_error = frame.image is None and result is None
         return FrameMeasurement(frame.index, frame.timestamp, numeric, labels, timings, ms,
-                                nonfinite)
+                                nonfinite, decode_error, thumbnail)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgewatch.clock import Clock, SystemClock
-from edgewatch.measure import FrameMeasurer
+from edgewatch.measure import FrameMeasurement, FrameMeasurer
 from edgewatch.records import Frame, InferenceResult
 from edgewatch.reference import ReferenceProfile
 from edgewatch.resources import ResourceSampler
@@ -56,6 +56,7 @@ class Monitor:
         clock: Clock | None = None,
         resources: ResourceSampler | None = None,
         decorate: Callable[[WindowSummary], None] | None = None,
+        checks: Callable[[FrameMeasurement], None] | None = None,
     ) -> None:
         self.reference = reference
         self.measurer = measurer
@@ -66,6 +67,7 @@ class Monitor:
         self.clock = clock or SystemClock()
         self.resources = resources
         self.decorate = decorate
+        self.checks = checks
         self._assigner = WindowAssigner(window_seconds, window_frames)
         self._lock = threading.Lock()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
@@ -88,7 +90,7 @@ class Monitor:
             slot = self._assigner.assign(frame.timestamp)
             counts = slot.counts
             counts.seen += 1
-            if frame.image is None:
+            if frame.image is None and result is None and not inference_error:
                 counts.decode_errors += 1
             if inference_error:
                 counts.inference_errors += 1
@@ -140,6 +142,8 @@ class Monitor:
             key, frame, result = item
             try:
                 m = self.measurer(frame, result)
+                if self.checks is not None:
+                    self.checks(m)
             except Exception:  # a bad frame must never stop the monitor
                 self.errors += 1
                 log.exception("could not measure frame %d", frame.index)

@@ -21,15 +21,14 @@ import numpy as np
 import numpy.typing as npt
 
 from edgewatch.adapters import OutputAdapter, make_adapter
-from edgewatch.agent import make_measurer
+from edgewatch.agent import make_monitor
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.config import AgentConfig
-from edgewatch.monitor import Monitor, Sink
 from edgewatch.inference import tensor_specs
+from edgewatch.monitor import Sink
 from edgewatch.preprocess import Geometry, Preprocessor
 from edgewatch.records import Frame, Image, InferenceResult, Timings
 from edgewatch.reference import ReferenceProfile
-from edgewatch.resources import ResourceSampler
 
 
 class AppMonitor:
@@ -41,13 +40,7 @@ class AppMonitor:
         self.clock = clock or SystemClock()
         self.adapter: OutputAdapter = make_adapter(cfg.model.adapter, cfg.model.postprocess)
         self._preprocess = Preprocessor(cfg.model.preprocess)
-        resources = ResourceSampler(cfg.resources.disk_path) if cfg.resources.enabled else None
-        self.monitor = Monitor(
-            reference, make_measurer(cfg), sink,
-            window_seconds=cfg.window.seconds, window_frames=cfg.window.frames,
-            queue_size=cfg.features.queue_size, every_nth=cfg.features.every_nth,
-            live=live, clock=self.clock, resources=resources,
-        )
+        self.monitor = make_monitor(cfg, reference, sink, live=live, clock=self.clock)
         self._index = 0
 
     def observe(self, image: Image | None, outputs: Sequence[npt.NDArray[np.generic]],

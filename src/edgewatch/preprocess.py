@@ -76,7 +76,7 @@ class Preprocessor:
         scale = min(tw / width, th / height)
         nw, nh = round(width * scale), round(height * scale)
         pad_x, pad_y = (tw - nw) / 2.0, (th - nh) / 2.0
-        top, left = int(round(pad_y - 0.1)), int(round(pad_x - 0.1))
+        top, left = round(pad_y - 0.1), round(pad_x - 0.1)
         return Geometry(width, height, tw, th, scale, float(left), float(top))
 
     def _resize(self, image: Image) -> tuple[Image, Geometry]:

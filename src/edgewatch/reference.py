@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from edgewatch import FEATURE_SET_VERSION
+from edgewatch.anomaly import AnomalyModel, fit
 from edgewatch.errors import ProfileError, ProfileMismatch, StatsError
 from edgewatch.measure import FrameMeasurement
+from edgewatch.scales import min_scale
 from edgewatch.stats import BinnedHistogram, CategoricalCounts, Moments, edges_from_values
 
 SCHEMA = "edgewatch.reference/1"
@@ -34,7 +36,8 @@ class NumericReference:
     per_frame: bool
     """True for one-value-per-frame features, False for per-detection ones (box_area)."""
     lag1_autocorr: float
-    """Lag-1 autocorrelation of the per-frame series (0 for per-detection features)."""
+    """Lag-1 autocorrelation of the per-frame series (for per-detection features: of the
+    per-frame mean over the frame's detections)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +65,7 @@ class ReferenceProfile:
     created: float
     numeric: dict[str, NumericReference]
     categorical: dict[str, CategoricalCounts]
+    anomaly: AnomalyModel | None = None
 
     @property
     def id(self) -> str:
@@ -77,6 +81,7 @@ class ReferenceProfile:
             "created": self.created,
             "numeric": {k: v.to_dict() for k, v in sorted(self.numeric.items())},
             "categorical": {k: v.to_dict() for k, v in sorted(self.categorical.items())},
+            "anomaly": self.anomaly.to_dict() if self.anomaly is not None else None,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,6 +100,7 @@ class ReferenceProfile:
                 int(d["analysis_width"]), int(d["frames"]), d["source"], float(d["created"]),
                 {k: NumericReference.from_dict(v) for k, v in d["numeric"].items()},
                 {k: CategoricalCounts.from_dict(v) for k, v in d["categorical"].items()},
+                AnomalyModel.from_dict(d["anomaly"]) if d.get("anomaly") else None,
             )
         except (KeyError, TypeError, ValueError, StatsError) as exc:
             raise ProfileError(f"reference profile is damaged: {exc!r}") from exc
@@ -140,9 +146,10 @@ class ReferenceProfile:
 def lag1_autocorrelation(series: np.ndarray) -> float:
     """Pearson correlation of consecutive values; 0 when undefined."""
     x = series[np.isfinite(series)]
-    if x.size < 3 or float(x.std()) == 0.0:
+    a, b = x[:-1], x[1:]
+    if x.size < 3 or float(a.std()) == 0.0 or float(b.std()) == 0.0:
         return 0.0
-    r = float(np.corrcoef(x[:-1], x[1:])[0, 1])
+    r = float(np.corrcoef(a, b)[0, 1])
     return r if math.isfinite(r) else 0.0
 
 
@@ -153,6 +160,7 @@ class ReferenceBuilder:
         self.bins = bins
         self._values: dict[str, list[np.ndarray]] = {}
         self._per_frame: dict[str, bool] = {}
+        self._frame_means: dict[str, list[float]] = {}
         self._labels: dict[str, CategoricalCounts] = {}
         self.frames = 0
 
@@ -161,7 +169,9 @@ class ReferenceBuilder:
         for name, value in m.numeric.items():
             arr = np.atleast_1d(np.asarray(value, np.float64))
             self._values.setdefault(name, []).append(arr)
-            self._per_frame.setdefault(name, np.ndim(value) == 0)
+            if self._per_frame.setdefault(name, np.ndim(value) == 0) is False:
+                mean = float(arr.mean()) if arr.size else math.nan
+                self._frame_means.setdefault(name, []).append(mean)
         for name, labels in m.labels.items():
             self._labels.setdefault(name, CategoricalCounts()).update(labels)
 
@@ -185,10 +195,27 @@ class ReferenceBuilder:
             moments = Moments()
             moments.update(values)
             per_frame = self._per_frame[name]
-            ac = lag1_autocorrelation(values) if per_frame else 0.0
+            series = values if per_frame else np.asarray(self._frame_means.get(name, []))
+            ac = lag1_autocorrelation(series)
             numeric[name] = NumericReference(hist, moments, per_frame, ac)
         return ReferenceProfile(
             model_sha256, model_name, adapter, FEATURE_SET_VERSION, analysis_width,
             self.frames, source, time.time() if created is None else created,
-            numeric, dict(sorted(self._labels.items())),
+            numeric, dict(sorted(self._labels.items())), self._anomaly_model(),
         )
+
+    def _anomaly_model(self) -> AnomalyModel | None:
+        """Fit on the per-frame features that were measured on every frame."""
+        names = [n for n, chunks in sorted(self._values.items())
+                 if self._per_frame[n] and len(chunks) == self.frames]
+        if not names:
+            return None
+        matrix = np.column_stack([np.concatenate(self._values[n]) for n in names])
+        rows = np.all(np.isfinite(matrix), axis=1)
+        complete = [n for n, ok in zip(names, np.all(np.isfinite(matrix), axis=0)) if ok]
+        if len(complete) < len(names):  # drop features that are sometimes missing
+            keep = [names.index(n) for n in complete]
+            matrix, names = matrix[:, keep], complete
+            rows = np.all(np.isfinite(matrix), axis=1)
+        floors = np.array([min_scale(n) for n in names])
+        return fit(names, matrix[rows], floors) if names else None

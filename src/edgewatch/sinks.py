@@ -16,9 +16,12 @@ class JsonlSink:
     def __init__(self, path: str | Path | None = None, stream: TextIO | None = None,
                  mode: str = "w") -> None:
         self._own = stream is None
-        self.stream: TextIO = stream if stream is not None else open(  # noqa: SIM115
-            path, mode, encoding="utf-8"  # type: ignore[arg-type]
-        )
+        if stream is not None:
+            self.stream = stream
+        elif path is not None:
+            self.stream = open(path, mode, encoding="utf-8")  # type: ignore[assignment]  # noqa: SIM115
+        else:
+            raise ValueError("JsonlSink needs a path or a stream")
         self._lock = threading.Lock()
         self.lines = 0
 

@@ -7,6 +7,7 @@ label counts add, moments and latency sketches merge, frame counters add.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from edgewatch.errors import StatsError
@@ -69,6 +70,50 @@ class NumericWindow:
         return cls(BinnedHistogram.from_dict(d, edges), Moments.from_dict(d))
 
 
+@dataclasses.dataclass
+class AnomalyWindow:
+    """Anomaly scores of a window's frames against the reference threshold."""
+
+    threshold: float = float("nan")
+    scored: int = 0
+    anomalous: int = 0
+    total: float = 0.0
+    max: float = 0.0
+
+    def add(self, score: float) -> None:
+        if math.isnan(score):  # frame without a score
+            return
+        self.scored += 1
+        self.total += score
+        self.max = max(self.max, score)
+        if score > self.threshold:
+            self.anomalous += 1
+
+    def merge(self, other: AnomalyWindow) -> None:
+        self.scored += other.scored
+        self.anomalous += other.anomalous
+        self.total += other.total
+        self.max = max(self.max, other.max)
+
+    @property
+    def rate(self) -> float:
+        return self.anomalous / self.scored if self.scored else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "frames": self.anomalous, "scored": self.scored, "rate": self.rate,
+            "threshold": self.threshold if self.threshold == self.threshold else None,
+            "score_mean": self.total / self.scored if self.scored else 0.0,
+            "score_max": self.max, "score_sum": self.total,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AnomalyWindow:
+        t = d.get("threshold")
+        return cls(float("nan") if t is None else float(t), int(d["scored"]),
+                   int(d["frames"]), float(d["score_sum"]), float(d["score_max"]))
+
+
 def _merge_latency(mine: dict[str, LogSketch], theirs: dict[str, LogSketch]) -> None:
     for stage, sketch in theirs.items():
         if stage in mine:
@@ -89,6 +134,11 @@ class WindowSummary:
     categorical: dict[str, CategoricalCounts]
     latency: dict[str, LogSketch]
     resources: dict[str, Any] = dataclasses.field(default_factory=dict)
+    quality: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Frames per data-quality fault."""
+    quality_onsets: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Timestamp of the first frame of the window showing each fault."""
+    anomaly: AnomalyWindow = dataclasses.field(default_factory=AnomalyWindow)
     windows: int = 1
     """How many original windows were merged into this one."""
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -102,7 +152,9 @@ class WindowSummary:
         }
         categorical = {name: CategoricalCounts() for name in reference.categorical}
         latency = {stage: LogSketch() for stage in LATENCY_STAGES}
-        return cls(start, end, reference.id, FrameCounts(), numeric, categorical, latency)
+        threshold = reference.anomaly.threshold if reference.anomaly else float("nan")
+        return cls(start, end, reference.id, FrameCounts(), numeric, categorical, latency,
+                   anomaly=AnomalyWindow(threshold))
 
     def merge(self, other: WindowSummary) -> None:
         """Absorb a later window in place (same reference required)."""
@@ -120,6 +172,11 @@ class WindowSummary:
             self.categorical.setdefault(name, CategoricalCounts()).merge(counts)
         _merge_latency(self.latency, other.latency)
         self.resources = other.resources or self.resources
+        for fault, n in other.quality.items():
+            self.quality[fault] = self.quality.get(fault, 0) + n
+        for fault, t in other.quality_onsets.items():
+            self.quality_onsets[fault] = min(t, self.quality_onsets.get(fault, t))
+        self.anomaly.merge(other.anomaly)
         self.windows += other.windows
 
     def latency_dict(self) -> dict[str, Any]:
@@ -145,6 +202,9 @@ class WindowSummary:
             "labels": {k: v.to_dict() for k, v in sorted(self.categorical.items())},
             "latency": self.latency_dict(),
             "resources": self.resources,
+            "quality": dict(sorted(self.quality.items())),
+            "quality_onsets": dict(sorted(self.quality_onsets.items())),
+            "anomaly": self.anomaly.to_dict(),
             **self.extra,
         }
 
@@ -158,7 +218,7 @@ class WindowSummary:
             for name, v in d["features"].items() if name in reference.numeric
         }
         known = {"type", "schema", "window", "reference_id", "frames", "features", "labels",
-                 "latency", "resources"}
+                 "latency", "resources", "quality", "quality_onsets", "anomaly"}
         return cls(
             start=float(d["window"]["start"]), end=float(d["window"]["end"]),
             reference_id=d["reference_id"], frames=FrameCounts.from_dict(d["frames"]),
@@ -166,6 +226,9 @@ class WindowSummary:
             categorical={k: CategoricalCounts.from_dict(v) for k, v in d["labels"].items()},
             latency={k: LogSketch.from_dict(v["sketch"]) for k, v in d["latency"].items()},
             resources=dict(d.get("resources", {})),
+            quality={k: int(v) for k, v in d.get("quality", {}).items()},
+            quality_onsets={k: float(v) for k, v in d.get("quality_onsets", {}).items()},
+            anomaly=AnomalyWindow.from_dict(d["anomaly"]) if "anomaly" in d else AnomalyWindow(),
             windows=int(d["window"].get("windows", 1)),
             extra={k: v for k, v in d.items() if k not in known},
         )

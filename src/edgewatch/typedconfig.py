@@ -168,7 +168,8 @@ def _type_name(tp: Any) -> str:
     if origin is typing.Literal:
         return " | ".join(repr(a) for a in get_args(tp))
     if origin in (Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in get_args(tp) if a is not type(None)) + " (optional)"
+        names = [_type_name(a) for a in get_args(tp) if a is not type(None)]
+        return " | ".join(names) + " (optional)"
     if origin in (list, tuple):
         args = get_args(tp)
         return f"list of {_type_name(args[0])}" if args else "list"

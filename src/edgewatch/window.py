@@ -39,3 +39,7 @@ class WindowAccumulator:
             lat["postprocess_ms"].add(t.postprocess_ms)
             lat["total_ms"].add(t.preprocess_ms + t.inference_ms + t.postprocess_ms)
         lat["monitor_ms"].add(m.monitor_ms)
+        for fault in m.faults:
+            s.quality[fault] = s.quality.get(fault, 0) + 1
+            s.quality_onsets.setdefault(fault, m.timestamp)
+        s.anomaly.add(m.anomaly)

@@ -2,7 +2,8 @@
 
 Bins are: an underflow bin (x < e[0]), one bin per consecutive pair of edges
 (e[i-1] <= x < e[i]), and an overflow bin (x >= e[-1]). The last edge is placed just
-above the reference maximum, so the overflow bin holds only values above the reference. NaN and infinite values are counted apart as ``missing``.
+above the reference maximum, so the overflow bin holds only values above the reference.
+NaN and infinite values are counted apart as ``missing``.
 
 Two histograms with the same edges merge exactly by adding counts:
 
@@ -32,7 +33,8 @@ def edges_from_values(values: npt.ArrayLike, bins: int = 20) -> FloatArray:
 
     A final edge just above the maximum closes the last inner bin, [max, max+), so discrete
     features (counts) get one bin per observed value and the overflow bin holds only values
-    above anything the reference saw. Raises StatsError when there is no finite value to take quantiles of.
+    above anything the reference saw. Raises StatsError when there is no finite value to
+    take quantiles of.
     """
     if bins < 1:
         raise StatsError(f"bins must be >= 1, got {bins}")
@@ -159,4 +161,5 @@ class BinnedHistogram:
         return cls(e, data["counts"], int(data.get("missing", 0)))
 
     def __repr__(self) -> str:
-        return f"BinnedHistogram(bins={self.counts.size}, total={self.total}, missing={self.missing})"
+        return (f"BinnedHistogram(bins={self.counts.size}, total={self.total}, "
+                f"missing={self.missing})")

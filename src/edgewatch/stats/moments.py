@@ -24,8 +24,8 @@ class Moments:
         count: int = 0,
         mean: float = 0.0,
         m2: float = 0.0,
-        min: float = math.inf,  # noqa: A002
-        max: float = -math.inf,  # noqa: A002
+        min: float = math.inf,
+        max: float = -math.inf,
     ) -> None:
         self.count = int(count)
         self.mean = float(mean)

@@ -49,8 +49,7 @@ class LogSketch:
         else:
             self.zero += 1
         self.count += 1
-        if value > self.max:
-            self.max = value
+        self.max = max(self.max, value)
 
     def update(self, values: npt.ArrayLike) -> None:
         x = np.asarray(values, dtype=np.float64).ravel()
