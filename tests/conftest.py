@@ -87,3 +87,17 @@ def ssd_reference(ssd_config: AgentConfig, ssd_engine: InferenceEngine,
     """Reference from vtest frames 0-199 (enough for the pipeline tests)."""
     source = open_source(str(vtest), start_time=0.0, first=0, last=199)
     return build_reference(ssd_config, ssd_engine, source, show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def vtest_all_frames(vtest: Path) -> list[np.ndarray]:
+    """Every frame of vtest.avi (795), decoded once."""
+    cap = cv2.VideoCapture(str(vtest))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    cap.release()
+    return frames

@@ -48,6 +48,9 @@ def test_reference_profile_contents(replayed: dict) -> None:
 
 def test_replay_lines_carry_every_feature(replayed: dict) -> None:
     lines = replayed["lines"]
+    example = json.loads((Path(__file__).parent / "data" / "summary-example.json").read_text())
+    assert set(lines[0]) == set(example)  # the documented example is the real shape
+    assert set(lines[0]["drift"]) == set(example["drift"])
     assert [line["type"] for line in lines] == ["summary"] * 8
     assert sum(line["frames"]["seen"] for line in lines) == 795
     assert lines[0]["window"] == {"start": 1767225600.0, "end": 1767225610.0, "windows": 1}
