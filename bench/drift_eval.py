@@ -108,7 +108,7 @@ def naive_ks(ref_ms: Sequence[FrameMeasurement], win_ms: Sequence[FrameMeasureme
         a, b = a[np.isfinite(a)], b[np.isfinite(b)]
         if a.size and b.size and not (np.ptp(a) == 0 and np.ptp(b) == 0 and a[0] == b[0]):
             pvals.append(sps.ks_2samp(a, b).pvalue)
-    return bool(pvals) and min(pvals) * len(pvals) < NAIVE_ALPHA
+    return bool(pvals) and bool(min(pvals) * len(pvals) < NAIVE_ALPHA)
 
 
 def evaluate(name: str, cfg: AgentConfig, ref: ReferenceProfile,

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +101,12 @@ def bare_loop(cfg: AgentConfig) -> Loop:
     session = ort.InferenceSession(cfg.model.path, opts, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
 
+    def one(img: Image) -> float:  # the bare loop: BGR -> RGB, then session.run
+        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return timed_ms(partial(session.run, None, {name: rgb[None]}))
+
     def run(frames: list[Image]) -> Result:
-        ms = [timed_ms(lambda img=img: session.run(  # type: ignore[misc]
-            None, {name: cv2.cvtColor(img, cv2.COLOR_BGR2RGB)[None]})) for img in frames]
-        return {"run_ms": statistics.median(ms)}
+        return {"run_ms": statistics.median([one(img) for img in frames])}
     return run
 
 
@@ -166,7 +169,9 @@ def wait_idle(limit: float, busy_max: float = 0.1) -> None:
 def run_child(name: str, args: argparse.Namespace, reference: str) -> Result:
     cmd = [sys.executable, __file__, "--child", name, "--frames", str(args.frames),
            "--reference", reference] + (["--assets", args.assets] if args.assets else [])
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode:
+        sys.exit(f"{name}: child failed\n{done.stderr}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
@@ -185,7 +190,7 @@ def run_rounds(args: argparse.Namespace, reference: str) -> dict[str, list[Resul
 
 def per_frame_ms(fn: Callable[[int], object], n: int, repeats: int) -> float:
     return statistics.median(
-        statistics.median(timed_ms(lambda i=i: fn(i)) for i in range(n))  # type: ignore[misc]
+        statistics.median(timed_ms(partial(fn, i)) for i in range(n))
         for _ in range(repeats))
 
 
@@ -217,8 +222,10 @@ def med(runs: list[Result], key: str) -> float:
 
 def notes(runs: list[Result]) -> str:
     fps = [r["fps"] for r in runs]
+    foreign = max(r["foreign"] for r in runs)
     parts = [f"fps {min(fps):.1f}..{max(fps):.1f}", f"run {med(runs, 'run_ms'):.2f} ms",
-             f"foreign {med(runs, 'foreign'):.0%}", f"rss {med(runs, 'peak_rss_mib'):.0f} MiB"]
+             f"foreign {med(runs, 'foreign'):.0%} (max {foreign:.0%})",
+             f"peak rss {med(runs, 'peak_rss_mib'):.0f} MiB"]
     if "dropped" in runs[0]:
         parts += [f"dropped {med(runs, 'dropped'):.0f} (max {max(r['dropped'] for r in runs):.0f}"
                   f") of {runs[0]['monitored'] + runs[0]['dropped']:.0f}",
@@ -233,9 +240,8 @@ def machine_facts() -> dict[str, Any]:
             "python": platform.python_version(), "machine": platform.machine()}
 
 
-def report(runs: dict[str, list[Result]], facts: dict[str, Any], costs: Result,
-           frames: int) -> None:
-    print("machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
+def report(runs: dict[str, list[Result]], costs: Result, frames: int) -> None:
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in machine_facts().items()))
     print(f"frames per run: {frames} (768x576, {frames * 768 * 576 * 3 / 2**20:.0f} MiB in "
           f"memory); rounds: {len(runs[next(iter(runs))])}; each run in a fresh process")
     print(f"{'name':<32} {'fps med':>8} {'ratio':>6}  notes")
@@ -247,8 +253,7 @@ def report(runs: dict[str, list[Result]], facts: dict[str, Any], costs: Result,
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--assets", help="assets directory (default: $EDGEWATCH_ASSETS, "
-                                    "else <repo>/../shared/assets)")
+    p.add_argument("--assets", help="default: $EDGEWATCH_ASSETS, else <repo>/../shared/assets")
     p.add_argument("--repeats", type=int, default=5, help="rounds (default 5)")
     p.add_argument("--frames", type=int, default=300, help="frames per run (default 300)")
     p.add_argument("--json", help="also write the numbers to this JSON file")
@@ -272,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     frames = load_frames(assets / "video/vtest.avi", FEATURE_FRAMES)
     wait_idle(args.wait_idle)
     costs = feature_costs(cfg, reference, frames, args.repeats)
-    report(runs, machine_facts(), costs, args.frames)
+    report(runs, costs, args.frames)
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"machine": machine_facts(), "feature_cost_ms": costs, "runs": runs}, indent=1))

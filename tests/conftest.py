@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from broker import MosquittoBroker, mosquitto_binary
 from edgewatch.agent import build_reference
 from edgewatch.config import AgentConfig, parse_config
 from edgewatch.inference import InferenceEngine
@@ -101,3 +103,34 @@ def vtest_all_frames(vtest: Path) -> list[np.ndarray]:
         frames.append(f)
     cap.release()
     return frames
+
+
+def _need_mosquitto() -> None:
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto is not installed (scripts/setup-venv.sh installs it)")
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A started, anonymous mosquitto on a free 127.0.0.1 port; stopped after the test."""
+    _need_mosquitto()
+    with MosquittoBroker(workdir=tmp_path / "mosquitto") as b:
+        yield b
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path) -> Iterator[Callable[..., MosquittoBroker]]:
+    """``broker_factory(**MosquittoBroker options)`` -> an UNSTARTED broker (call .start());
+    every broker made is stopped after the test."""
+    _need_mosquitto()
+    made: list[MosquittoBroker] = []
+
+    def make(**kwargs: object) -> MosquittoBroker:
+        kwargs.setdefault("workdir", tmp_path / f"mosquitto-{len(made)}")
+        b = MosquittoBroker(**kwargs)  # type: ignore[arg-type]
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.close()

@@ -21,6 +21,9 @@ FloatArray = npt.NDArray[np.float64]
 MAD_TO_SD = 1.4826
 SHRINKAGE = 0.1
 Z_CLIP = 1e3
+MISSING_Z = 10.0
+"""A feature the reference always had but this frame lacks (say, no detection at all when
+every reference frame had one) counts as this many robust SDs away."""
 CALIBRATION_QUANTILE = 0.995
 
 
@@ -33,10 +36,11 @@ class AnomalyModel:
     threshold: float
 
     def score(self, values: dict[str, float | np.ndarray]) -> float:
-        """Distance of one frame from the reference; NaN when a feature is missing."""
+        """Distance of one frame from the reference (missing features: MISSING_Z)."""
         x = np.fromiter((float(values.get(f, math.nan)) for f in self.features),  # type: ignore[arg-type]
                         np.float64, len(self.features))
         z = np.clip((x - self.center) / self.scale, -Z_CLIP, Z_CLIP)
+        z[np.isnan(z)] = MISSING_Z
         return float(math.sqrt(max(float(z @ self.precision @ z), 0.0) / len(self.features)))
 
     def scores(self, matrix: FloatArray) -> FloatArray:

@@ -11,14 +11,16 @@ from collections.abc import Sequence
 from types import FrameType
 
 from edgewatch import __version__
-from edgewatch.agent import Agent, build_reference, load_reference
+from edgewatch.agent import Agent, build_reference, device_id, load_reference
 from edgewatch.clock import SystemClock
 from edgewatch.config import AgentConfig, load_config
+from edgewatch.delivery import Delivery
 from edgewatch.errors import ConfigError, EdgewatchError
 from edgewatch.inference import InferenceEngine
 from edgewatch.progress import Progress
+from edgewatch.reference import ReferenceProfile
 from edgewatch.report import format_table, read_lines
-from edgewatch.sinks import JsonlSink
+from edgewatch.sinks import JsonlSink, Tee
 from edgewatch.sources import open_source, parse_range
 
 log = logging.getLogger("edgewatch")
@@ -54,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--allow-drops", action="store_true",
                    help="skip frames when the monitor falls behind, as 'run' does "
                         "(default: wait, so every frame is measured)")
+    r.add_argument("--publish", action="store_true",
+                   help="also queue summaries in the outbox and publish them to the broker "
+                        "of the [mqtt] section")
+    r.add_argument("--drain-timeout", type=float, default=60.0,
+                   help="with --publish: seconds to wait for the outbox to drain at the end")
     _source_options(r)
 
     show = sub.add_parser("show", help="print summaries of a JSON lines file as a table")
@@ -121,19 +128,33 @@ def _expected_frames(source: object) -> int | None:
     return max(end - first, 0)
 
 
+def _delivery(cfg: AgentConfig, engine: InferenceEngine, reference: ReferenceProfile,
+              config_path: str) -> Delivery:
+    return Delivery(cfg, reference, device=device_id(cfg), model_name=engine.model_name,
+                    model_sha256=engine.model_sha256, config_path=config_path, publish=True)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     engine = InferenceEngine(cfg.model)
     reference = load_reference(cfg, engine, args.reference)
     source = _recorded_source(cfg, args, _parse_start(args.start))
-    sink = JsonlSink(stream=sys.stdout) if args.out == "-" else JsonlSink(args.out)
+    jsonl = JsonlSink(stream=sys.stdout) if args.out == "-" else JsonlSink(args.out)
+    delivery = _delivery(cfg, engine, reference, args.config) if args.publish else None
+    sink = Tee(jsonl, delivery.sink) if delivery else jsonl
     agent = Agent(cfg, engine, reference, sink, live=False, lossless=not args.allow_drops)
     _stop_on_signals(agent)
+    if delivery:
+        delivery.start()
     try:
         agent.run(source, Progress(_expected_frames(source), "replay"))
     finally:
-        sink.close()
-    print(f"{args.out}: {sink.lines} lines", file=sys.stderr)
+        jsonl.close()
+        drained = delivery.close(args.drain_timeout) if delivery else True
+    print(f"{args.out}: {jsonl.lines} lines", file=sys.stderr)
+    if not drained:
+        print("edgewatch: warning: the outbox did not drain in time; the rest is kept in "
+              f"{cfg.outbox.path} and goes out on the next start", file=sys.stderr)
     return 0
 
 
@@ -150,15 +171,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     source = open_source(cfg.source.uri, fps=cfg.source.fps, clock=clock,
                          initial_backoff=cfg.source.reconnect_initial_s,
                          max_backoff=cfg.source.reconnect_max_s)
-    sink = JsonlSink(cfg.output.jsonl, mode="a") if cfg.output.jsonl else JsonlSink(
-        stream=sys.stdout)
-    agent = Agent(cfg, engine, reference, sink, live=source.live, clock=clock)
+    jsonl = None
+    if cfg.output.jsonl or not cfg.mqtt.enabled:
+        jsonl = JsonlSink(cfg.output.jsonl, mode="a") if cfg.output.jsonl else JsonlSink(
+            stream=sys.stdout)
+    delivery = _delivery(cfg, engine, reference, args.config) if cfg.mqtt.enabled else None
+    sinks = [s for s in (jsonl, delivery.sink if delivery else None) if s is not None]
+    agent = Agent(cfg, engine, reference, Tee(*sinks), live=source.live, clock=clock)
     _stop_on_signals(agent)
     log.info("monitoring %s with %s", source.description, engine.model_name)
+    if delivery:
+        delivery.start()
     try:
         agent.run(source)
     finally:
-        sink.close()
+        if jsonl:
+            jsonl.close()
+        if delivery:
+            delivery.close()
     return 0
 
 

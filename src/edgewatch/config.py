@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edgewatch.errors import ConfigError
+from edgewatch.topics import ID_PATTERN
 from edgewatch.typedconfig import build, section, setting
 
 if sys.version_info >= (3, 11):
@@ -26,6 +27,12 @@ Adapter = Literal["ssd", "yolo", "classification", "raw"]
 class DeviceConfig:
     id: str = setting("", "Device identifier in messages and topics; empty means the host name.")
     fleet: str = setting("default", "Fleet the device belongs to (MQTT topic level).")
+
+    def validate(self) -> None:
+        for key, value in (("id", self.id), ("fleet", self.fleet)):
+            if value and not ID_PATTERN.fullmatch(value):
+                raise ValueError(f"{key} {value!r}: expected letters, digits, '.', '_' or '-'"
+                                 " (starting with a letter or digit)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,6 +249,60 @@ class OutputConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TlsConfig:
+    enabled: bool = setting(False, "Connect to the broker over TLS.")
+    ca_file: str = setting("", "CA certificate(s) that signed the broker's certificate.")
+    cert_file: str = setting("", "Client certificate (its CN is the device id on brokers "
+                                 "using use_identity_as_username).")
+    key_file: str = setting("", "Private key of the client certificate.")
+    insecure: bool = setting(False, "Skip the broker host name check (testing only).")
+
+
+@dataclasses.dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = setting(False, "Publish summaries and alerts to an MQTT broker.")
+    host: str = setting("127.0.0.1", "Broker host name or address.")
+    port: int = setting(1883, "Broker port (8883 is usual for TLS).", minimum=1, maximum=65535)
+    protocol: Literal["5", "3.1.1"] = setting("5", "MQTT protocol version.")
+    client_id: str = setting("", "MQTT client id; empty means 'edgewatch-<device id>'.")
+    username: str = setting("", "User name; empty for none.")
+    password: str = setting("", "Password (used only with a user name).")
+    keepalive_s: int = setting(30, "Keep-alive interval; the last will fires after about 1.5 "
+                                   "times this without contact.", minimum=5, maximum=3600)
+    topic_root: str = setting("edgewatch/v1", "Topic prefix: <root>/<fleet>/<device>/...")
+    max_inflight: int = setting(
+        32, "QoS 1 messages published and not yet acknowledged at once.", minimum=1,
+        maximum=1000,
+    )
+    drain_rate: float = setting(
+        0.0, "Upper bound on messages per second when draining a backlog; 0 = no limit.",
+        minimum=0.0,
+    )
+    reconnect_min_s: float = setting(1.0, "First wait before reconnecting.", minimum=0.01)
+    reconnect_max_s: float = setting(
+        120.0, "Longest wait between reconnect attempts (exponential, with jitter).",
+        minimum=0.01,
+    )
+    historical_after_s: float = setting(
+        30.0, "A message published this long after it was queued is flagged historical.",
+        minimum=0.0,
+    )
+    tls: TlsConfig = section(TlsConfig, "Transport security.")
+
+
+@dataclasses.dataclass(frozen=True)
+class OutboxConfig:
+    path: str = setting("edgewatch-outbox.db", "SQLite file of the store-and-forward queue.")
+    max_mb: float = setting(
+        256.0, "Size cap of the outbox; beyond it old summaries are merged, then evicted "
+        "(alerts last).", minimum=0.1,
+    )
+    max_age_days: float = setting(
+        30.0, "Summaries older than this are merged or evicted.", minimum=0.0
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class AgentConfig:
     device: DeviceConfig = section(DeviceConfig, "Identity of this device.")
     model: ModelConfig = section(ModelConfig, "The ONNX model and how to run it.")
@@ -253,6 +314,8 @@ class AgentConfig:
     quality: QualityConfig = section(QualityConfig, "Data-quality faults.")
     resources: ResourcesConfig = section(ResourcesConfig, "Resource sampling.")
     output: OutputConfig = section(OutputConfig, "Local outputs.")
+    mqtt: MqttConfig = section(MqttConfig, "Publishing to the fleet collector.")
+    outbox: OutboxConfig = section(OutboxConfig, "Durable queue of outgoing messages.")
 
 
 def parse_config(data: dict[str, Any], base_dir: Path | None = None) -> AgentConfig:
@@ -293,4 +356,9 @@ def _resolve_paths(cfg: AgentConfig, base: Path) -> AgentConfig:
         source=dataclasses.replace(cfg.source, uri=_resolve(base, cfg.source.uri)),
         reference=dataclasses.replace(cfg.reference, path=_resolve(base, cfg.reference.path)),
         output=dataclasses.replace(cfg.output, jsonl=_resolve(base, cfg.output.jsonl)),
+        outbox=dataclasses.replace(cfg.outbox, path=_resolve(base, cfg.outbox.path)),
+        mqtt=dataclasses.replace(cfg.mqtt, tls=dataclasses.replace(
+            cfg.mqtt.tls, ca_file=_resolve(base, cfg.mqtt.tls.ca_file),
+            cert_file=_resolve(base, cfg.mqtt.tls.cert_file),
+            key_file=_resolve(base, cfg.mqtt.tls.key_file))),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -48,3 +49,14 @@ class ListSink:
 
     def __call__(self, summary: WindowSummary) -> None:
         self.summaries.append(summary)
+
+
+class Tee:
+    """Hands each summary to several sinks in turn."""
+
+    def __init__(self, *sinks: Callable[[WindowSummary], None]) -> None:
+        self.sinks = sinks
+
+    def __call__(self, summary: WindowSummary) -> None:
+        for sink in self.sinks:
+            sink(summary)

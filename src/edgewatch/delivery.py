@@ -1,0 +1,104 @@
+"""Getting windows off the device: the outbox sink and the publisher, wired from config."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+from edgewatch.clock import Clock, SystemClock
+from edgewatch.commands import CommandRouter
+from edgewatch.config import AgentConfig
+from edgewatch.outbox import Outbox
+from edgewatch.publisher import Publisher
+from edgewatch.reference import ReferenceProfile
+from edgewatch.status import Manifest, config_sha256
+from edgewatch.summary import WindowSummary
+from edgewatch.topics import Topics
+
+log = logging.getLogger(__name__)
+
+SUMMARY_PRIORITY = 0
+STATUS_PRIORITY = 1
+ALERT_PRIORITY = 2
+_SEVERITY_RANK = {"ok": 0, "warning": 1, "drift": 2}
+
+
+def summary_merger(reference: ReferenceProfile) -> Any:
+    """Merge two queued summary payloads exactly (for outbox compaction)."""
+
+    def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        first = WindowSummary.from_dict(a, reference)
+        first.merge(WindowSummary.from_dict(b, reference))
+        worst = max((a.get("drift"), b.get("drift")),
+                    key=lambda d: _SEVERITY_RANK.get((d or {}).get("severity", "ok"), 0))
+        merged = first.to_dict()
+        if worst is not None:
+            merged["drift"] = worst
+        for key in ("device", "boot_id", "seq"):
+            if key in a:
+                merged[key] = a[key]
+        return merged
+
+    return merge
+
+
+class OutboxSink:
+    """Monitor sink: commits each window to the outbox, with the outbox's loss report."""
+
+    def __init__(self, outbox: Outbox, publisher: Publisher | None = None) -> None:
+        self.outbox = outbox
+        self.publisher = publisher
+
+    def __call__(self, summary: WindowSummary) -> None:
+        payload = summary.to_dict()
+        report = self.outbox.take_loss_report()
+        stats = self.outbox.stats()
+        payload["outbox"] = {**report, "pending": stats.pending}
+        if self.outbox.degraded:
+            payload["outbox"]["degraded"] = self.outbox.degraded
+        self.outbox.put("summary", payload, priority=SUMMARY_PRIORITY,
+                        window_start=summary.start, window_end=summary.end)
+        if self.publisher is not None:
+            self.publisher.wake()
+
+
+class Delivery:
+    """Outbox plus (optionally) a running publisher, for one agent process."""
+
+    def __init__(self, cfg: AgentConfig, reference: ReferenceProfile, *, device: str,
+                 model_name: str, model_sha256: str, config_path: str | Path | None,
+                 publish: bool, clock: Clock | None = None) -> None:
+        self.clock = clock or SystemClock()
+        self.boot_id = uuid.uuid4().hex
+        self.outbox = Outbox(
+            cfg.outbox.path, device=device, boot_id=self.boot_id, clock=self.clock,
+            max_bytes=int(cfg.outbox.max_mb * 2**20),
+            max_age_s=cfg.outbox.max_age_days * 86400.0, merge=summary_merger(reference),
+        )
+        self.topics = Topics(cfg.mqtt.topic_root, cfg.device.fleet, device)
+        self.manifest = Manifest(
+            device=device, fleet=cfg.device.fleet, boot_id=self.boot_id,
+            started=self.clock.now(), model_name=model_name, model_sha256=model_sha256,
+            adapter=cfg.model.adapter, reference_id=reference.id,
+            config_sha256=config_sha256(config_path),
+        )
+        self.commands = CommandRouter()
+        self.publisher = Publisher(cfg.mqtt, self.outbox, self.topics, self.manifest,
+                                   clock=self.clock, commands=self.commands) if publish else None
+        self.sink = OutboxSink(self.outbox, self.publisher)
+
+    def start(self) -> None:
+        if self.publisher is not None:
+            self.publisher.start()
+
+    def close(self, drain_timeout: float = 0.0) -> bool:
+        """Stop publishing (after draining up to ``drain_timeout``) and close the outbox."""
+        drained = True
+        if self.publisher is not None:
+            if drain_timeout > 0:
+                drained = self.publisher.wait_drained(drain_timeout)
+            self.publisher.stop()
+        self.outbox.close()
+        return drained

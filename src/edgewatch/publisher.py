@@ -1,0 +1,274 @@
+"""Draining the outbox to the broker: QoS 1, a row leaves the outbox only after PUBACK.
+
+One thread owns the paho client and drives its network loop itself, so connecting,
+reconnecting (exponential backoff with full jitter), publishing and acknowledging happen
+in one place. Each connection uses a fresh client: after a reconnect, anything not
+acknowledged is published again from the outbox (same seq; the collector drops
+duplicates by (device, boot_id, seq)), never from paho's own memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edgewatch import status
+from edgewatch.clock import Clock, SystemClock
+from edgewatch.config import MqttConfig
+from edgewatch.errors import ConfigError
+from edgewatch.status import Manifest
+from edgewatch.topics import Topics
+
+log = logging.getLogger(__name__)
+
+CommandHandler = Callable[[str, bytes], dict[str, Any]]
+"""Called with (command name, raw payload); returns the cmd_result payload."""
+
+
+class Row(Protocol):
+    seq: int
+    kind: str
+    created: float
+    payload: dict[str, Any]
+
+
+class Queue(Protocol):
+    def pending(self, limit: int) -> list[Any]: ...
+    def ack(self, seq: int) -> None: ...
+    def reject(self, seq: int, reason: str) -> None: ...
+
+
+class Backoff:
+    """Exponential backoff with full jitter (AWS architecture blog, 2015)."""
+
+    def __init__(self, low: float, high: float, rng: random.Random | None = None) -> None:
+        self.low, self.high = low, high
+        self.attempt = 0
+        self.rng = rng or random.Random()
+
+    def next(self) -> float:
+        cap = min(self.high, self.low * 2.0**self.attempt)
+        self.attempt += 1
+        return self.rng.uniform(self.low, max(cap, self.low))
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
+    """A paho client configured for the broker (TLS, credentials, protocol)."""
+    protocol = mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311
+    kwargs: dict[str, Any] = {} if protocol == mqtt.MQTTv5 else {"clean_session": True}
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=protocol, **kwargs)
+    client.max_inflight_messages_set(cfg.max_inflight)
+    client.max_queued_messages_set(0)
+    if cfg.username:
+        client.username_pw_set(cfg.username, cfg.password or None)
+    if cfg.tls.enabled:
+        try:
+            client.tls_set(ca_certs=cfg.tls.ca_file or None, certfile=cfg.tls.cert_file or None,
+                           keyfile=cfg.tls.key_file or None, cert_reqs=ssl.CERT_REQUIRED)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise ConfigError(f"mqtt.tls: {exc}") from exc
+        client.tls_insecure_set(cfg.tls.insecure)
+    return client
+
+
+class Publisher:
+    """Keeps a connection to the broker and drains the outbox through it."""
+
+    def __init__(self, cfg: MqttConfig, queue: Queue, topics: Topics, manifest: Manifest, *,
+                 clock: Clock | None = None, commands: CommandHandler | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.cfg = cfg
+        self.queue = queue
+        self.topics = topics
+        self.manifest = manifest
+        self.clock = clock or SystemClock()
+        self.commands = commands
+        self.client_id = cfg.client_id or f"edgewatch-{topics.device}"
+        self.backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s, rng)
+        self.stop_event = threading.Event()
+        self.connected = threading.Event()
+        self.published = 0
+        self.connections = 0
+        self._wake = threading.Event()
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
+        self._sent: set[int] = set()  # seqs published on the current connection
+        self._connected_at = 0.0
+        self._client: mqtt.Client | None = None
+        self._thread = threading.Thread(target=self._run, name="edgewatch-publisher",
+                                        daemon=True)
+        self._tokens = 0.0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Tell the publisher that the outbox has something new."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Announce a clean shutdown (retained 'offline') and disconnect."""
+        self.stop_event.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def wait_drained(self, timeout: float) -> bool:
+        """Block until the outbox is empty (True) or the timeout passes (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.queue.pending(1) and not self._inflight:
+                return True
+            time.sleep(0.05)
+        return False
+
+    # -- the thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            client = self._connect()
+            if client is None:
+                self.stop_event.wait(self.backoff.next())
+                continue
+            self._serve(client)
+            self.connected.clear()
+            if not self.stop_event.is_set():
+                self.stop_event.wait(self.backoff.next())
+
+    def _connect(self) -> mqtt.Client | None:
+        client = make_client(self.cfg, self.client_id)
+        client.will_set(self.topics.status, status.offline(self.manifest, None, "connection lost"),
+                        qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        self._inflight.clear()
+        self._sent.clear()
+        try:
+            client.connect(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
+        except (OSError, ssl.SSLError) as exc:
+            log.warning("cannot reach broker %s:%d: %s", self.cfg.host, self.cfg.port, exc)
+            return None
+        self._client = client
+        return client
+
+    def _serve(self, client: mqtt.Client) -> None:
+        """Run the network loop and publish while the connection lasts."""
+        deadline = time.monotonic() + max(10.0, self.cfg.keepalive_s)
+        while not self.stop_event.is_set():
+            rc = client.loop(timeout=0.05)
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                break
+            if not self.connected.is_set():
+                if time.monotonic() > deadline:
+                    log.warning("broker did not accept the connection in time")
+                    break
+                continue
+            self._publish_pending(client)
+        if self.stop_event.is_set() and self.connected.is_set():
+            self._goodbye(client)
+        try:
+            client.disconnect()
+        except (OSError, ValueError):
+            pass
+        self._client = None
+
+    def _goodbye(self, client: mqtt.Client) -> None:
+        info = client.publish(self.topics.status,
+                              status.offline(self.manifest, self.clock.now(), "shutdown"),
+                              qos=1, retain=True)
+        end = time.monotonic() + 2.0
+        while not info.is_published() and time.monotonic() < end:
+            if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                return
+
+    # -- publishing -----------------------------------------------------------------------
+
+    def _publish_pending(self, client: mqtt.Client) -> None:
+        room = self.cfg.max_inflight - len(self._inflight)
+        if room <= 0:
+            return
+        rows = [r for r in self.queue.pending(room + len(self._sent)) if r.seq not in self._sent]
+        for row in rows[:room]:
+            if not self._take_token():
+                return
+            payload = dict(row.payload)
+            if row.created < self._connected_at or \
+                    self.clock.now() - row.created > self.cfg.historical_after_s:
+                payload["historical"] = True
+            body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+            info = client.publish(self.topics.for_kind(row.kind), body, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return
+            self._inflight[info.mid] = row.seq
+            self._sent.add(row.seq)
+
+    def _take_token(self) -> bool:
+        rate = self.cfg.drain_rate
+        if rate <= 0:
+            return True
+        now = time.monotonic()
+        self._tokens = min(rate, self._tokens + (now - getattr(self, "_last", now)) * rate)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+    # -- paho callbacks (on this thread, inside client.loop) ------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode,
+                    _p: Any = None) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        self.connections += 1
+        self._connected_at = self.clock.now()
+        self.backoff.reset()
+        client.publish(self.topics.status, status.birth(self.manifest, self.clock.now()),
+                       qos=1, retain=True)
+        client.subscribe(self.topics.commands, qos=1)
+        self.connected.set()
+        log.info("connected to %s:%d", self.cfg.host, self.cfg.port)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode,
+                       _p: Any = None) -> None:
+        if self.connected.is_set():
+            log.warning("disconnected from broker: %s", reason)
+        self.connected.clear()
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode,
+                    _p: Any = None) -> None:
+        seq = self._inflight.pop(mid, None)
+        if seq is None:
+            return
+        self._sent.discard(seq)
+        if reason.is_failure and reason.value != 0x10:  # 0x10: no matching subscribers
+            log.error("broker rejected message seq %d: %s", seq, reason)
+            self.queue.reject(seq, str(reason))
+            return
+        self.queue.ack(seq)
+        self.published += 1
+
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        name = msg.topic.rsplit("/", 1)[-1]
+        if self.commands is None:
+            result: dict[str, Any] = {"schema": "edgewatch.cmd_result/1", "command": name,
+                                      "ok": False, "error": "this agent accepts no commands"}
+        else:
+            result = self.commands(name, msg.payload)
+        client.publish(self.topics.cmd_result, json.dumps(result, allow_nan=False), qos=1)

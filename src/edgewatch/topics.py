@@ -1,0 +1,77 @@
+"""MQTT topic names: ``<root>/<fleet>/<device>/<leaf>`` (see docs/mqtt.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from edgewatch.errors import ConfigError
+
+LEAVES = ("status", "summary", "alert", "cmd_result")
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+"""Device and fleet ids: the broker ACL pastes the user name into topic patterns, so an
+id must be a plain topic level (see docs/mqtt-security.md)."""
+
+
+def check_level(name: str, what: str) -> str:
+    """A fleet or device id must match ID_PATTERN."""
+    if not ID_PATTERN.fullmatch(name):
+        raise ConfigError(f"{what} {name!r}: expected letters, digits, '.', '_' or '-' "
+                          "(starting with a letter or digit, at most 128)")
+    return name
+
+
+@dataclasses.dataclass(frozen=True)
+class Topics:
+    root: str
+    fleet: str
+    device: str
+
+    def __post_init__(self) -> None:
+        check_level(self.fleet, "device.fleet")
+        check_level(self.device, "device.id")
+
+    @property
+    def base(self) -> str:
+        return f"{self.root}/{self.fleet}/{self.device}"
+
+    @property
+    def status(self) -> str:
+        return f"{self.base}/status"
+
+    @property
+    def summary(self) -> str:
+        return f"{self.base}/summary"
+
+    @property
+    def alert(self) -> str:
+        return f"{self.base}/alert"
+
+    @property
+    def cmd_result(self) -> str:
+        return f"{self.base}/cmd_result"
+
+    @property
+    def commands(self) -> str:
+        """Subscription filter for every command addressed to this device."""
+        return f"{self.base}/cmd/+"
+
+    def cmd(self, name: str) -> str:
+        return f"{self.base}/cmd/{name}"
+
+    def for_kind(self, kind: str) -> str:
+        """Topic of an outbox message kind ('summary', 'alert', 'status', 'cmd_result')."""
+        if kind not in LEAVES:
+            raise ValueError(f"no topic for message kind {kind!r}")
+        return f"{self.base}/{kind}"
+
+
+def parse(topic: str, root: str) -> tuple[str, str, str] | None:
+    """(fleet, device, leaf) of a topic under root, leaf like 'summary' or 'cmd/ack'."""
+    prefix = root.rstrip("/") + "/"
+    if not topic.startswith(prefix):
+        return None
+    parts = topic[len(prefix):].split("/", 2)
+    if len(parts) != 3 or not all(parts):
+        return None
+    return parts[0], parts[1], parts[2]
