@@ -270,6 +270,10 @@ def test_age_cap_evicts_old_status_and_summaries_never_alerts(tmp_path: Path) ->
     assert [r.seq for r in ob.pending(10)] == [old_alert]
     assert ob.take_loss_report()["evicted"] == {"summary": 3, "status": 1}
     ob.close()
+    with open_outbox(tmp_path / "o.db", clock, max_age_s=0.0, auto_caps=False) as ob:
+        put_summary(ob, 3)
+        clock.advance(1e9)
+        assert ob.enforce_caps().evicted == {}  # 0: no age cap
 
 
 def test_put_enforces_caps_by_itself_and_the_file_stays_bounded(tmp_path: Path) -> None:
@@ -291,6 +295,21 @@ def test_put_enforces_caps_by_itself_and_the_file_stays_bounded(tmp_path: Path) 
     clock.advance(2e6)
     ob.put("alert", {"n": "late"}, priority=2)  # the age cap runs from put too
     assert {r.kind for r in ob.pending(1000)} == {"alert"}
+    ob.close()
+
+
+def test_pages_freed_by_acks_are_given_back(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    ob = open_outbox(db, max_bytes=1024 * KIB)
+    for i in range(300):
+        put_summary(ob, i, pad=1500)
+    full = file_bytes(db)
+    for row in ob.pending(1000):
+        ob.ack(row.seq)
+    assert file_bytes(db) >= full  # deleting alone does not shrink a SQLite file
+    put_summary(ob, 300)  # but the next put returns the free pages
+    assert file_bytes(db) < full / 8
+    assert ob.db.execute("PRAGMA freelist_count").fetchone()[0] == 0
     ob.close()
 
 

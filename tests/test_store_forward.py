@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from broker import MosquittoBroker
 from conftest import ssd_config_dict
@@ -23,22 +26,30 @@ from edgewatch.sources import open_source
 
 
 class Collector:
-    """A QoS 1 subscriber that records every message; resubscribes on each connection."""
+    """A QoS 1 subscriber with a persistent session (the broker queues for it while it is
+    away), recording every message."""
 
-    def __init__(self, port: int, topic: str = "edgewatch/v1/#") -> None:
+    def __init__(self, port: int, topic: str = "edgewatch/v1/#",
+                 client_id: str = "test-collector") -> None:
         self.messages: list[tuple[str, dict[str, Any], bool]] = []
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-collector",
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5)
         self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.05, 0.2)
-        self.client.connect("127.0.0.1", port)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
         self.client.loop_start()
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            payload = json.loads(msg.payload)
+        except ValueError:  # the malformed commands this test itself sends
+            payload = {"raw": msg.payload.decode("utf-8", "replace")}
         with self.lock:
-            self.messages.append((msg.topic, json.loads(msg.payload), bool(msg.retain)))
+            self.messages.append((msg.topic, payload, bool(msg.retain)))
 
     def of(self, leaf: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -75,8 +86,10 @@ def delivery_for(cfg: AgentConfig, engine: InferenceEngine,
 
 
 def test_outage_loses_nothing_and_backlog_is_historical(
-        broker: MosquittoBroker, assets: Path, tmp_path: Path, vtest: Path,
-        ssd_engine: InferenceEngine, ssd_reference: ReferenceProfile) -> None:
+        broker_factory: Callable[..., MosquittoBroker], assets: Path, tmp_path: Path,
+        vtest: Path, ssd_engine: InferenceEngine, ssd_reference: ReferenceProfile) -> None:
+    broker = broker_factory(persistence=True)  # sessions survive the broker's restart
+    broker.start()
     cfg = mqtt_config(assets, tmp_path, broker.port)
     collector = Collector(broker.port)
     delivery = delivery_for(cfg, ssd_engine, ssd_reference)
@@ -136,7 +149,7 @@ def test_birth_will_and_clean_shutdown(broker: MosquittoBroker, assets: Path, tm
     assert final["state"] == "offline" and final["reason"] == "shutdown"
     collector.close()
     # The retained status tells a newcomer the device is offline.
-    late = Collector(broker.port, "edgewatch/v1/f1/cam-1/status")
+    late = Collector(broker.port, "edgewatch/v1/f1/cam-1/status", client_id="late")
     [(_, retained, flag)] = [late.messages[0]] if late.wait_for("status", 1) else []
     assert flag and retained["state"] == "offline"
     late.close()

@@ -298,7 +298,8 @@ class OutboxConfig:
         "(alerts last).", minimum=0.1,
     )
     max_age_days: float = setting(
-        30.0, "Summaries older than this are merged or evicted.", minimum=0.0
+        30.0, "Status and summary messages older than this are evicted (alerts never; "
+        "0 = no age cap).", minimum=0.0
     )
 
 

@@ -36,9 +36,6 @@ def summary_merger(reference: ReferenceProfile) -> Any:
         merged = first.to_dict()
         if worst is not None:
             merged["drift"] = worst
-        for key in ("device", "boot_id", "seq"):
-            if key in a:
-                merged[key] = a[key]
         return merged
 
     return merge
@@ -53,13 +50,12 @@ class OutboxSink:
 
     def __call__(self, summary: WindowSummary) -> None:
         payload = summary.to_dict()
-        report = self.outbox.take_loss_report()
         stats = self.outbox.stats()
-        payload["outbox"] = {**report, "pending": stats.pending}
+        payload["outbox"] = {"pending": stats.pending, "in_memory": stats.in_memory}
         if self.outbox.degraded:
             payload["outbox"]["degraded"] = self.outbox.degraded
         self.outbox.put("summary", payload, priority=SUMMARY_PRIORITY,
-                        window_start=summary.start, window_end=summary.end)
+                        window_start=summary.start, window_end=summary.end, attach_loss=True)
         if self.publisher is not None:
             self.publisher.wake()
 

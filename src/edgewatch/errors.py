@@ -31,5 +31,9 @@ class ProfileMismatch(ProfileError):
     """The reference profile was built for another model, adapter or feature set."""
 
 
+class OutboxError(EdgewatchError):
+    """The outbox cannot be opened or failed in a way that is not a disk condition."""
+
+
 class StatsError(EdgewatchError, ValueError):
     """A statistic was given values it cannot accept (bad edges, incompatible merge)."""

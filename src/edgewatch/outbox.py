@@ -9,11 +9,12 @@ Delivery contract
     are never reused: ``meta.last_seq`` keeps the highest seq ever committed, even after
     its row is acknowledged, evicted or compacted away.
 
-Bounded disk (``enforce_caps``; ``put`` runs it itself when a cap is exceeded)
+Bounded disk (``enforce_caps``; ``put`` runs it when a cap is exceeded, and to give back
+the pages acknowledged rows freed once they add up to the WAL budget)
     1. Age: ``status`` and ``summary`` rows older than ``max_age_s`` (by ``created``) are
-       evicted. They are not compacted first: compaction keeps the oldest row's
-       ``created`` and window, so it cannot make stale data young again. Alerts never
-       expire.
+       evicted (``max_age_s <= 0``: no age cap). They are not compacted first: compaction
+       keeps the oldest row's ``created`` and window, so it cannot make stale data young
+       again. Alerts never expire.
     2. Bytes: when the file plus its WAL exceed ``max_bytes``, summaries are compacted
        until the live pages are under the low-water mark (``max_bytes`` minus twice the
        WAL budget, the budget being ``max_bytes/8`` clamped to 16 KiB..4 MiB; the gap is
@@ -52,19 +53,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from edgewatch.clock import Clock
-from edgewatch.errors import EdgewatchError
+from edgewatch.errors import OutboxError
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +99,6 @@ _LOSS_GROUPS = ("evicted", "dropped", "rejected")
 _LOSS_KEYS = "key = 'compacted' OR " + " OR ".join(f"key LIKE '{g}.%'" for g in _LOSS_GROUPS)
 
 
-class OutboxError(EdgewatchError):
-    """The outbox cannot be opened or failed in a way that is not a disk condition."""
-
-
 @dataclasses.dataclass(frozen=True)
 class OutboxRow:
     """One queued message as the publisher sees it."""
@@ -109,9 +107,16 @@ class OutboxRow:
     kind: str
     priority: int
     created: float
-    payload: dict[str, Any]
+    body: str
+    """The payload as stored: JSON text, published as it is."""
     window_start: float | None = None
     window_end: float | None = None
+
+    @functools.cached_property
+    def payload(self) -> dict[str, Any]:
+        """The payload decoded (only when someone asks: the publisher sends ``body``)."""
+        decoded: dict[str, Any] = json.loads(self.body)
+        return decoded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +158,7 @@ class _Entry:
 
     def row(self) -> OutboxRow:
         return OutboxRow(self.seq, self.kind, self.priority, self.created,
-                         json.loads(json.dumps(self.payload)), self.window_start, self.window_end)
+                         _dumps(self.payload), self.window_start, self.window_end)
 
 
 def _disk_condition(exc: sqlite3.Error) -> str | None:
@@ -356,14 +361,20 @@ class Outbox:
                 self.enforce_caps()
             return entry.seq
 
+    def _cutoff(self) -> float:
+        """Rows created before this have expired (``max_age_s <= 0``: nothing expires)."""
+        return self._clock.now() - self.max_age_s if self.max_age_s > 0 else float("-inf")
+
     def _needs_caps(self) -> bool:
-        """True when rows have expired or the files exceed ``max_bytes``."""
-        cutoff = self._clock.now() - self.max_age_s
+        """Rows expired, files above ``max_bytes``, or a WAL budget of free pages to return."""
+        cutoff = self._cutoff()
         try:
             expired = self._conn.execute(
                 "SELECT 1 FROM messages WHERE kind != 'alert' AND created < ? LIMIT 1",
                 (cutoff,)).fetchone()
-            return expired is not None or self._disk_bytes() > self.max_bytes
+            free = int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
+            return (expired is not None or self._disk_bytes() > self.max_bytes
+                    or free * self._page_size > self._wal_budget)
         except sqlite3.Error as exc:
             self._write_failed(exc)
             return False
@@ -449,34 +460,46 @@ class Outbox:
 
     # -- the publisher's side -------------------------------------------------------------
 
-    def pending(self, limit: int) -> list[OutboxRow]:
-        """Up to ``limit`` unacknowledged rows, higher priority first, then by seq."""
+    def pending(self, limit: int, exclude: Collection[int] = ()) -> list[OutboxRow]:
+        """Up to ``limit`` unacknowledged rows, higher priority first, then by seq.
+
+        ``exclude``: seqs the caller already holds (published, PUBACK not yet processed)."""
         with self._lock:
+            skip = sorted(set(exclude) | self._acks)
+            where = f"WHERE seq NOT IN ({','.join('?' * len(skip))})" if skip else ""
             try:
                 rows = self.db.query(
-                    f"SELECT {_COLUMNS} FROM messages ORDER BY priority DESC, seq LIMIT ?",
-                    [limit + len(self._acks)])
+                    f"SELECT {_COLUMNS} FROM messages {where} ORDER BY priority DESC, seq "
+                    "LIMIT ?", [*skip, limit])
                 disk = [OutboxRow(r["seq"], r["kind"], r["priority"], r["created"],
-                                  json.loads(r["payload"]), r["window_start"], r["window_end"])
+                                  r["payload"], r["window_start"], r["window_end"])
                         for r in rows if r["seq"] not in self._acks]
             except (sqlite3.Error, ValueError) as exc:
                 raise OutboxError(f"outbox {self.path}: cannot read pending rows: {exc}") from exc
-            memory = [e.row() for e in self._memory]
+            memory = [e.row() for e in self._memory if e.seq not in skip]
         return sorted(disk + memory, key=_drain_key)[:limit]
 
     def ack(self, seq: int) -> None:
         """Forget a delivered message; acknowledging an unknown or acked seq does nothing."""
+        self.ack_many([seq])
+
+    def ack_many(self, seqs: Iterable[int]) -> None:
+        """Forget several delivered messages in one transaction (one fsync)."""
         with self._lock:
-            for entry in self._memory:
-                if entry.seq == seq:
-                    self._memory.remove(entry)
-                    return
+            todo = set(seqs)
+            in_memory = [e for e in self._memory if e.seq in todo]
+            for entry in in_memory:
+                self._memory.remove(entry)
+                todo.discard(entry.seq)
+            if not todo:
+                return
             try:
                 with self._txn():
-                    self._conn.execute("DELETE FROM messages WHERE seq = ?", (seq,))
+                    self._conn.executemany("DELETE FROM messages WHERE seq = ?",
+                                           [(s,) for s in sorted(todo)])
             except sqlite3.Error as exc:
                 self._write_failed(exc)
-                self._acks.add(seq)
+                self._acks.update(todo)
 
     def reject(self, seq: int, reason: str) -> None:
         """Drop a message the broker refused for good; it counts under ``rejected``."""
@@ -610,7 +633,7 @@ class Outbox:
 
     def _evict_expired(self) -> Counter[str]:
         """Evict status and summary rows older than ``max_age_s``; alerts never expire."""
-        cutoff = self._clock.now() - self.max_age_s
+        cutoff = self._cutoff()
         lost: Counter[str] = Counter()
         while True:
             with self._txn():

@@ -15,7 +15,7 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
@@ -30,6 +30,7 @@ from edgewatch.topics import Topics
 
 log = logging.getLogger(__name__)
 
+ACK_BATCH = 64
 CommandHandler = Callable[[str, bytes], dict[str, Any]]
 """Called with (command name, raw payload); returns the cmd_result payload."""
 
@@ -38,12 +39,12 @@ class Row(Protocol):
     seq: int
     kind: str
     created: float
-    payload: dict[str, Any]
+    body: str
 
 
 class Queue(Protocol):
-    def pending(self, limit: int) -> list[Any]: ...
-    def ack(self, seq: int) -> None: ...
+    def pending(self, limit: int, exclude: Collection[int] = ()) -> list[Any]: ...
+    def ack_many(self, seqs: list[int]) -> None: ...
     def reject(self, seq: int, reason: str) -> None: ...
 
 
@@ -110,6 +111,8 @@ class Publisher:
         self._thread = threading.Thread(target=self._run, name="edgewatch-publisher",
                                         daemon=True)
         self._tokens = 0.0
+        self._acked: list[int] = []
+        self._acked_since = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -130,7 +133,7 @@ class Publisher:
         """Block until the outbox is empty (True) or the timeout passes (False)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self.queue.pending(1) and not self._inflight:
+            if not self.queue.pending(1) and not self._inflight and not self._acked:
                 return True
             time.sleep(0.05)
         return False
@@ -178,7 +181,9 @@ class Publisher:
                     log.warning("broker did not accept the connection in time")
                     break
                 continue
+            self._flush_acks(force=False)
             self._publish_pending(client)
+        self._flush_acks(force=True)
         if self.stop_event.is_set() and self.connected.is_set():
             self._goodbye(client)
         try:
@@ -202,15 +207,13 @@ class Publisher:
         room = self.cfg.max_inflight - len(self._inflight)
         if room <= 0:
             return
-        rows = [r for r in self.queue.pending(room + len(self._sent)) if r.seq not in self._sent]
-        for row in rows[:room]:
+        for row in self.queue.pending(room, exclude=self._sent):
             if not self._take_token():
                 return
-            payload = dict(row.payload)
+            body = row.body
             if row.created < self._connected_at or \
                     self.clock.now() - row.created > self.cfg.historical_after_s:
-                payload["historical"] = True
-            body = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+                body = '{"historical":true,' + body[1:]  # a JSON object: '{...}'
             info = client.publish(self.topics.for_kind(row.kind), body, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return
@@ -256,13 +259,26 @@ class Publisher:
         seq = self._inflight.pop(mid, None)
         if seq is None:
             return
-        self._sent.discard(seq)
         if reason.is_failure and reason.value != 0x10:  # 0x10: no matching subscribers
             log.error("broker rejected message seq %d: %s", seq, reason)
             self.queue.reject(seq, str(reason))
+            self._sent.discard(seq)
             return
-        self.queue.ack(seq)
+        if not self._acked:
+            self._acked_since = time.monotonic()
+        self._acked.append(seq)
         self.published += 1
+
+    def _flush_acks(self, force: bool) -> None:
+        """Delete acknowledged rows in batches: one transaction per ACK_BATCH or 50 ms.
+
+        A crash before the flush only means those messages are published again; the
+        collector drops the duplicates."""
+        if self._acked and (force or len(self._acked) >= ACK_BATCH
+                            or time.monotonic() - self._acked_since > 0.05):
+            self.queue.ack_many(self._acked)
+            self._sent.difference_update(self._acked)
+            self._acked = []
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         name = msg.topic.rsplit("/", 1)[-1]

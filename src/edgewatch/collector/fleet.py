@@ -1,0 +1,194 @@
+"""Fleet views over stored summary payloads: merged histograms per model, peer outliers.
+
+A summary's ``reference_id`` names the model and reference profile its histograms are
+counted against, so summaries with the same ``reference_id`` share their bins and merge
+by adding counts, whichever device sent them. Everything here is a pure function of the
+payloads (as :meth:`edgewatch.collector.store.Store.summaries` returns them).
+
+>>> a = {"device": "a", "reference_id": "r", "window": {"start": 0, "end": 10, "windows": 1},
+...      "features": {"x": {"counts": [0, 2, 1], "missing": 0}},
+...      "labels": {"classes": {"counts": {"car": 2}}}}
+>>> b = {"device": "b", "reference_id": "r", "window": {"start": 5, "end": 20, "windows": 3},
+...      "features": {"x": {"counts": [1, 0, 4], "missing": 2}},
+...      "labels": {"classes": {"counts": {"car": 1, "bus": 1}}}}
+>>> w = fleet_histograms([a, b])["r"]
+>>> w.features["x"], w.missing["x"], w.labels["classes"], (w.devices, w.summaries, w.windows)
+([1, 2, 5], 2, {'bus': 1, 'car': 3}, (2, 2, 4))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgewatch.errors import StatsError
+from edgewatch.stats import BinnedHistogram
+from edgewatch.stats.drift import js_distance
+
+MIN_PEER_DEVICES = 3
+"""Devices sharing a reference needed before any of them is compared with its peers."""
+
+
+@dataclass(frozen=True)
+class FleetWindow:
+    """The summaries of one reference (model + profile) merged across the fleet."""
+
+    reference_id: str
+    devices: int
+    """Distinct devices merged (summaries without a ``device`` field are not counted)."""
+    summaries: int
+    """Summary payloads merged."""
+    windows: int
+    """Original windows merged (a compacted summary counts its ``window.windows``)."""
+    start: float | None
+    end: float | None
+    features: dict[str, list[int]] = field(default_factory=dict)
+    """Numeric feature -> bin counts ``[underflow, bins..., overflow]``, summed."""
+    missing: dict[str, int] = field(default_factory=dict)
+    """Numeric feature -> NaN values, summed."""
+    labels: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Categorical feature -> label -> count, summed."""
+
+
+@dataclass(frozen=True)
+class PeerOutlier:
+    """A device whose recent distribution of a feature stands apart from its peers'."""
+
+    device: str
+    reference_id: str
+    feature: str
+    js: float
+    """Jensen-Shannon distance (base 2, in [0, 1]) between the device and its peers."""
+    peers: int
+    """Other devices (same reference) merged into the comparison."""
+
+
+@dataclass
+class _Accumulator:
+    devices: set[str] = field(default_factory=set)
+    summaries: int = 0
+    windows: int = 0
+    start: float | None = None
+    end: float | None = None
+    features: dict[str, list[int]] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, summary: Mapping[str, Any]) -> None:
+        device = summary.get("device")
+        if isinstance(device, str):
+            self.devices.add(device)
+        self.summaries += 1
+        window = summary.get("window") or {}
+        self.windows += int(window.get("windows", 1))
+        self.start = _extreme(min, self.start, window.get("start"))
+        self.end = _extreme(max, self.end, window.get("end"))
+        for name, feat in (summary.get("features") or {}).items():
+            self._add_counts(summary, name, feat.get("counts") or [])
+            self.missing[name] = self.missing.get(name, 0) + int(feat.get("missing", 0))
+        for name, cat in (summary.get("labels") or {}).items():
+            mix = self.labels.setdefault(name, {})
+            for label, n in (cat.get("counts") or {}).items():
+                mix[label] = mix.get(label, 0) + int(n)
+
+    def _add_counts(self, summary: Mapping[str, Any], name: str, counts: list[Any]) -> None:
+        total = self.features.get(name)
+        if total is None:
+            self.features[name] = [int(c) for c in counts]
+        elif len(total) != len(counts):
+            raise StatsError(
+                f"reference {summary.get('reference_id')!r}, feature {name!r}: device "
+                f"{summary.get('device')!r} sent {len(counts)} bins, others {len(total)}")
+        else:
+            for i, c in enumerate(counts):
+                total[i] += int(c)
+
+    def freeze(self, reference_id: str) -> FleetWindow:
+        return FleetWindow(
+            reference_id=reference_id, devices=len(self.devices), summaries=self.summaries,
+            windows=self.windows, start=self.start, end=self.end,
+            features=self.features, missing=self.missing,
+            labels={k: dict(sorted(v.items())) for k, v in self.labels.items()})
+
+
+def _extreme(pick: Any, current: float | None, value: Any) -> float | None:
+    if value is None:
+        return current
+    v = float(value)
+    return v if current is None else float(pick(current, v))
+
+
+def _merge(summaries: Iterable[Mapping[str, Any]]) -> dict[str, _Accumulator]:
+    merged: dict[str, _Accumulator] = {}
+    for summary in summaries:
+        reference_id = summary.get("reference_id")
+        if not isinstance(reference_id, str):
+            raise StatsError("summary payload lacks its 'reference_id'")
+        merged.setdefault(reference_id, _Accumulator()).add(summary)
+    return merged
+
+
+def fleet_histograms(summaries: Iterable[Mapping[str, Any]]) -> dict[str, FleetWindow]:
+    """Merge summaries per ``reference_id``: bin counts and label counts add.
+
+    Raises StatsError when a summary has no ``reference_id`` or when two summaries of one
+    reference disagree on a feature's number of bins.
+    """
+    return {ref: acc.freeze(ref) for ref, acc in sorted(_merge(summaries).items())}
+
+
+def _js(own: list[int], peers: list[int]) -> float | None:
+    """JS distance between two count vectors, or None when either side is empty."""
+    if len(own) < 2 or len(own) != len(peers) or sum(own) == 0 or sum(peers) == 0:
+        return None
+    edges = np.arange(len(own) - 1, dtype=np.float64)  # dummy: only the counts matter
+    return js_distance(BinnedHistogram(edges, own), BinnedHistogram(edges, peers))
+
+
+def peer_outliers(
+    latest: Mapping[str, Iterable[Mapping[str, Any]]],
+    threshold_js: float = 0.3,
+    min_windows: int = 1,
+) -> list[PeerOutlier]:
+    """Devices whose recent windows of a numeric feature differ from their peers'.
+
+    ``latest`` maps each device to its recent summaries. Per device and ``reference_id``
+    the summaries merge (a device needs ``min_windows`` of them to take part); for every
+    reference shared by at least :data:`MIN_PEER_DEVICES` devices, each device's counts
+    are compared with the sum of the other devices' counts by the Jensen-Shannon distance
+    (peers with more frames weigh more). Features above ``threshold_js`` are returned,
+    largest distance first. A feature with no finite value on either side is skipped.
+    """
+    by_reference: dict[str, dict[str, _Accumulator]] = {}
+    for device, summaries in latest.items():
+        for ref, acc in _merge(summaries).items():
+            if acc.summaries >= min_windows:
+                by_reference.setdefault(ref, {})[device] = acc
+    found: list[PeerOutlier] = []
+    for ref, devices in sorted(by_reference.items()):
+        if len(devices) < MIN_PEER_DEVICES:
+            continue
+        totals = _totals(ref, devices)
+        for device, acc in sorted(devices.items()):
+            for name, own in sorted(acc.features.items()):
+                total = totals.get(name)
+                if total is None or len(total) != len(own):
+                    continue
+                js = _js(own, [t - o for t, o in zip(total, own)])
+                if js is not None and js > threshold_js:
+                    peers = sum(1 for d, a in devices.items() if d != device and name in a.features)
+                    found.append(PeerOutlier(device, ref, name, js, peers))
+    found.sort(key=lambda o: (-o.js, o.device, o.feature))
+    return found
+
+
+def _totals(reference_id: str, devices: Mapping[str, _Accumulator]) -> dict[str, list[int]]:
+    """Feature -> counts summed over the devices (StatsError if their bins disagree)."""
+    fleet = _Accumulator()
+    for device, acc in devices.items():
+        for name, counts in acc.features.items():
+            fleet._add_counts({"reference_id": reference_id, "device": device}, name, counts)
+    return fleet.features
