@@ -9,6 +9,7 @@ duplicates by (device, boot_id, seq)), never from paho's own memory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -186,10 +187,8 @@ class Publisher:
         self._flush_acks(force=True)
         if self.stop_event.is_set() and self.connected.is_set():
             self._goodbye(client)
-        try:
+        with contextlib.suppress(OSError, ValueError):  # the socket may already be gone
             client.disconnect()
-        except (OSError, ValueError):
-            pass
         self._client = None
 
     def _goodbye(self, client: mqtt.Client) -> None:
