@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import signal
 import sys
@@ -68,6 +69,19 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the agent on its configured live source")
     run.add_argument("--config", required=True)
+
+    col = sub.add_parser("collector", help="run the fleet collector")
+    col.add_argument("--config", required=True)
+
+    fleet = sub.add_parser("fleet", help="fleet state from the collector's store")
+    fsub = fleet.add_subparsers(dest="fleet_command", required=True)
+    fs = fsub.add_parser("status", help="a table of devices")
+    fd = fsub.add_parser("device", help="recent windows and drift per feature of one device")
+    fd.add_argument("device_id")
+    fd.add_argument("--windows", type=int, default=12)
+    for f in (fs, fd):
+        f.add_argument("--config", required=True, help="collector configuration")
+        f.add_argument("--json", action="store_true", help="machine-readable output")
     return p
 
 
@@ -201,11 +215,52 @@ def _stop_on_signals(agent: Agent) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def cmd_collector(args: argparse.Namespace) -> int:
+    from edgewatch.collector.config import load_collector_config
+    from edgewatch.collector.service import CollectorService
+
+    service = CollectorService(load_collector_config(args.config))
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping the collector", signum)
+        service.stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    service.run()
+    return 0
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from edgewatch.collector import report
+    from edgewatch.collector.config import load_collector_config
+    from edgewatch.collector.store import open_store
+
+    cfg = load_collector_config(args.config)
+    now = SystemClock().now()
+    with open_store(cfg.store.url) as store:
+        if args.fleet_command == "status":
+            devices = store.devices()
+            if args.json:
+                print(json.dumps([report.device_row(d, now) for d in devices], indent=1))
+            else:
+                print(report.status_table(devices, now))
+            return 0
+        state = store.device(args.device_id)
+        if state is None:
+            raise EdgewatchError(f"unknown device {args.device_id!r}")
+        view = report.device_view(state, store.summaries(args.device_id, args.windows), now)
+    print(json.dumps(view, indent=1) if args.json else report.device_text(view, now))
+    return 0
+
+
 COMMANDS = {
     "check-config": cmd_check_config,
     "replay": cmd_replay,
     "run": cmd_run,
     "show": cmd_show,
+    "collector": cmd_collector,
+    "fleet": cmd_fleet,
 }
 
 

@@ -133,6 +133,19 @@ class StoreError(EdgewatchError):
     """The collector store cannot be opened, refused a payload, or the database failed."""
 
 
+class RejectedPayload(StoreError):
+    """An item the store will never accept (retrying is pointless); nothing was written.
+
+    ``index`` is the item's position in the ``ingest_many`` batch (0 for ``ingest``): drop
+    it and ingest the rest again.
+    """
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"item {index}: {reason}")
+        self.index = index
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class DeviceState:
     """What the collector knows about one device."""
@@ -286,28 +299,38 @@ def _status(item: Item) -> _Status:
     return _Status(device, row)
 
 
+def _prepare_one(index: int, item: Item) -> _Message | _Status:
+    if len(item) != 5:
+        raise StoreError("expected (kind, fleet, device, payload, received)")
+    kind, fleet, device, payload, received = item
+    if not isinstance(payload, dict):
+        raise StoreError("payload must be a JSON object")
+    if not (isinstance(fleet, str) and fleet and isinstance(device, str) and device):
+        raise StoreError("fleet and device must be non-empty strings")
+    at = _number(received, "received")
+    if at is None:
+        raise StoreError("'received' must be a number")
+    fixed: Item = (kind, fleet, device, payload, at)
+    if kind == STATUS_KIND:
+        return _status(fixed)
+    if kind in MESSAGE_KINDS:
+        return _message(index, fixed)
+    raise StoreError(f"unknown kind {kind!r}")
+
+
 def _prepare(items: Sequence[Item]) -> tuple[list[_Message], list[_Status]]:
     """Validate every item before anything is written; messages sorted by key."""
     messages: list[_Message] = []
     statuses: list[_Status] = []
     for index, item in enumerate(items):
-        if len(item) != 5:
-            raise StoreError(f"item {index}: expected (kind, fleet, device, payload, received)")
-        kind, fleet, device, payload, received = item
-        if not isinstance(payload, dict):
-            raise StoreError(f"item {index}: payload must be a JSON object")
-        if not (isinstance(fleet, str) and fleet and isinstance(device, str) and device):
-            raise StoreError(f"item {index}: fleet and device must be non-empty strings")
-        at = _number(received, "received")
-        if at is None:
-            raise StoreError(f"item {index}: 'received' must be a number")
-        fixed: Item = (kind, fleet, device, payload, at)
-        if kind == STATUS_KIND:
-            statuses.append(_status(fixed))
-        elif kind in MESSAGE_KINDS:
-            messages.append(_message(index, fixed))
+        try:
+            prepared = _prepare_one(index, item)
+        except StoreError as exc:
+            raise RejectedPayload(index, str(exc)) from exc
+        if isinstance(prepared, _Status):
+            statuses.append(prepared)
         else:
-            raise StoreError(f"item {index}: unknown kind {kind!r}")
+            messages.append(prepared)
     messages.sort(key=lambda m: (m.device, m.boot_id, m.seq))
     statuses.sort(key=lambda s: s.device)  # stable: a device's statuses stay in order
     return messages, statuses
@@ -376,8 +399,22 @@ class _SQLiteDriver(_Driver):
         self.conn = sqlite3.connect(path, timeout=_SQLITE_BUSY_TIMEOUT_S,
                                     isolation_level=None, check_same_thread=False)
         self.conn.execute(f"PRAGMA busy_timeout = {int(_SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        self.conn.execute("PRAGMA journal_mode = WAL").fetchall()
+        self._wal(time.monotonic() + _SQLITE_BUSY_TIMEOUT_S)
         self.conn.execute("PRAGMA synchronous = NORMAL")
+
+    def _wal(self, deadline: float) -> None:
+        """Switch to WAL (persistent in the file). Switching can fail with "locked" at
+        once, without the busy handler, while another process opens the new file too."""
+        while True:
+            try:
+                mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode.lower() in ("wal", "memory"):
+                    return
+                self.conn.execute("PRAGMA journal_mode = WAL").fetchall()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return self.conn.execute(sql, params).fetchall()
@@ -478,10 +515,27 @@ class _PostgresDriver(_Driver):
             self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_SCHEMA_LOCK,))
             for ddl in _DDL:
                 self.conn.execute(ddl)
+            self._lz4_payloads()
             self.conn.commit()
         except BaseException:
             self.rollback()
             raise
+
+    def _lz4_payloads(self) -> None:
+        """Compress payloads with lz4 rather than pglz where the server can (PostgreSQL 14+
+        built with lz4): ingest is about a third faster, the table no bigger."""
+        if self.conn.info.server_version < 140000:
+            return
+        found = self.conn.execute(
+            "SELECT attcompression FROM pg_attribute "
+            "WHERE attrelid = 'messages'::regclass AND attname = 'payload'").fetchone()
+        if found is None or found[0] == "l":
+            return
+        try:
+            with self.conn.transaction():  # a savepoint: a server without lz4 refuses
+                self.conn.execute("ALTER TABLE messages ALTER COLUMN payload SET COMPRESSION lz4")
+        except self._psycopg.errors.FeatureNotSupported:
+            pass
 
     def transient(self, exc: Exception) -> bool:
         errors = self._psycopg.errors
@@ -559,8 +613,8 @@ class Store:
             if self._closed:
                 return
             self._closed = True
+            self._abort()
             try:
-                self._driver.rollback()
                 self._driver.close()
             except self._driver.errors as exc:
                 raise StoreError(f"{self._driver.where}: {exc}") from exc
@@ -616,7 +670,8 @@ class Store:
     def ingest_many(self, items: Sequence[Item]) -> list[bool]:
         """Store a batch in one transaction; one ``ingest`` result per item, in order.
 
-        Every item is validated first: one bad item raises StoreError and nothing is written.
+        Every item is validated first: a bad one raises :class:`RejectedPayload` (naming it)
+        and nothing is written. Other StoreErrors (database unreachable...) may be retried.
         """
         messages, statuses = _prepare(items)
         if not items:

@@ -1,0 +1,102 @@
+"""The collector's configuration tree (``configs/collector.toml``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from edgewatch.config import TlsConfig
+from edgewatch.errors import ConfigError
+from edgewatch.typedconfig import build, section, setting
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectorMqttConfig:
+    host: str = setting("127.0.0.1", "Broker host name or address.")
+    port: int = setting(1883, "Broker port.", minimum=1, maximum=65535)
+    protocol: Literal["5", "3.1.1"] = setting(
+        "5", "MQTT protocol version (shared subscriptions need 5).")
+    client_id: str = setting(
+        "edgewatch-collector", "Client id; keep it stable so the broker keeps the session "
+        "(and queues messages) while the collector restarts.")
+    username: str = setting("", "User name; empty for none.")
+    password: str = setting("", "Password (used only with a user name).")
+    keepalive_s: int = setting(30, "Keep-alive interval.", minimum=5, maximum=3600)
+    session_expiry_s: int = setting(
+        7 * 86400, "How long the broker keeps the session and queues QoS 1 messages for a "
+        "collector that is away.", minimum=0)
+    topic_root: str = setting("edgewatch/v1", "Topic prefix the devices publish under.")
+    shared_group: str = setting(
+        "", "If set, subscribe through the MQTT 5 shared subscription "
+        "$share/<group>/...: instances with the same group split the load.")
+    tls: TlsConfig = section(TlsConfig, "Transport security.")
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreConfig:
+    url: str = setting(
+        "sqlite:///edgewatch-collector.db", "Where the fleet history is kept: "
+        "sqlite:///PATH or postgresql://USER@HOST:PORT/DB (needed for several instances).")
+    batch_size: int = setting(100, "Messages stored per transaction at most.", minimum=1,
+                              maximum=10000)
+    batch_wait_ms: float = setting(
+        50.0, "Longest wait for a batch to fill before storing it.", minimum=0.0)
+    queue_size: int = setting(
+        10000, "Messages received and not yet stored; when full, the collector stops "
+        "reading from the broker (which keeps them).", minimum=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpConfig:
+    host: str = setting("127.0.0.1", "Address of the /metrics endpoint.")
+    port: int = setting(9108, "Port of the /metrics endpoint (0 = do not serve).",
+                        minimum=0, maximum=65535)
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetConfig:
+    stale_after_s: float = setting(
+        300.0, "A device whose last summary is older than this is reported stale.",
+        minimum=1.0)
+    peer_js_threshold: float = setting(
+        0.3, "Jensen-Shannon distance from its peers (same reference) above which a "
+        "device's feature is flagged.", minimum=0.0, maximum=1.0)
+    peer_windows: int = setting(
+        6, "Recent windows per device compared with its peers.", minimum=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectorConfig:
+    mqtt: CollectorMqttConfig = section(CollectorMqttConfig, "The broker.")
+    store: StoreConfig = section(StoreConfig, "The fleet store.")
+    http: HttpConfig = section(HttpConfig, "Prometheus endpoint.")
+    fleet: FleetConfig = section(FleetConfig, "Fleet state.")
+
+
+def parse_collector_config(data: dict[str, Any], base: Path | None = None) -> CollectorConfig:
+    cfg = build(CollectorConfig, data)
+    url = cfg.store.url
+    if base is not None and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        path = url[len("sqlite:///"):]
+        if not Path(path).is_absolute():
+            cfg = dataclasses.replace(cfg, store=dataclasses.replace(
+                cfg.store, url="sqlite:///" + str((base / path).resolve())))
+    return cfg
+
+
+def load_collector_config(path: str | Path) -> CollectorConfig:
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config file ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc})") from exc
+    return parse_collector_config(data, p.parent)

@@ -1,0 +1,49 @@
+"""The collector process: store, ingest and the /metrics endpoint, with one stop event."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from edgewatch.clock import Clock, SystemClock
+from edgewatch.collector.config import CollectorConfig
+from edgewatch.collector.ingest import Ingestor
+from edgewatch.collector.store import open_store
+
+log = logging.getLogger(__name__)
+
+
+class CollectorService:
+    """Runs until ``stop`` is set (SIGINT/SIGTERM in the CLI)."""
+
+    def __init__(self, cfg: CollectorConfig, clock: Clock | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock or SystemClock()
+        self.store = open_store(cfg.store.url)
+        self.ingestor = Ingestor(cfg.mqtt, cfg.store, self.store, clock=self.clock)
+        self.stop = threading.Event()
+        self._http: Any = None
+
+    def start(self) -> None:
+        self.ingestor.start()
+        if self.cfg.http.port:
+            from edgewatch.collector.metrics import make_registry, serve
+
+            registry = make_registry(self.store, self.ingestor.stats, self.clock,
+                                     self.cfg.fleet.stale_after_s)
+            self._http = serve(registry, self.cfg.http.host, self.cfg.http.port)
+            log.info("metrics on http://%s:%d/metrics", self.cfg.http.host, self.cfg.http.port)
+
+    def run(self) -> None:
+        self.start()
+        try:
+            self.stop.wait()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.ingestor.stop()
+        if self._http is not None:
+            self._http.shutdown()
+        self.store.close()
