@@ -304,6 +304,59 @@ class OutboxConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RuleConfig:
+    name: str = setting("", "Rule name (unique; used by commands: disable, set-threshold).")
+    metric: str = setting(
+        "drift.severity", "What is evaluated on each window; see docs/alerts.md for the list "
+        "(drift.severity, drift.score, drift.feature, anomaly.rate, quality, latency.p95, "
+        "fps, cpu, memory, temperature, disk, outbox.pending).")
+    op: Literal[">", ">=", "<", "<="] = setting(">=", "Comparison of observed with threshold.")
+    threshold: float = setting(0.0, "The value the observation is compared with.")
+    severity: Literal["info", "warning", "critical"] = setting("warning", "Alert severity.")
+    for_windows: int = setting(
+        1, "Consecutive windows the condition must hold before the alert fires.", minimum=1)
+    resolve_windows: int = setting(
+        1, "Consecutive windows the condition must be clear before the alert resolves.",
+        minimum=1)
+    resolve_threshold: float | None = setting(
+        None, "Hysteresis: the value that counts as clear (defaults to the threshold).")
+    enabled: bool = setting(True, "A disabled rule is not evaluated.")
+
+    def validate(self) -> None:
+        if not self.name:
+            raise ValueError("every alert rule needs a name")
+
+
+def _default_rules() -> list[RuleConfig]:
+    return [
+        RuleConfig("drift", "drift.severity", ">=", 2.0, "critical", 1, 2),
+        RuleConfig("feature-drift", "drift.feature", ">=", 8.0, "warning", 2, 2, 4.0),
+        RuleConfig("anomalies", "anomaly.rate", ">=", 0.2, "warning", 2, 2, 0.05),
+        RuleConfig("quality", "quality", ">=", 0.5, "critical", 1, 1, 0.1),
+        RuleConfig("latency", "latency.p95", ">", 500.0, "warning", 3, 3),
+        RuleConfig("temperature", "temperature", ">=", 85.0, "warning", 2, 2, 80.0),
+        RuleConfig("disk", "disk", ">=", 95.0, "warning", 1, 2, 90.0),
+        RuleConfig("backlog", "outbox.pending", ">=", 1000.0, "warning", 3, 3, 100.0),
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertsConfig:
+    enabled: bool = setting(True, "Evaluate alert rules on every window.")
+    state_path: str = setting(
+        "edgewatch-alerts.db", "SQLite file keeping alert state and operator overrides "
+        "(acknowledged, snoozed, disabled rules, thresholds) across restarts.")
+    renotify_s: float = setting(
+        3600.0, "A firing alert nobody acknowledged is sent again this often (0 = never).",
+        minimum=0.0)
+    command_token: str = setting(
+        "", "If set, commands must carry this value as 'token' (besides the broker ACL).")
+    rules: list[RuleConfig] = dataclasses.field(
+        default_factory=_default_rules,
+        metadata={"doc": "Alert rules ([[alerts.rules]] tables; replaces the defaults)."})
+
+
+@dataclasses.dataclass(frozen=True)
 class AgentConfig:
     device: DeviceConfig = section(DeviceConfig, "Identity of this device.")
     model: ModelConfig = section(ModelConfig, "The ONNX model and how to run it.")
@@ -317,6 +370,7 @@ class AgentConfig:
     output: OutputConfig = section(OutputConfig, "Local outputs.")
     mqtt: MqttConfig = section(MqttConfig, "Publishing to the fleet collector.")
     outbox: OutboxConfig = section(OutboxConfig, "Durable queue of outgoing messages.")
+    alerts: AlertsConfig = section(AlertsConfig, "Alert rules and their state.")
 
 
 def parse_config(data: dict[str, Any], base_dir: Path | None = None) -> AgentConfig:
@@ -358,6 +412,7 @@ def _resolve_paths(cfg: AgentConfig, base: Path) -> AgentConfig:
         reference=dataclasses.replace(cfg.reference, path=_resolve(base, cfg.reference.path)),
         output=dataclasses.replace(cfg.output, jsonl=_resolve(base, cfg.output.jsonl)),
         outbox=dataclasses.replace(cfg.outbox, path=_resolve(base, cfg.outbox.path)),
+        alerts=dataclasses.replace(cfg.alerts, state_path=_resolve(base, cfg.alerts.state_path)),
         mqtt=dataclasses.replace(cfg.mqtt, tls=dataclasses.replace(
             cfg.mqtt.tls, ca_file=_resolve(base, cfg.mqtt.tls.ca_file),
             cert_file=_resolve(base, cfg.mqtt.tls.cert_file),

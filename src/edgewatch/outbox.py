@@ -70,7 +70,7 @@ from edgewatch.errors import OutboxError
 
 log = logging.getLogger(__name__)
 
-PRIORITY = {"alert": 2, "status": 1, "summary": 0}
+PRIORITY = {"alert": 2, "cmd_result": 1, "status": 1, "summary": 0}
 """The conventional priority of each kind; callers pass the priority explicitly."""
 TRANSPORT_FIELDS = ("device", "boot_id", "seq", "merged_seqs", "loss")
 """Payload fields owned by the outbox; ``merge`` never sees them."""

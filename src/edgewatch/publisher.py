@@ -10,7 +10,6 @@ duplicates by (device, boot_id, seq)), never from paho's own memory.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import random
 import ssl
@@ -47,6 +46,7 @@ class Queue(Protocol):
     def pending(self, limit: int, exclude: Collection[int] = ()) -> list[Any]: ...
     def ack_many(self, seqs: list[int]) -> None: ...
     def reject(self, seq: int, reason: str) -> None: ...
+    def put(self, kind: str, payload: dict[str, Any], *, priority: int) -> int: ...
 
 
 class Backoff:
@@ -286,4 +286,4 @@ class Publisher:
                                       "ok": False, "error": "this agent accepts no commands"}
         else:
             result = self.commands(name, msg.payload)
-        client.publish(self.topics.cmd_result, json.dumps(result, allow_nan=False), qos=1)
+        self.queue.put("cmd_result", result, priority=1)  # durable, with device/boot_id/seq

@@ -69,7 +69,8 @@ class FleetConfig:
         0.3, "Jensen-Shannon distance from its peers (same reference) above which a "
         "device's feature is flagged.", minimum=0.0, maximum=1.0)
     peer_windows: int = setting(
-        6, "Recent windows per device compared with its peers.", minimum=1)
+        1, "Recent windows per device compared with its peers (each extra window costs a "
+        "query per device per scrape).", minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.collector.config import CollectorMqttConfig, StoreConfig
+from edgewatch.collector.store import RejectedPayload
 from edgewatch.collector.validate import BadPayload, check
 from edgewatch.errors import ConfigError
 
@@ -162,6 +163,10 @@ class Ingestor:
             try:
                 fresh = self.store.ingest_many(items)
                 break
+            except RejectedPayload as exc:  # one bad item: drop it, store the rest
+                self.stats.bad[f"store:{exc.reason}"[:40]] += 1
+                log.warning("store refused a message: %s", exc)
+                del items[exc.index]
             except Exception as exc:  # the store (PostgreSQL) may be briefly unreachable
                 self.stats.store_errors += 1
                 log.error("store failed (%s); retrying in %.1f s", exc, delay)

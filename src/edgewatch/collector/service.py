@@ -24,14 +24,18 @@ class CollectorService:
         self.ingestor = Ingestor(cfg.mqtt, cfg.store, self.store, clock=self.clock)
         self.stop = threading.Event()
         self._http: Any = None
+        self._metrics_store: Any = None
 
     def start(self) -> None:
         self.ingestor.start()
         if self.cfg.http.port:
             from edgewatch.collector.metrics import make_registry, serve
 
-            registry = make_registry(self.store, self.ingestor.stats, self.clock,
-                                     self.cfg.fleet.stale_after_s)
+            self._metrics_store = open_store(self.cfg.store.url)  # scrapes never block ingest
+            registry = make_registry(self._metrics_store, self.ingestor.stats, self.clock,
+                                     self.cfg.fleet.stale_after_s,
+                                     peer_js_threshold=self.cfg.fleet.peer_js_threshold,
+                                     peer_windows=self.cfg.fleet.peer_windows)
             self._http = serve(registry, self.cfg.http.host, self.cfg.http.port)
             log.info("metrics on http://%s:%d/metrics", self.cfg.http.host, self.cfg.http.port)
 
@@ -45,5 +49,6 @@ class CollectorService:
     def close(self) -> None:
         self.ingestor.stop()
         if self._http is not None:
-            self._http.shutdown()
+            self._http.close()
+            self._metrics_store.close()
         self.store.close()
