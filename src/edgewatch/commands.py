@@ -29,7 +29,8 @@ class CommandError(EdgewatchError):
 class CommandRouter:
     """Parses command payloads and dispatches them to registered handlers."""
 
-    def __init__(self) -> None:
+    def __init__(self, token: str = "") -> None:
+        self.token = token
         self.handlers: dict[str, Handler] = {"ping": lambda args: {"pong": True}}
 
     def register(self, name: str, handler: Handler) -> None:
@@ -40,6 +41,9 @@ class CommandRouter:
         try:
             args = self._parse(payload)
             result["id"] = args.pop("id", None)
+            given = args.pop("token", None)
+            if self.token and given != self.token:
+                raise CommandError("unauthorised: missing or wrong token")
             handler = self.handlers.get(name)
             if handler is None:
                 known = ", ".join(sorted(self.handlers))

@@ -1,0 +1,91 @@
+"""Alert state and operator overrides in SQLite, so they survive restarts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+
+@dataclasses.dataclass
+class Alert:
+    """One alert incident: a rule breached for one subject, until it resolves."""
+
+    key: str
+    id: str
+    rule: str
+    subject: str
+    metric: str
+    severity: str
+    state: str  # firing | acknowledged | snoozed | resolved
+    since: float
+    observed: float
+    window_start: float
+    window_end: float
+    last_notified: float
+    snoozed_until: float = 0.0
+    clear_count: int = 0
+    message: str = ""
+
+
+@dataclasses.dataclass
+class Override:
+    enabled: bool | None = None
+    threshold: float | None = None
+    resolve_threshold: float | None = None
+
+
+class AlertStore:
+    """Active alerts, breach counters and rule overrides in one small SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
+        self.db.conn.execute("PRAGMA journal_mode=WAL")
+        self.db.conn.execute("PRAGMA synchronous=FULL")
+        self._lock = threading.Lock()
+        for table in ("alerts", "overrides", "counters"):
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, "
+                            "body TEXT NOT NULL)")
+
+    def _load(self, table: str) -> dict[str, Any]:
+        with self._lock:
+            rows = self.db.execute(f"SELECT key, body FROM {table}").fetchall()
+        return {k: json.loads(b) for k, b in rows}
+
+    def _save(self, table: str, key: str, body: Any | None) -> None:
+        with self._lock:  # autocommit: each statement is its own durable transaction
+            if body is None:
+                self.db.conn.execute(f"DELETE FROM {table} WHERE key = ?", (key,))
+            else:
+                self.db.conn.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",
+                                     (key, json.dumps(body)))
+
+    def alerts(self) -> dict[str, Alert]:
+        return {k: Alert(**v) for k, v in self._load("alerts").items()}
+
+    def save_alert(self, alert: Alert) -> None:
+        self._save("alerts", alert.key, dataclasses.asdict(alert))
+
+    def drop_alert(self, key: str) -> None:
+        self._save("alerts", key, None)
+
+    def overrides(self) -> dict[str, Override]:
+        return {k: Override(**v) for k, v in self._load("overrides").items()}
+
+    def save_override(self, rule: str, override: Override) -> None:
+        self._save("overrides", rule, dataclasses.asdict(override))
+
+    def counters(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self._load("counters").items()}
+
+    def save_counter(self, key: str, value: int) -> None:
+        self._save("counters", key, value if value else None)
+
+    def close(self) -> None:
+        self.db.close()
