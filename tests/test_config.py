@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edgewatch.cli import main
-from edgewatch.config import AgentConfig, load_config, parse_config
+from edgewatch.config import AgentConfig, AlertsConfig, load_config, parse_config
 from edgewatch.errors import ConfigError
 from edgewatch.typedconfig import describe
 
@@ -20,8 +20,17 @@ def test_example_config_loads_and_shows_every_key() -> None:
     text = (REPO / "configs" / "agent.toml").read_text()
     for field in describe(AgentConfig):
         section, _, leaf = field.key.rpartition(".")
-        assert f"[{section}]" in text, field.key
-        assert f"\n{leaf} = " in text, field.key
+        if field.type.startswith("list of tables"):
+            assert f"[[{field.key}]]" in text, field.key
+            continue
+        table = f"[[{section[:-2]}]]" if section.endswith("[]") else f"[{section}]"
+        assert table in text, field.key
+        assert f"\n{leaf} = " in text or f"\n# {leaf} = " in text, field.key
+
+
+def test_example_rules_are_the_defaults() -> None:
+    cfg = load_config(REPO / "configs" / "agent.toml")
+    assert cfg.alerts.rules == AlertsConfig().rules
 
 
 def test_every_key_has_documentation() -> None:

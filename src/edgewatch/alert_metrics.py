@@ -27,7 +27,7 @@ def _drift_severity(s: Summary) -> Values:
     drift = s.get("drift") or {}
     if drift.get("insufficient"):
         return {}
-    return _one(SEVERITY_RANK.get(drift.get("severity", ""), None))
+    return _one(SEVERITY_RANK.get(drift.get("severity", "")))
 
 
 def _feature_effects(s: Summary) -> Values:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -15,7 +16,7 @@ from edgewatch import __version__
 from edgewatch.agent import Agent, build_reference, device_id, load_reference
 from edgewatch.clock import SystemClock
 from edgewatch.config import AgentConfig, load_config
-from edgewatch.delivery import Delivery
+from edgewatch.delivery import Delivery, make_alerting
 from edgewatch.errors import ConfigError, EdgewatchError
 from edgewatch.inference import InferenceEngine
 from edgewatch.progress import Progress
@@ -150,13 +151,22 @@ def _delivery(cfg: AgentConfig, engine: InferenceEngine, reference: ReferencePro
 
 def cmd_replay(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    if not args.publish:  # an offline replay starts from a clean alert state and keeps none
+        cfg = dataclasses.replace(cfg, alerts=dataclasses.replace(cfg.alerts,
+                                                                  state_path=":memory:"))
     engine = InferenceEngine(cfg.model)
     reference = load_reference(cfg, engine, args.reference)
     source = _recorded_source(cfg, args, _parse_start(args.start))
     jsonl = JsonlSink(stream=sys.stdout) if args.out == "-" else JsonlSink(args.out)
     delivery = _delivery(cfg, engine, reference, args.config) if args.publish else None
-    sink = Tee(jsonl, delivery.sink) if delivery else jsonl
-    agent = Agent(cfg, engine, reference, sink, live=False, lossless=not args.allow_drops)
+    alerting = make_alerting(
+        cfg, model_sha256=engine.model_sha256, lines=jsonl,
+        outbox=delivery.outbox if delivery else None,
+        publisher=delivery.publisher if delivery else None,
+        commands=delivery.commands if delivery else None)
+    sinks = [s for s in (jsonl, delivery.sink if delivery else None, alerting) if s]
+    agent = Agent(cfg, engine, reference, Tee(*sinks), live=False,
+                  lossless=not args.allow_drops)
     _stop_on_signals(agent)
     if delivery:
         delivery.start()
@@ -190,7 +200,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         jsonl = JsonlSink(cfg.output.jsonl, mode="a") if cfg.output.jsonl else JsonlSink(
             stream=sys.stdout)
     delivery = _delivery(cfg, engine, reference, args.config) if cfg.mqtt.enabled else None
-    sinks = [s for s in (jsonl, delivery.sink if delivery else None) if s is not None]
+    alerting = make_alerting(
+        cfg, model_sha256=engine.model_sha256, lines=jsonl,
+        outbox=delivery.outbox if delivery else None,
+        publisher=delivery.publisher if delivery else None,
+        commands=delivery.commands if delivery else None)
+    sinks = [s for s in (jsonl, delivery.sink if delivery else None, alerting) if s]
     agent = Agent(cfg, engine, reference, Tee(*sinks), live=source.live, clock=clock)
     _stop_on_signals(agent)
     log.info("monitoring %s with %s", source.description, engine.model_name)

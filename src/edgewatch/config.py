@@ -323,8 +323,12 @@ class RuleConfig:
     enabled: bool = setting(True, "A disabled rule is not evaluated.")
 
     def validate(self) -> None:
+        from edgewatch.alert_metrics import METRICS
+
         if not self.name:
             raise ValueError("every alert rule needs a name")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric {self.metric!r}: expected one of {', '.join(METRICS)}")
 
 
 def _default_rules() -> list[RuleConfig]:

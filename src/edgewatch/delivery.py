@@ -7,12 +7,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from edgewatch.alert_state import AlertStore
+from edgewatch.alerts import AlertEngine
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.commands import CommandRouter
 from edgewatch.config import AgentConfig
 from edgewatch.outbox import Outbox
 from edgewatch.publisher import Publisher
 from edgewatch.reference import ReferenceProfile
+from edgewatch.sinks import JsonlSink
 from edgewatch.status import Manifest, config_sha256
 from edgewatch.summary import WindowSummary
 from edgewatch.topics import Topics
@@ -60,6 +63,43 @@ class OutboxSink:
             self.publisher.wake()
 
 
+class AlertSink:
+    """Monitor sink: evaluates the alert rules on each judged window.
+
+    Alerts go to the outbox with the highest priority and to any extra outputs (the
+    replay's JSON lines as ``{"type": "alert", ...}``)."""
+
+    def __init__(self, engine: AlertEngine) -> None:
+        self.engine = engine
+
+    def __call__(self, summary: WindowSummary) -> None:
+        self.engine.evaluate(summary.to_dict())
+
+
+def make_alerting(cfg: AgentConfig, *, model_sha256: str, outbox: Outbox | None,
+                  publisher: Publisher | None, lines: JsonlSink | None,
+                  commands: CommandRouter | None) -> AlertSink | None:
+    """The alert engine with its outputs, or None when alerts are disabled."""
+    if not cfg.alerts.enabled:
+        return None
+
+    def emit(payload: dict[str, Any]) -> None:
+        if lines is not None:
+            lines.write({"type": "alert", **payload})
+        if outbox is not None:
+            outbox.put("alert", payload, priority=ALERT_PRIORITY,
+                       window_start=payload["window"]["start"],
+                       window_end=payload["window"]["end"])
+        if publisher is not None:
+            publisher.wake()
+
+    engine = AlertEngine(cfg.alerts, AlertStore(cfg.alerts.state_path), emit,
+                         model_sha256=model_sha256)
+    if commands is not None:
+        engine.register(commands)
+    return AlertSink(engine)
+
+
 class Delivery:
     """Outbox plus (optionally) a running publisher, for one agent process."""
 
@@ -80,7 +120,7 @@ class Delivery:
             adapter=cfg.model.adapter, reference_id=reference.id,
             config_sha256=config_sha256(config_path),
         )
-        self.commands = CommandRouter()
+        self.commands = CommandRouter(cfg.alerts.command_token)
         self.publisher = Publisher(cfg.mqtt, self.outbox, self.topics, self.manifest,
                                    clock=self.clock, commands=self.commands) if publish else None
         self.sink = OutboxSink(self.outbox, self.publisher)

@@ -157,6 +157,12 @@ def describe(cls: type[Any], prefix: str = "") -> Iterator[FieldDoc]:
         if dataclasses.is_dataclass(tp):
             yield from describe(tp, key)  # type: ignore[arg-type]
             continue
+        args = get_args(tp)
+        if get_origin(tp) is list and args and dataclasses.is_dataclass(args[0]):
+            yield FieldDoc(key, f"list of tables ([[{key}]])", "(see below)",
+                           field.metadata.get("doc", ""))
+            yield from describe(args[0], f"{key}[]")  # type: ignore[arg-type]
+            continue
         default = field.default
         if field.default_factory is not dataclasses.MISSING:
             default = field.default_factory()

@@ -1,0 +1,188 @@
+"""Alert rules, state transitions, persistence and commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgewatch.alert_state import AlertStore
+from edgewatch.alerts import AlertEngine
+from edgewatch.commands import CommandRouter
+from edgewatch.config import AlertsConfig, RuleConfig
+
+
+def summary(t: float, severity: str = "ok", pending: int = 0) -> dict[str, Any]:
+    return {
+        "window": {"start": t, "end": t + 10.0},
+        "frames": {"seen": 100, "monitored": 100},
+        "drift": {"severity": severity, "score": 9.0 if severity == "drift" else 0.0,
+                  "reasons": ["contrast: drifted: shifted 9.0 reference SDs (warning 2, "
+                              "drift 4), adjusted p 1e-09 <= 0.01, 1 window(s) in a row"],
+                  "features": {}},
+        "outbox": {"pending": pending},
+    }
+
+
+class Harness:
+    def __init__(self, path: Path, **cfg: Any) -> None:
+        rules = [RuleConfig("drift", "drift.severity", ">=", 2.0, "critical", 1, 2),
+                 RuleConfig("backlog", "outbox.pending", ">=", 100, "warning", 2, 1, 10.0)]
+        self.cfg = AlertsConfig(rules=rules, **cfg)
+        self.path = path
+        self.sent: list[dict[str, Any]] = []
+        self.router = CommandRouter()
+        self.engine = self.make()
+
+    def make(self) -> AlertEngine:
+        engine = AlertEngine(self.cfg, AlertStore(self.path), self.sent.append,
+                             model_sha256="abc")
+        engine.register(self.router)
+        return engine
+
+    def run(self, *summaries: dict[str, Any]) -> list[str]:
+        before = len(self.sent)
+        for s in summaries:
+            self.engine.evaluate(s)
+        return [f"{a['rule']}:{a['state']}" + ("*" if a.get("renotify") else "")
+                for a in self.sent[before:]]
+
+    def command(self, name: str, **args: Any) -> dict[str, Any]:
+        return self.router(name, json.dumps(args).encode())
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Harness:
+    return Harness(tmp_path / "alerts.db", renotify_s=30.0)
+
+
+def test_fires_once_with_a_readable_sentence_and_resolves_with_hysteresis(h: Harness) -> None:
+    assert h.run(summary(0)) == []
+    assert h.run(summary(10, "drift"), summary(20, "drift")) == ["drift:firing"]
+    alert = h.sent[-1]
+    assert alert["schema"] == "edgewatch.alert/1" and alert["severity"] == "critical"
+    assert alert["message"].startswith("drift: drift.severity = 2 in the window "
+                                       "1970-01-01 00:00:10-00:00:20 UTC, expected < 2")
+    assert "contrast: drifted" in alert["message"]
+    assert alert["expected"] == {"op": "<", "value": 2.0}
+    assert alert["window"] == {"start": 10.0, "end": 20.0} and alert["since"] == 10.0
+    assert h.run(summary(30, "warning")) == []  # one clear window is not enough
+    assert h.run(summary(40, "drift"), summary(50), summary(60)) == [
+        "drift:firing*", "drift:resolved"]  # a reminder 30 s after the first notice
+    assert h.sent[-1]["id"] == alert["id"]
+
+
+def test_for_windows_and_resolve_threshold(h: Harness) -> None:
+    assert h.run(summary(0, pending=500)) == []
+    assert h.run(summary(10, pending=500)) == ["backlog:firing"]
+    assert h.run(summary(20, pending=50)) == []  # below 100 but not below 10
+    assert h.run(summary(30, pending=5)) == ["backlog:resolved"]
+
+
+def test_renotify_snooze_and_ack(h: Harness) -> None:
+    h.run(summary(0, "drift"))
+    assert h.run(summary(10, "drift"), summary(20, "drift")) == []
+    assert h.run(summary(30, "drift")) == ["drift:firing*"]  # 30 s after the first notice
+    result = h.command("snooze", alert="drift/", seconds=25)
+    assert result["ok"] and result["state"] == "snoozed"
+    assert h.sent[-1]["state"] == "snoozed"
+    assert h.run(summary(40, "drift"), summary(50, "drift")) == []
+    assert h.run(summary(60, "drift")) == ["drift:firing*"]  # snooze over at 65 (end 70)
+    assert h.command("ack", alert=h.sent[-1]["id"])["state"] == "acknowledged"
+    assert h.run(*(summary(t, "drift") for t in range(70, 200, 10))) == []
+
+
+def test_state_and_overrides_survive_a_restart(h: Harness) -> None:
+    h.run(summary(0, "drift"))
+    assert h.command("ack", alert="drift")["ok"]
+    assert h.command("set-threshold", rule="backlog", threshold=1000)["threshold"] == 1000
+    assert h.command("disable", rule="drift")["enabled"] is False
+    assert h.sent[-1]["state"] == "resolved" and "disabled" in h.sent[-1]["message"]
+    h.engine.store.close()
+    again = h.make()
+    assert again.rule("backlog").threshold == 1000 and not again.rule("drift").enabled
+    assert h.run(summary(10, "drift"), summary(20, pending=500), summary(30, pending=500)) == []
+    listed = h.command("list")
+    assert listed["ok"] and listed["alerts"] == []
+    assert {r["name"]: r["enabled"] for r in listed["rules"]} == {"drift": False,
+                                                                  "backlog": True}
+
+
+def test_active_alert_survives_a_restart(h: Harness) -> None:
+    h.run(summary(0, "drift"))
+    first = h.sent[-1]["id"]
+    h.engine.store.close()
+    h.engine = h.make()
+    assert h.run(summary(10, "drift")) == []  # still the same incident, not a new one
+    assert h.run(summary(20), summary(30)) == ["drift:resolved"]
+    assert h.sent[-1]["id"] == first
+
+
+@pytest.mark.parametrize(("name", "payload", "error"), [
+    ("ack", b"{}", "'alert'"),
+    ("ack", b'{"alert": "nope"}', "no active alert"),
+    ("snooze", b'{"alert": "drift", "seconds": -5}', "'seconds'"),
+    ("disable", b'{"rule": "nope"}', "'rule' must name a rule"),
+    ("set-threshold", b'{"rule": "drift", "threshold": "high"}', "finite number"),
+    ("reboot", b"{}", "unknown command 'reboot'"),
+    ("ack", b"\xff\xfe", "not JSON"),
+    ("ack", b"[1, 2]", "JSON object"),
+    ("ack", b'{"schema": "other/9"}', "unsupported schema"),
+])
+def test_bad_commands_are_answered_with_an_error(h: Harness, name: str, payload: bytes,
+                                                  error: str) -> None:
+    result = h.router(name, payload)
+    assert result["ok"] is False and error in result["error"]
+
+
+def test_token_is_required_when_configured(tmp_path: Path) -> None:
+    router = CommandRouter(token="s3cret")
+    assert "unauthorised" in router("ping", b"{}")["error"]
+    assert router("ping", b'{"token": "s3cret"}')["ok"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                                  max_size=4),
+    max_leaves=12,
+)
+known = st.sampled_from(["ack", "snooze", "disable", "enable", "set-threshold", "list",
+                         "ping"])
+arguments = st.fixed_dictionaries({}, optional={
+    "alert": st.one_of(st.text(max_size=12), st.sampled_from(["drift", "drift/"]),
+                       json_values),
+    "rule": st.one_of(st.sampled_from(["drift", "backlog"]), json_values),
+    "seconds": st.one_of(st.floats(), st.integers(), json_values),
+    "threshold": st.one_of(st.floats(), st.integers(), json_values),
+    "id": json_values, "schema": st.one_of(st.just("edgewatch.cmd/1"), json_values),
+})
+
+
+@settings(max_examples=1200, deadline=None)
+@given(name=st.one_of(known, st.text(max_size=30)),
+       payload=st.one_of(arguments.map(lambda d: json.dumps(d).encode()),
+                         st.binary(max_size=200), json_values.map(
+                             lambda v: json.dumps(v).encode())))
+def test_any_command_payload_is_answered(tmp_path_factory: pytest.TempPathFactory, name: str,
+                                         payload: bytes) -> None:
+    h = _shared(tmp_path_factory)
+    result = h.router(name, payload)
+    assert result["schema"] == "edgewatch.cmd_result/1"
+    assert isinstance(result["ok"], bool)
+    assert result["ok"] or isinstance(result["error"], str)
+    json.dumps(result, allow_nan=False)  # always publishable
+    h.run(summary(0, "drift"))  # and the engine keeps working
+
+
+_HARNESS: dict[str, Harness] = {}
+
+
+def _shared(factory: pytest.TempPathFactory) -> Harness:
+    if "h" not in _HARNESS:
+        _HARNESS["h"] = Harness(factory.mktemp("fuzz") / "alerts.db")
+    return _HARNESS["h"]
