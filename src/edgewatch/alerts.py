@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import threading
 import uuid
 from collections.abc import Callable
@@ -247,7 +248,7 @@ class AlertEngine:
         resolve = args.get("resolve_threshold")
         for v, key in ((value, "threshold"), (resolve, "resolve_threshold")):
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
-                                  or v != v or abs(v) == float("inf")):
+                                  or not math.isfinite(v)):
                 raise CommandError(f"'{key}' must be a finite number")
         if value is None:
             raise CommandError("'threshold' is required")
