@@ -1,0 +1,401 @@
+"""Routing device alerts from the collector to Prometheus Alertmanager and/or a chat webhook.
+
+The collector routes each alert message it stores for the first time (``Ingestor`` knows:
+exactly one ingest reports a message as new, however often it is delivered), so a
+duplicate delivery is never notified twice.
+
+Alertmanager (``POST <url>/api/v2/alerts``)
+    One alert per message, labelled ``alertname = "edgewatch_" + rule``, ``device``,
+    ``fleet``, ``rule``, ``subject`` (when the alert has one), ``severity`` and
+    ``edgewatch_id`` (the device's alert id: one incident, one label set). Annotations carry
+    the sentence (``summary``), ``observed``, ``expected`` (``"<= 0.3"``), the window as an
+    ISO 8601 interval (``start/end``, UTC) and the device-side ``state``.
+
+    ``startsAt`` is the alert's ``since``. A *resolved* alert is sent with ``endsAt`` = its
+    ``updated`` time (never later than now), which resolves it in Alertmanager. An *active*
+    alert (firing, acknowledged, snoozed) is sent with ``endsAt`` = now + ``active_ttl_s``:
+    Alertmanager would otherwise resolve it after its own ``resolve_timeout`` (5 min), long
+    before the device sends it again, while an ``endsAt`` in the far future would keep the
+    alert of a device that vanished firing forever. Devices re-send an unacknowledged firing
+    alert every ``alerts.renotify_s`` (1 h by default), so the default TTL (3 h) outlives
+    a renotify; an acknowledged alert is not re-sent and therefore expires from
+    Alertmanager after the TTL (the device, ``edgewatch alerts list`` and the store keep it).
+
+    Acknowledged and snoozed alerts are sent as active alerts with ``state`` in their
+    annotations: silencing and inhibiting are Alertmanager's job (a silence matching
+    ``edgewatch_id``, or an inhibit rule on the annotation-free labels), not the collector's.
+
+Webhook (Slack-compatible incoming webhook)
+    ``{"text": "[FIRING] warning cam-12: <sentence>"}`` with ``FIRING``, ``RESOLVED``,
+    ``ACKNOWLEDGED`` or ``SNOOZED``.
+
+Failures
+    :meth:`AlertRouter.route` never raises. A delivery that fails for a transient reason
+    (connection refused, timeout, HTTP 5xx/429) is counted in ``errors[target]`` and kept in
+    a bounded retry queue (the oldest is dropped beyond ``max_pending``, counted in
+    ``dropped``); a newer state of the same alert replaces a queued older one, so a retry
+    can never re-fire an alert that has since resolved. After a failure the target is not
+    tried again for a back-off (1 s doubling to 60 s): routing meanwhile only queues, so a
+    dead target costs at most one timeout per back-off. :meth:`AlertRouter.flush` retries
+    the queue. An HTTP 4xx (the target refuses this payload) is counted and not retried.
+    URLs are never logged in full: a webhook URL is a secret.
+
+:class:`RouterThread` runs the router off the caller's thread (the collector's store
+thread must not wait for HTTP): ``submit`` only enqueues.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import datetime as dt
+import itertools
+import json
+import logging
+import queue
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from edgewatch import __version__
+from edgewatch.clock import Clock, SystemClock
+from edgewatch.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ALERTMANAGER = "alertmanager"
+WEBHOOK = "webhook"
+ACTIVE_TTL_S = 3 * 3600.0
+"""Default lifetime in Alertmanager of an active alert the device does not send again."""
+MAX_PENDING = 1000
+BACKOFF_S = (1.0, 60.0)
+"""First and longest pause before a failed target is tried again by ``route``."""
+_RETRYABLE_HTTP = (408, 425, 429)
+_STATE_TAGS = {"firing": "FIRING", "resolved": "RESOLVED", "acknowledged": "ACKNOWLEDGED",
+               "snoozed": "SNOOZED"}
+
+
+class _Refused(Exception):
+    """The target answered 4xx: sending the same payload again cannot help."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Delivery:
+    target: str
+    url: str
+    body: bytes
+    key: tuple[str, ...]
+    """Queue key: a newer delivery with the same key replaces a queued one."""
+    what: str
+    """For logs: which alert, in which state."""
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+def rfc3339(t: float) -> str:
+    """``2026-01-01T00:00:00.000Z`` for epoch seconds ``t``."""
+    stamp = dt.datetime.fromtimestamp(t, dt.timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def _seconds(value: Any, default: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    return float(value)
+
+
+def _iso_window(window: Any) -> str:
+    if not isinstance(window, dict):
+        return ""
+    start, end = _seconds(window.get("start"), -1.0), _seconds(window.get("end"), -1.0)
+    if start < 0 or end < 0:
+        return ""
+    return f"{rfc3339(start)}/{rfc3339(end)}"
+
+
+def _expected(expected: Any) -> str:
+    if not isinstance(expected, dict):
+        return ""
+    return f"{expected.get('op', '')} {expected.get('value', '')}".strip()
+
+
+def _labels(fleet: str, payload: dict[str, Any]) -> dict[str, str]:
+    rule = str(payload.get("rule") or "unknown")
+    labels = {"alertname": f"edgewatch_{rule}", "device": str(payload.get("device") or ""),
+              "fleet": fleet, "rule": rule, "subject": str(payload.get("subject") or ""),
+              "severity": str(payload.get("severity") or "warning"),
+              "edgewatch_id": str(payload.get("id") or "")}
+    return {k: v for k, v in labels.items() if v}  # an empty label is no label
+
+
+def _annotations(payload: dict[str, Any]) -> dict[str, str]:
+    notes = {"summary": str(payload.get("message") or ""),
+             "observed": "" if payload.get("observed") is None else str(payload["observed"]),
+             "expected": _expected(payload.get("expected")),
+             "window": _iso_window(payload.get("window")),
+             "state": str(payload.get("state") or "")}
+    if payload.get("state") == "snoozed" and payload.get("snoozed_until") is not None:
+        notes["snoozed_until"] = rfc3339(_seconds(payload["snoozed_until"], 0.0))
+    if payload.get("historical") is True:
+        notes["historical"] = "true"
+    return {k: v for k, v in notes.items() if v}
+
+
+def alertmanager_alert(fleet: str, payload: dict[str, Any], now: float,
+                       active_ttl_s: float = ACTIVE_TTL_S,
+                       generator_url: str = "") -> dict[str, Any]:
+    """The Alertmanager API v2 alert for an ``edgewatch.alert/1`` payload (module docs)."""
+    since = _seconds(payload.get("since"), now)
+    if payload.get("state") == "resolved":
+        ends = max(min(_seconds(payload.get("updated"), now), now), since)
+    else:
+        ends = max(now, since) + active_ttl_s
+    alert: dict[str, Any] = {"labels": _labels(fleet, payload),
+                             "annotations": _annotations(payload),
+                             "startsAt": rfc3339(since), "endsAt": rfc3339(ends)}
+    if generator_url:
+        alert["generatorURL"] = generator_url
+    return alert
+
+
+def slack_text(payload: dict[str, Any]) -> str:
+    """``[FIRING] warning cam-12: <sentence>``."""
+    state = str(payload.get("state") or "")
+    tag = _STATE_TAGS.get(state, state.upper() or "ALERT")
+    message = payload.get("message") or payload.get("rule") or "alert"
+    return f"[{tag}] {payload.get('severity', 'warning')} {payload.get('device', '?')}: {message}"
+
+
+def _where(url: str) -> str:
+    """scheme://host[:port] of a URL: enough for a log line, without secrets."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def check_url(url: str, what: str) -> str:
+    """``url`` without a trailing slash; ConfigError unless it is an http(s) URL."""
+    if not url:
+        return ""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # ValueError for a bad port
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigError(f"{what}: expected an http:// or https:// URL, got {_where(url)!r}")
+    return url.rstrip("/")
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+def _post(url: str, body: bytes, timeout_s: float) -> None:
+    """POST JSON; _Refused on 4xx, other exceptions for what may succeed later."""
+    request = urllib.request.Request(
+        url, data=body, method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": f"edgewatch/{__version__}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read(300).decode("utf-8", "replace").strip()
+        exc.close()
+        if 400 <= exc.code < 500 and exc.code not in _RETRYABLE_HTTP:
+            raise _Refused(f"HTTP {exc.code}: {detail}") from exc
+        raise OSError(f"HTTP {exc.code}: {detail}") from exc
+
+
+# --------------------------------------------------------------------------- the router
+
+
+class AlertRouter:
+    """Sends alert payloads to Alertmanager and/or a webhook; see the module docs.
+
+    ``sent``, ``errors`` and ``dropped`` count by target (``"alertmanager"``, ``"webhook"``;
+    ``errors["payload"]`` for payloads that could not be turned into a request).
+    Thread-safe: one lock serialises routing and flushing.
+    """
+
+    def __init__(self, alertmanager_url: str = "", webhook_url: str = "",
+                 timeout_s: float = 5.0, clock: Clock | None = None, *,
+                 active_ttl_s: float = ACTIVE_TTL_S, generator_url: str = "",
+                 max_pending: int = MAX_PENDING,
+                 backoff_s: tuple[float, float] = BACKOFF_S) -> None:
+        self.alertmanager_url = check_url(alertmanager_url, "alertmanager_url")
+        self.webhook_url = check_url(webhook_url, "webhook_url")
+        self.timeout_s = timeout_s
+        self.clock: Clock = clock or SystemClock()
+        self.active_ttl_s = active_ttl_s
+        self.generator_url = generator_url
+        self.max_pending = max(1, max_pending)
+        self.backoff_s = backoff_s
+        self.sent: collections.Counter[str] = collections.Counter()
+        self.errors: collections.Counter[str] = collections.Counter()
+        self.dropped: collections.Counter[str] = collections.Counter()
+        self._pending: collections.OrderedDict[tuple[str, ...], _Delivery] = (
+            collections.OrderedDict())
+        self._retry_at: dict[str, float] = {}
+        self._pause: dict[str, float] = {}
+        self._serial = itertools.count()
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.alertmanager_url or self.webhook_url)
+
+    @property
+    def pending(self) -> int:
+        """Deliveries waiting in the retry queue."""
+        with self._lock:
+            return len(self._pending)
+
+    def route(self, fleet: str, payload: dict[str, Any]) -> None:
+        """Send one ``edgewatch.alert/1`` payload to every configured target; never raises."""
+        try:
+            deliveries = self._deliveries(fleet, payload)
+        except Exception as exc:  # a malformed payload must not stop the caller
+            self.errors["payload"] += 1
+            log.error("cannot route alert %r: %s", str(payload.get("id"))[:80], exc)
+            return
+        with self._lock:
+            for delivery in deliveries:
+                self._enqueue(delivery)
+            for target in {d.target for d in deliveries}:
+                if self.clock.monotonic() >= self._retry_at.get(target, 0.0):
+                    self._drain(target)
+
+    def flush(self, force: bool = True) -> int:
+        """Retry the queued deliveries (only targets past their back-off unless ``force``);
+        returns how many are still queued. Never raises."""
+        with self._lock:
+            now = self.clock.monotonic()
+            for target in {d.target for d in self._pending.values()}:
+                if force or now >= self._retry_at.get(target, 0.0):
+                    self._drain(target)
+            return len(self._pending)
+
+    # -- building -------------------------------------------------------------------------
+
+    def _deliveries(self, fleet: str, payload: dict[str, Any]) -> list[_Delivery]:
+        what = f"{payload.get('device')}/{payload.get('id')} {payload.get('state')}"
+        out = []
+        if self.alertmanager_url:
+            alert = alertmanager_alert(fleet, payload, self.clock.now(), self.active_ttl_s,
+                                       self.generator_url)
+            ident = payload.get("id")  # without an id, an alert stands for itself
+            ident = f"#{next(self._serial)}" if ident is None else str(ident)
+            alert_key = (fleet, str(payload.get("device")), ident)
+            out.append(_Delivery(ALERTMANAGER, f"{self.alertmanager_url}/api/v2/alerts",
+                                 _json([alert]), (ALERTMANAGER, *alert_key), what))
+        if self.webhook_url:
+            out.append(_Delivery(WEBHOOK, self.webhook_url, _json({"text": slack_text(payload)}),
+                                 (WEBHOOK, str(next(self._serial))), what))
+        return out
+
+    # -- queue (callers hold the lock) ------------------------------------------------------
+
+    def _enqueue(self, delivery: _Delivery) -> None:
+        self._pending.pop(delivery.key, None)  # a newer state supersedes a queued one
+        self._pending[delivery.key] = delivery
+        while len(self._pending) > self.max_pending:
+            _, oldest = self._pending.popitem(last=False)
+            self.dropped[oldest.target] += 1
+            log.warning("alert routing queue full: dropped %s for %s", oldest.what,
+                        oldest.target)
+
+    def _drain(self, target: str) -> None:
+        """Send the target's queued deliveries in order; stop at the first transient error."""
+        for key in [k for k, d in self._pending.items() if d.target == target]:
+            if not self._attempt(self._pending[key]):
+                return
+            del self._pending[key]
+
+    def _attempt(self, delivery: _Delivery) -> bool:
+        """True when the delivery is done with (sent, or refused for good)."""
+        try:
+            _post(delivery.url, delivery.body, self.timeout_s)
+        except _Refused as exc:
+            self.errors[delivery.target] += 1
+            log.error("%s at %s refused alert %s: %s", delivery.target, _where(delivery.url),
+                      delivery.what, exc)
+            return True
+        except Exception as exc:  # URLError, timeouts, 5xx: try again later
+            self.errors[delivery.target] += 1
+            self._back_off(delivery.target)
+            log.warning("%s at %s unreachable for alert %s (%s); queued, retry in %.0f s",
+                        delivery.target, _where(delivery.url), delivery.what,
+                        _reason(exc), self._pause[delivery.target])
+            return False
+        self.sent[delivery.target] += 1
+        self._pause.pop(delivery.target, None)
+        self._retry_at.pop(delivery.target, None)
+        return True
+
+    def _back_off(self, target: str) -> None:
+        first, longest = self.backoff_s
+        pause = min(self._pause.get(target, first / 2) * 2, longest)
+        self._pause[target] = pause
+        self._retry_at[target] = self.clock.monotonic() + pause
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        return str(exc.reason)
+    return str(exc) or type(exc).__name__
+
+
+# --------------------------------------------------------------------------- thread
+
+
+class RouterThread:
+    """Runs an :class:`AlertRouter` on its own thread: ``submit`` never blocks.
+
+    Payloads wait in a bounded queue (beyond ``queue_size`` they are dropped and counted in
+    ``router.dropped["queue"]``); the thread routes them and, every ``retry_s``, retries
+    the router's queue for targets past their back-off.
+    """
+
+    def __init__(self, router: AlertRouter, queue_size: int = 10000,
+                 retry_s: float = 1.0) -> None:
+        self.router = router
+        self.retry_s = retry_s
+        self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(queue_size)
+        self._thread = threading.Thread(target=self._run, name="alert-routing", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, fleet: str, payload: dict[str, Any]) -> None:
+        try:
+            self._queue.put_nowait((fleet, payload))
+        except queue.Full:
+            self.router.dropped["queue"] += 1
+            log.warning("alert routing is behind: dropped alert %r",
+                        str(payload.get("id"))[:80])
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Route what was submitted (one attempt each), then stop the thread."""
+        if self._thread.is_alive():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=timeout)
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=self.retry_s)
+            except queue.Empty:
+                self.router.flush(force=False)
+                continue
+            if item is None:
+                return
+            self.router.route(*item)
