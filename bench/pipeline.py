@@ -3,7 +3,7 @@
     python bench/pipeline.py [--assets DIR] [--repeats 5] [--frames 300] [--json PATH]
 
 SSDLite-MobileNetV2 on vtest.avi, frames decoded into memory before timing. Every run is
-a fresh child process (two onnxruntime sessions in one process slow each other down), the
+a fresh child process (no shared thread pools or allocators; its own peak RSS), the
 configurations alternate round by round, and a row's ratio is the median of its ratios to
 the bare run of the same round. "foreign" is the CPU share other processes used meanwhile.
 """

@@ -6,6 +6,7 @@ the transport fields the outbox adds.
 
 from __future__ import annotations
 
+import datetime as dt
 import http.server
 import json
 import threading
@@ -99,7 +100,7 @@ class Hook(http.server.ThreadingHTTPServer):
 class HookHandler(http.server.BaseHTTPRequestHandler):
     server: Hook
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.server.received.append((self.headers.get("Content-Type", ""), json.loads(body)))
         self.send_response(self.server.status)
@@ -153,7 +154,7 @@ def test_firing_alert_is_active_in_alertmanager_with_labels_and_annotations(
     assert notes["window"] == f"{rfc3339(window['start'])}/{rfc3339(window['end'])}"
     assert alert["status"]["state"] == "active"
     assert alert["startsAt"] == rfc3339(payload["since"])
-    ends = time.mktime(time.strptime(alert["endsAt"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    ends = dt.datetime.fromisoformat(alert["endsAt"].replace("Z", "+00:00")).timestamp()
     assert 2.9 * 3600 < ends - time.time() < 3.1 * 3600  # active for the TTL, not forever
 
 

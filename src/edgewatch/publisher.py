@@ -160,6 +160,7 @@ class Publisher:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self._inflight.clear()
         self._sent.clear()
         try:
@@ -244,8 +245,11 @@ class Publisher:
         client.publish(self.topics.status, status.birth(self.manifest, self.clock.now()),
                        qos=1, retain=True)
         client.subscribe(self.topics.commands, qos=1)
-        self.connected.set()
         log.info("connected to %s:%d", self.cfg.host, self.cfg.port)
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, _codes: Any,
+                      _p: Any = None) -> None:
+        self.connected.set()  # connected and listening for commands
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode,
                        _p: Any = None) -> None:

@@ -99,6 +99,31 @@ def list_alerts(store: AlertSource, device: str | None = None, active_only: bool
     return sorted(rows, key=_order)
 
 
+class DeviceSource(AlertSource, Protocol):
+    def device(self, device: str) -> Any: ...
+
+
+def command_target(store: DeviceSource, device: str | None = None,
+                   alert: str | None = None) -> tuple[str, str]:
+    """(fleet, device) to send a command to: ``device`` as the store knows it, or, without
+    it, the device that raised the active alert with id ``alert``. OperatorError when the
+    store cannot tell."""
+    if device is None and alert:
+        found = {str(a.get("device")) for a in list_alerts(store, None, active_only=True)
+                 if a.get("id") == alert}
+        if len(found) != 1:
+            raise OperatorError(f"no active alert with id {alert[:80]!r} in the collector's "
+                                "store: name the device")
+        device = found.pop()
+    if not device:
+        raise OperatorError("name the device the command is for")
+    state = store.device(device)
+    if state is None:
+        raise OperatorError(f"the collector does not know device {device[:130]!r}: "
+                            "give its fleet")
+    return str(state.fleet), device
+
+
 def _utc(t: Any) -> str:
     if isinstance(t, bool) or not isinstance(t, (int, float)):
         return "-"
