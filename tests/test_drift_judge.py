@@ -43,7 +43,7 @@ class Footage:
         b = ReferenceBuilder()
         b.extend(ms)
         return b.build(model_sha256=self.engine.model_sha256, model_name="ssdlite",
-                       adapter="ssd", analysis_width=256, source="vtest", created=0.0)
+                       adapter="ssd", analysis_width=160, source="vtest", created=0.0)
 
     def windows(self, ms: list[FrameMeasurement], reference: ReferenceProfile | None = None,
                 drift: DriftConfig | None = None, size: int = 100) -> list[WindowSummary]:

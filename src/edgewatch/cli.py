@@ -7,10 +7,12 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 from edgewatch import __version__
 from edgewatch.agent import Agent, build_reference, device_id, load_reference
@@ -83,7 +85,40 @@ def _parser() -> argparse.ArgumentParser:
     for f in (fs, fd):
         f.add_argument("--config", required=True, help="collector configuration")
         f.add_argument("--json", action="store_true", help="machine-readable output")
+    _alerts_parser(sub)
     return p
+
+
+def _alerts_parser(sub: Any) -> None:
+    al = sub.add_parser("alerts", help="the fleet's alerts; commands to a device's alerts")
+    asub = al.add_subparsers(dest="alerts_command", required=True)
+    ls = asub.add_parser("list", help="alerts from the collector's store (active unless --all)")
+    ls.add_argument("--all", action="store_true", help="resolved alerts too")
+    ack = asub.add_parser("ack", help="acknowledge an alert: no more reminders")
+    snooze = asub.add_parser("snooze", help="no reminders for a while")
+    for p in (ack, snooze):
+        p.add_argument("alert", help="alert id (or rule/subject, or rule name, with --device)")
+    snooze.add_argument("seconds", type=float)
+    on = asub.add_parser("enable", help="evaluate a rule again on the device")
+    off = asub.add_parser("disable", help="stop evaluating a rule on the device")
+    thr = asub.add_parser("set-threshold", help="change a rule's threshold on the device")
+    for p in (on, off, thr):
+        p.add_argument("rule")
+    thr.add_argument("threshold", type=float)
+    thr.add_argument("--resolve-threshold", type=float)
+    rules = asub.add_parser("rules", help="the device's active alerts and effective rules")
+    for p in (ls, ack, snooze, on, off, thr, rules):
+        p.add_argument("--config", required=True, help="collector configuration")
+        p.add_argument("--device", required=p in (on, off, thr, rules),
+                       help="device id" + (" (default: every device)" if p is ls else ""))
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+    for p in (ack, snooze, on, off, thr, rules):
+        p.add_argument("--fleet", help="the device's fleet (default: from the store)")
+        p.add_argument("--token", default=os.environ.get("EDGEWATCH_COMMAND_TOKEN", ""),
+                       help="the agents' alerts.command_token "
+                            "(default: $EDGEWATCH_COMMAND_TOKEN)")
+        p.add_argument("--timeout", type=float, default=10.0,
+                       help="seconds to wait for the device's answer")
 
 
 def _source_options(p: argparse.ArgumentParser) -> None:
@@ -269,6 +304,54 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alert_command(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """(device command, its arguments) for an ``alerts`` subcommand."""
+    name = args.alerts_command
+    if name == "ack":
+        return name, {"alert": args.alert}
+    if name == "snooze":
+        return name, {"alert": args.alert, "seconds": args.seconds}
+    if name == "set-threshold":
+        extra = ({} if args.resolve_threshold is None
+                 else {"resolve_threshold": args.resolve_threshold})
+        return name, {"rule": args.rule, "threshold": args.threshold, **extra}
+    if name == "rules":
+        return "list", {}
+    return name, {"rule": args.rule}
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from edgewatch.collector.config import load_collector_config
+    from edgewatch.collector.operator import (
+        command_target,
+        format_alerts,
+        list_alerts,
+        send_command,
+    )
+    from edgewatch.collector.store import open_store
+
+    cfg = load_collector_config(args.config)
+    if args.alerts_command == "list":
+        with open_store(cfg.store.url) as store:
+            rows = list_alerts(store, args.device, active_only=not args.all)
+        print(json.dumps(rows, indent=1) if args.json else format_alerts(rows))
+        return 0
+    name, command_args = _alert_command(args)
+    fleet, device = args.fleet, args.device
+    if not (fleet and device):
+        with open_store(cfg.store.url) as store:
+            known_fleet, device = command_target(store, device, command_args.get("alert"))
+        fleet = fleet or known_fleet
+    result = send_command(cfg.mqtt, fleet, device, name, command_args,
+                          timeout_s=args.timeout, token=args.token)
+    if args.json or name == "list":
+        print(json.dumps(result, indent=1))
+    else:
+        print(f"{device}: {name} " + ("ok" if result.get("ok")
+                                      else f"refused: {result.get('error')}"))
+    return 0 if result.get("ok") else EXIT_ERROR
+
+
 COMMANDS = {
     "check-config": cmd_check_config,
     "replay": cmd_replay,
@@ -276,6 +359,7 @@ COMMANDS = {
     "show": cmd_show,
     "collector": cmd_collector,
     "fleet": cmd_fleet,
+    "alerts": cmd_alerts,
 }
 
 

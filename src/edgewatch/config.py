@@ -133,7 +133,7 @@ class SourceConfig:
 @dataclasses.dataclass(frozen=True)
 class FeaturesConfig:
     analysis_width: int = setting(
-        256, "Input features are computed on the frame downscaled (nearest neighbour) to "
+        160, "Input features are computed on the frame downscaled (nearest neighbour) to "
         "this width.", minimum=16, maximum=4096,
     )
     every_nth: int = setting(1, "Monitor one frame in N (1 monitors every frame).", minimum=1)

@@ -58,7 +58,7 @@ THUMBNAIL_SIZE = (32, 24)
 class ImageFeatureExtractor:
     """Computes IMAGE_FEATURES for BGR uint8 frames, and a small grey thumbnail."""
 
-    def __init__(self, analysis_width: int = 256) -> None:
+    def __init__(self, analysis_width: int = 160) -> None:
         self.analysis_width = analysis_width
 
     def analysis_view(self, image: Image) -> Image:

@@ -74,15 +74,39 @@ class FleetConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AlertingConfig:
+    alertmanager_url: str = setting(
+        "", "Alertmanager base URL (http://host:9093): each new device alert is POSTed to "
+        "<url>/api/v2/alerts. Empty: not used.")
+    webhook_url: str = setting(
+        "", "Slack-compatible incoming webhook URL: each new device alert is posted as "
+        "{\"text\": ...}. It is a secret: keep this file private. Empty: not used.")
+    timeout_s: float = setting(5.0, "HTTP timeout of one request.", minimum=0.1,
+                               maximum=120.0)
+    active_ttl_s: float = setting(
+        10800.0, "Active alerts are sent to Alertmanager with endsAt = now + this, so the "
+        "alert of a device that vanished expires; keep it above the agents' "
+        "alerts.renotify_s.", minimum=60.0)
+    generator_url: str = setting(
+        "", "Optional link sent with every Alertmanager alert as generatorURL (a dashboard).")
+
+
+@dataclasses.dataclass(frozen=True)
 class CollectorConfig:
     mqtt: CollectorMqttConfig = section(CollectorMqttConfig, "The broker.")
     store: StoreConfig = section(StoreConfig, "The fleet store.")
     http: HttpConfig = section(HttpConfig, "Prometheus endpoint.")
     fleet: FleetConfig = section(FleetConfig, "Fleet state.")
+    alerting: AlertingConfig = section(AlertingConfig, "Where device alerts are routed.")
 
 
 def parse_collector_config(data: dict[str, Any], base: Path | None = None) -> CollectorConfig:
+    from edgewatch.collector.alert_routing import check_url
+
     cfg = build(CollectorConfig, data)
+    check_url(cfg.alerting.alertmanager_url, "alerting.alertmanager_url")
+    check_url(cfg.alerting.webhook_url, "alerting.webhook_url")
+    check_url(cfg.alerting.generator_url, "alerting.generator_url")
     url = cfg.store.url
     if base is not None and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         path = url[len("sqlite:///"):]

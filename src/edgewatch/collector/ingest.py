@@ -36,6 +36,12 @@ class Store(Protocol):
     def ingest_many(self, items: list[Item]) -> list[bool]: ...
 
 
+class AlertSink(Protocol):
+    """Where new alert messages go (alert_routing.RouterThread); must not block."""
+
+    def submit(self, fleet: str, payload: dict[str, Any]) -> None: ...
+
+
 @dataclasses.dataclass
 class IngestStats:
     """Counters exported as metrics."""
@@ -76,10 +82,11 @@ class Ingestor:
     """Subscribes to the fleet, validates, and stores in batches; acks after commit."""
 
     def __init__(self, cfg: CollectorMqttConfig, store_cfg: StoreConfig, store: Store, *,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, alerts: AlertSink | None = None) -> None:
         self.cfg = cfg
         self.store_cfg = store_cfg
         self.store = store
+        self.alerts = alerts
         self.clock = clock or SystemClock()
         self.stats = IngestStats()
         self.stop_event = threading.Event()
@@ -178,6 +185,8 @@ class Ingestor:
         for item, new in zip(items, fresh):
             if new:
                 self.stats.stored[item[0]] += 1
+                if item[0] == "alert" and self.alerts is not None:
+                    self.alerts.submit(item[1], item[3])  # routed once: only when new
             else:
                 self.stats.duplicates += 1
         for mid, qos, _ in batch:

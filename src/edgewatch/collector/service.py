@@ -7,7 +7,8 @@ import threading
 from typing import Any
 
 from edgewatch.clock import Clock, SystemClock
-from edgewatch.collector.config import CollectorConfig
+from edgewatch.collector.alert_routing import AlertRouter, RouterThread
+from edgewatch.collector.config import AlertingConfig, CollectorConfig
 from edgewatch.collector.ingest import Ingestor
 from edgewatch.collector.store import open_store
 
@@ -20,13 +21,17 @@ class CollectorService:
     def __init__(self, cfg: CollectorConfig, clock: Clock | None = None) -> None:
         self.cfg = cfg
         self.clock = clock or SystemClock()
+        self.routing = _routing(cfg.alerting, self.clock)
         self.store = open_store(cfg.store.url)
-        self.ingestor = Ingestor(cfg.mqtt, cfg.store, self.store, clock=self.clock)
+        self.ingestor = Ingestor(cfg.mqtt, cfg.store, self.store, clock=self.clock,
+                                 alerts=self.routing)
         self.stop = threading.Event()
         self._http: Any = None
         self._metrics_store: Any = None
 
     def start(self) -> None:
+        if self.routing is not None:
+            self.routing.start()
         self.ingestor.start()
         if self.cfg.http.port:
             from edgewatch.collector.metrics import make_registry, serve
@@ -48,7 +53,18 @@ class CollectorService:
 
     def close(self) -> None:
         self.ingestor.stop()
+        if self.routing is not None:
+            self.routing.close()
         if self._http is not None:
             self._http.close()
             self._metrics_store.close()
         self.store.close()
+
+
+def _routing(cfg: AlertingConfig, clock: Clock) -> RouterThread | None:
+    """The alert router's thread, or None when no target is configured."""
+    if not (cfg.alertmanager_url or cfg.webhook_url):
+        return None
+    return RouterThread(AlertRouter(cfg.alertmanager_url, cfg.webhook_url, cfg.timeout_s,
+                                    clock, active_ttl_s=cfg.active_ttl_s,
+                                    generator_url=cfg.generator_url))
