@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
 
 from edgewatch.agent import make_measurer
-from edgewatch.config import AgentConfig, DriftConfig
+from edgewatch.alert_state import AlertStore
+from edgewatch.alerts import AlertEngine
+from edgewatch.config import AgentConfig, AlertsConfig, DriftConfig
 from edgewatch.drift_judge import DriftJudge
 from edgewatch.frame_checks import FrameChecks
 from edgewatch.inference import InferenceEngine
@@ -85,6 +88,21 @@ def test_even_against_odd_frames_never_drifts(footage: Footage) -> None:
     reference = footage.build(ms[0::2])
     windows = footage.windows(ms[1::2], reference=reference, size=50)
     assert severities(windows) == ["ok"] * len(windows)
+    assert default_alerts(windows) == []
+
+
+def default_alerts(windows: list[WindowSummary]) -> list[dict[str, Any]]:
+    """What the default alert rules of configs/agent.toml send for these windows."""
+    sent: list[dict[str, Any]] = []
+    engine = AlertEngine(AlertsConfig(), AlertStore(":memory:"), sent.append)
+    for w in windows:
+        engine.evaluate(w.to_dict())
+    return sent
+
+
+def test_default_alert_rules_stay_quiet_on_the_steady_camera(footage: Footage) -> None:
+    windows = footage.windows(footage.measure(range(SPLIT, len(footage.frames))))
+    assert default_alerts(windows) == []
 
 
 def noisy(sigma: float) -> Callable[[int, np.ndarray], np.ndarray]:
