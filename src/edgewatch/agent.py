@@ -18,7 +18,7 @@ from edgewatch.measure import FrameMeasurer
 from edgewatch.monitor import Monitor, Sink
 from edgewatch.output_features import OutputFeatureExtractor, load_labels
 from edgewatch.progress import Progress
-from edgewatch.records import InferenceResult
+from edgewatch.records import Image, InferenceResult
 from edgewatch.reference import ReferenceBuilder, ReferenceProfile
 from edgewatch.resources import ResourceSampler
 from edgewatch.sources import FrameSource
@@ -50,12 +50,12 @@ def load_reference(cfg: AgentConfig, engine: InferenceEngine,
 
 
 def infer_safely(engine: InferenceEngine,
-                 frame_image: object) -> tuple[InferenceResult | None, bool]:
+                 image: Image | None) -> tuple[InferenceResult | None, bool]:
     """Run inference; an onnxruntime failure on one frame is logged and counted, not raised."""
-    if frame_image is None:
+    if image is None:
         return None, False
     try:
-        return engine.infer(frame_image), False  # type: ignore[arg-type]
+        return engine.infer(image), False
     except ModelError as exc:
         log.warning("%s", exc)
         return None, True

@@ -112,6 +112,7 @@ class Publisher:
         self._thread = threading.Thread(target=self._run, name="edgewatch-publisher",
                                         daemon=True)
         self._tokens = 0.0
+        self._last_refill = time.monotonic()
         self._acked: list[int] = []
         self._acked_since = 0.0
 
@@ -225,8 +226,8 @@ class Publisher:
         if rate <= 0:
             return True
         now = time.monotonic()
-        self._tokens = min(rate, self._tokens + (now - getattr(self, "_last", now)) * rate)
-        self._last = now
+        self._tokens = min(rate, self._tokens + (now - self._last_refill) * rate)
+        self._last_refill = now
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True
