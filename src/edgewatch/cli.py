@@ -21,6 +21,7 @@ from edgewatch.config import AgentConfig, load_config
 from edgewatch.delivery import Delivery, make_alerting
 from edgewatch.errors import ConfigError, EdgewatchError
 from edgewatch.inference import InferenceEngine
+from edgewatch.monitor import Sink
 from edgewatch.progress import Progress
 from edgewatch.reference import ReferenceProfile
 from edgewatch.report import format_table, read_lines
@@ -184,6 +185,17 @@ def _delivery(cfg: AgentConfig, engine: InferenceEngine, reference: ReferencePro
                     model_sha256=engine.model_sha256, config_path=config_path, publish=True)
 
 
+def _sinks(cfg: AgentConfig, engine: InferenceEngine, jsonl: JsonlSink | None,
+           delivery: Delivery | None) -> list[Sink]:
+    """Window outputs in order: JSON lines, the outbox, then the alert rules."""
+    alerting = make_alerting(
+        cfg, model_sha256=engine.model_sha256, lines=jsonl,
+        outbox=delivery.outbox if delivery else None,
+        publisher=delivery.publisher if delivery else None,
+        commands=delivery.commands if delivery else None)
+    return [s for s in (jsonl, delivery.sink if delivery else None, alerting) if s]
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if not args.publish:  # an offline replay starts from a clean alert state and keeps none
@@ -194,12 +206,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     source = _recorded_source(cfg, args, _parse_start(args.start))
     jsonl = JsonlSink(stream=sys.stdout) if args.out == "-" else JsonlSink(args.out)
     delivery = _delivery(cfg, engine, reference, args.config) if args.publish else None
-    alerting = make_alerting(
-        cfg, model_sha256=engine.model_sha256, lines=jsonl,
-        outbox=delivery.outbox if delivery else None,
-        publisher=delivery.publisher if delivery else None,
-        commands=delivery.commands if delivery else None)
-    sinks = [s for s in (jsonl, delivery.sink if delivery else None, alerting) if s]
+    sinks = _sinks(cfg, engine, jsonl, delivery)
     agent = Agent(cfg, engine, reference, Tee(*sinks), live=False,
                   lossless=not args.allow_drops)
     _stop_on_signals(agent)
@@ -235,12 +242,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         jsonl = JsonlSink(cfg.output.jsonl, mode="a") if cfg.output.jsonl else JsonlSink(
             stream=sys.stdout)
     delivery = _delivery(cfg, engine, reference, args.config) if cfg.mqtt.enabled else None
-    alerting = make_alerting(
-        cfg, model_sha256=engine.model_sha256, lines=jsonl,
-        outbox=delivery.outbox if delivery else None,
-        publisher=delivery.publisher if delivery else None,
-        commands=delivery.commands if delivery else None)
-    sinks = [s for s in (jsonl, delivery.sink if delivery else None, alerting) if s]
+    sinks = _sinks(cfg, engine, jsonl, delivery)
     agent = Agent(cfg, engine, reference, Tee(*sinks), live=source.live, clock=clock)
     _stop_on_signals(agent)
     log.info("monitoring %s with %s", source.description, engine.model_name)

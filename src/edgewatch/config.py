@@ -385,18 +385,22 @@ def parse_config(data: dict[str, Any], base_dir: Path | None = None) -> AgentCon
     return _resolve_paths(cfg, base_dir)
 
 
-def load_config(path: str | Path) -> AgentConfig:
-    """Read and validate a TOML configuration file."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; unreadable or invalid files are one-line ConfigErrors."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config file ({exc.strerror})") from exc
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML ({exc})") from exc
-    return parse_config(data, p.parent)
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Read and validate a TOML configuration file."""
+    return parse_config(read_toml(path), Path(path).parent)
 
 
 def _resolve(base: Path, value: str) -> str:

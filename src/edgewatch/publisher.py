@@ -24,7 +24,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edgewatch import status
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.config import MqttConfig
-from edgewatch.errors import ConfigError
+from edgewatch.mqtt_auth import secure
 from edgewatch.status import Manifest
 from edgewatch.topics import Topics
 
@@ -74,15 +74,7 @@ def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
                          protocol=protocol, **kwargs)
     client.max_inflight_messages_set(cfg.max_inflight)
     client.max_queued_messages_set(0)
-    if cfg.username:
-        client.username_pw_set(cfg.username, cfg.password or None)
-    if cfg.tls.enabled:
-        try:
-            client.tls_set(ca_certs=cfg.tls.ca_file or None, certfile=cfg.tls.cert_file or None,
-                           keyfile=cfg.tls.key_file or None, cert_reqs=ssl.CERT_REQUIRED)
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            raise ConfigError(f"mqtt.tls: {exc}") from exc
-        client.tls_insecure_set(cfg.tls.insecure)
+    secure(client, cfg.username, cfg.password, cfg.tls)
     return client
 
 

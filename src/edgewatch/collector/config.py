@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from edgewatch.config import TlsConfig
-from edgewatch.errors import ConfigError
+from edgewatch.config import TlsConfig, read_toml
 from edgewatch.typedconfig import build, section, setting
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,11 +110,5 @@ def parse_collector_config(data: dict[str, Any], base: Path | None = None) -> Co
 
 
 def load_collector_config(path: str | Path) -> CollectorConfig:
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read config file ({exc.strerror})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML ({exc})") from exc
-    return parse_collector_config(data, p.parent)
+    """Read and validate the collector's TOML configuration."""
+    return parse_collector_config(read_toml(path), Path(path).parent)

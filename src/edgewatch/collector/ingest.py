@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import queue
-import ssl
 import threading
 import time
 from collections import Counter
@@ -25,7 +24,7 @@ from edgewatch.clock import Clock, SystemClock
 from edgewatch.collector.config import CollectorMqttConfig, StoreConfig
 from edgewatch.collector.store import RejectedPayload
 from edgewatch.collector.validate import BadPayload, check
-from edgewatch.errors import ConfigError
+from edgewatch.mqtt_auth import secure
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +64,7 @@ def make_client(cfg: CollectorMqttConfig) -> mqtt.Client:
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
                          protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, manual_ack=True,
                          **kwargs)
-    if cfg.username:
-        client.username_pw_set(cfg.username, cfg.password or None)
-    if cfg.tls.enabled:
-        try:
-            client.tls_set(ca_certs=cfg.tls.ca_file or None, certfile=cfg.tls.cert_file or None,
-                           keyfile=cfg.tls.key_file or None, cert_reqs=ssl.CERT_REQUIRED)
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            raise ConfigError(f"mqtt.tls: {exc}") from exc
-        client.tls_insecure_set(cfg.tls.insecure)
+    secure(client, cfg.username, cfg.password, cfg.tls)
     client.reconnect_delay_set(1, 30)
     return client
 

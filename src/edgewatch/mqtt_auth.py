@@ -1,0 +1,24 @@
+"""Credentials and TLS for a paho client, shared by the agent and the collector."""
+
+from __future__ import annotations
+
+import ssl
+
+import paho.mqtt.client as mqtt
+
+from edgewatch.config import TlsConfig
+from edgewatch.errors import ConfigError
+
+
+def secure(client: mqtt.Client, username: str, password: str, tls: TlsConfig) -> None:
+    """Set user name/password (if any) and TLS with client certificates (if enabled)."""
+    if username:
+        client.username_pw_set(username, password or None)
+    if not tls.enabled:
+        return
+    try:
+        client.tls_set(ca_certs=tls.ca_file or None, certfile=tls.cert_file or None,
+                       keyfile=tls.key_file or None, cert_reqs=ssl.CERT_REQUIRED)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"mqtt.tls: {exc}") from exc
+    client.tls_insecure_set(tls.insecure)
