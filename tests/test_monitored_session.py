@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,17 @@ def classifier(tmp_path: Path) -> tuple[AgentConfig, ReferenceProfile]:
     return cfg, build_reference(cfg, frames(12, seed=10))
 
 
+def run_wrapped(cfg: AgentConfig, reference: ReferenceProfile, engine: InferenceEngine,
+                images: Sequence[np.ndarray]) -> ListSink:
+    """Run images through a wrapped session (the library path) and return the sink."""
+    sink = ListSink()
+    with AppMonitor(cfg, reference, sink, clock=ManualClock(), live=False) as monitor:
+        session = monitor.wrap(engine.session)
+        for image in images:
+            session.run(None, {"images": engine.preprocess(image)[0]}, frame=image)
+    return sink
+
+
 def only_summary(sink: ListSink) -> WindowSummary:
     assert len(sink.summaries) == 1, [s.frames for s in sink.summaries]
     return sink.summaries[0]
@@ -117,11 +129,7 @@ def test_wrapped_session_measures_what_the_engine_measures(
     images = frames(6, seed=30)
     measurer = make_measurer(cfg)
     expected = [measurer(Frame(i, 0.0, im), engine.infer(im)) for i, im in enumerate(images)]
-    sink = ListSink()
-    with AppMonitor(cfg, reference, sink, clock=ManualClock(), live=False) as monitor:
-        session = monitor.wrap(engine.session)
-        for image in images:
-            session.run(None, {"images": engine.preprocess(image)[0]}, frame=image)
+    sink = run_wrapped(cfg, reference, engine, images)
     summary = only_summary(sink)
     for name in ("top1_prob", "margin", "prob_entropy"):
         values = np.array([m.numeric[name] for m in expected])
@@ -205,12 +213,8 @@ def test_observe_records_outputs_and_timings(
 def test_windows_close_by_frame_count(classifier: tuple[AgentConfig, ReferenceProfile]) -> None:
     cfg, reference = classifier
     cfg = parse_config({**dataclasses.asdict(cfg), "window": {"seconds": 3600.0, "frames": 4}})
-    sink = ListSink()
     engine = InferenceEngine(cfg.model)
-    with AppMonitor(cfg, reference, sink, clock=ManualClock(), live=False) as monitor:
-        session = monitor.wrap(engine.session)
-        for image in frames(10, seed=50):
-            session.run(None, {"images": engine.preprocess(image)[0]}, frame=image)
+    sink = run_wrapped(cfg, reference, engine, frames(10, seed=50))
     assert [s.frames.seen for s in sink.summaries] == [4, 4, 2]
 
 
@@ -221,12 +225,8 @@ def test_raw_features_use_the_session_output_names(tmp_path: Path) -> None:
     reference = build_reference(cfg, frames(8, seed=60))
     assert "raw.mean.mean" in reference.numeric
     engine = InferenceEngine(cfg.model)
-    sink = ListSink()
     images = frames(3, seed=61)
-    with AppMonitor(cfg, reference, sink, clock=ManualClock(), live=False) as monitor:
-        session = monitor.wrap(engine.session)
-        for image in images:
-            session.run(None, {"images": engine.preprocess(image)[0]}, frame=image)
+    sink = run_wrapped(cfg, reference, engine, images)
     summary = only_summary(sink)
     assert summary.numeric["raw.mean.mean"].moments.count == len(images)
     assert summary.numeric["raw.doubled.max"].moments.count == len(images)
@@ -242,11 +242,7 @@ def test_detector_boxes_map_through_the_configured_letterbox(tmp_path: Path) -> 
     engine = InferenceEngine(cfg.model)
     measurer = make_measurer(cfg)
     expected = measurer(Frame(0, 0.0, images[0]), engine.infer(images[0]))
-    sink = ListSink()
-    with AppMonitor(cfg, reference, sink, clock=ManualClock(), live=False) as monitor:
-        session = monitor.wrap(engine.session)
-        for image in images:
-            session.run(None, {"images": engine.preprocess(image)[0]}, frame=image)
+    sink = run_wrapped(cfg, reference, engine, images)
     summary = only_summary(sink)
     area = summary.numeric["box_area"].moments
     assert area.count == len(images)

@@ -150,7 +150,8 @@ def test_birth_will_and_clean_shutdown(broker: MosquittoBroker, assets: Path, tm
     collector.close()
     # The retained status tells a newcomer the device is offline.
     late = Collector(broker.port, "edgewatch/v1/f1/cam-1/status", client_id="late")
-    [(_, retained, flag)] = [late.messages[0]] if late.wait_for("status", 1) else []
+    late.wait_for("status", 1)
+    [(_, retained, flag)] = late.messages
     assert flag and retained["state"] == "offline"
     late.close()
 

@@ -37,19 +37,11 @@ class Topics:
 
     @property
     def status(self) -> str:
-        return f"{self.base}/status"
-
-    @property
-    def summary(self) -> str:
-        return f"{self.base}/summary"
-
-    @property
-    def alert(self) -> str:
-        return f"{self.base}/alert"
+        return self.for_kind("status")
 
     @property
     def cmd_result(self) -> str:
-        return f"{self.base}/cmd_result"
+        return self.for_kind("cmd_result")
 
     @property
     def commands(self) -> str:
