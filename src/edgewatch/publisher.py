@@ -197,21 +197,31 @@ class Publisher:
     # -- publishing -----------------------------------------------------------------------
 
     def _publish_pending(self, client: mqtt.Client) -> None:
+        """Publish what the outbox holds, reading it only when told it may hold more
+        (``_wake``: a new message, a connection, or a full batch last time)."""
         room = self.cfg.max_inflight - len(self._inflight)
-        if room <= 0:
+        if room <= 0 or not self._wake.is_set():
             return
-        for row in self.queue.pending(room, exclude=self._sent):
-            if not self._take_token():
+        self._wake.clear()
+        rows = self.queue.pending(room, exclude=self._sent)
+        for row in rows:
+            if not self._take_token() or not self._publish_row(client, row):
+                self._wake.set()  # try the rest on a later turn
                 return
-            body = row.body
-            if row.created < self._connected_at or \
-                    self.clock.now() - row.created > self.cfg.historical_after_s:
-                body = '{"historical":true,' + body[1:]  # a JSON object: '{...}'
-            info = client.publish(self.topics.for_kind(row.kind), body, qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                return
-            self._inflight[info.mid] = row.seq
-            self._sent.add(row.seq)
+        if len(rows) == room:
+            self._wake.set()  # there may be more behind them
+
+    def _publish_row(self, client: mqtt.Client, row: Row) -> bool:
+        body = row.body
+        if row.created < self._connected_at or \
+                self.clock.now() - row.created > self.cfg.historical_after_s:
+            body = '{"historical":true,' + body[1:]  # a JSON object: '{...}'
+        info = client.publish(self.topics.for_kind(row.kind), body, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        self._inflight[info.mid] = row.seq
+        self._sent.add(row.seq)
+        return True
 
     def _take_token(self) -> bool:
         rate = self.cfg.drain_rate
@@ -238,6 +248,7 @@ class Publisher:
         client.publish(self.topics.status, status.birth(self.manifest, self.clock.now()),
                        qos=1, retain=True)
         client.subscribe(self.topics.commands, qos=1)
+        self._wake.set()  # whatever waited while we were away
         log.info("connected to %s:%d", self.cfg.host, self.cfg.port)
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, _codes: Any,
@@ -284,3 +295,4 @@ class Publisher:
         else:
             result = self.commands(name, msg.payload)
         self.queue.put("cmd_result", result, priority=1)  # durable, with device/boot_id/seq
+        self._wake.set()
