@@ -1,11 +1,15 @@
 """Throughput of a bare onnxruntime loop against edgewatch's monitored pipeline.
 
-    python bench/pipeline.py [--assets DIR] [--repeats 5] [--frames 300] [--json PATH]
+    python bench/pipeline.py [--assets DIR] [--repeats 5] [--frames 300] [--block 10]
+                             [--set features.every_nth=2 ...] [--json PATH]
 
-SSDLite-MobileNetV2 on vtest.avi, frames decoded into memory before timing. Every run is
-a fresh child process (no shared thread pools or allocators; its own peak RSS), the
-configurations alternate round by round, and a row's ratio is the median of its ratios to
-the bare run of the same round. "foreign" is the CPU share other processes used meanwhile.
+SSDLite-MobileNetV2 on vtest.avi, frames decoded into memory before timing. The two loops
+run interleaved in one process on the same onnxruntime session, in blocks of ``--block``
+frames, in the order bare, monitored, monitored, bare, ... A pair's ratio is bare time over
+monitored time for the same frames a moment apart, so the slow swings of a shared machine
+cancel out; the table gives the median over all pairs. A monitored block ends only when the
+monitor thread has measured all of its frames, so none of its work spills into a bare block.
+A round during which other processes used more than 10% of the CPU is redone.
 """
 
 from __future__ import annotations
@@ -16,9 +20,7 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -33,6 +35,7 @@ from edgewatch.agent import Agent, build_reference, make_measurer
 from edgewatch.config import AgentConfig, parse_config
 from edgewatch.image_features import ImageFeatureExtractor
 from edgewatch.inference import InferenceEngine
+from edgewatch.monitor import Monitor
 from edgewatch.records import Frame, Image
 from edgewatch.reference import ReferenceProfile
 from edgewatch.sinks import ListSink
@@ -42,17 +45,8 @@ from edgewatch.window import WindowAccumulator
 FPS = 10.0  # vtest's own frame rate, for the frames' timestamps
 WARMUP_FRAMES = 20
 FEATURE_FRAMES = 100
-MAX_FOREIGN, RETRIES = 0.1, 3  # a run during which others used > 10% of the CPU is redone
+MAX_FOREIGN, RETRIES = 0.1, 3  # a round during which others used > 10% of the CPU is redone
 Result = dict[str, float]
-Loop = Callable[[list[Image]], Result]
-VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {  # name: (loop, model settings)
-    "bare (ort defaults)": ("bare", {}),
-    "monitored (edgewatch defaults)": ("monitored", {}),
-    "bare allow_spinning=0": ("bare", {"allow_spinning": False}),
-    "monitored allow_spinning=false": ("monitored", {"allow_spinning": False}),
-    "monitored intra_op_threads=1": ("monitored", {"intra_op_threads": 1}),
-    "engine only (no monitor)": ("engine", {}),
-}
 
 
 def assets_dir(arg: str | None) -> Path:
@@ -60,10 +54,25 @@ def assets_dir(arg: str | None) -> Path:
     return Path(arg or os.environ.get("EDGEWATCH_ASSETS") or default)
 
 
-def make_config(assets: Path, **model: Any) -> AgentConfig:
-    paths = {"path": str(assets / "models/ssdlite_mobilenet_v2_coco.onnx"),
-             "labels": str(assets / "models/coco_labels.txt")}
-    return parse_config({"model": {**paths, **model}})
+def parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def make_config(assets: Path, overrides: list[str]) -> AgentConfig:
+    data: dict[str, Any] = {"model": {
+        "path": str(assets / "models/ssdlite_mobilenet_v2_coco.onnx"),
+        "labels": str(assets / "models/coco_labels.txt")}}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        *sections, leaf = key.split(".")
+        node = data
+        for name in sections:
+            node = node.setdefault(name, {})
+        node[leaf] = parse_value(value)
+    return parse_config(data)
 
 
 def load_frames(video: Path, count: int) -> list[Image]:
@@ -95,66 +104,72 @@ def timed_ms(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def bare_loop(cfg: AgentConfig) -> Loop:
-    opts = ort.SessionOptions()  # onnxruntime defaults, except in the no-spinning variant
-    if not cfg.model.allow_spinning:
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(cfg.model.path, opts, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
+class PairedLoops:
+    """The bare loop and the monitored loop on one engine's onnxruntime session."""
 
-    def one(img: Image) -> float:  # the bare loop: BGR -> RGB, then session.run
-        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        return timed_ms(partial(session.run, None, {name: rgb[None]}))
+    def __init__(self, cfg: AgentConfig, reference: ReferenceProfile) -> None:
+        self.engine = InferenceEngine(cfg.model)
+        self.sink = ListSink()
+        self.monitor: Monitor = Agent(cfg, self.engine, reference, self.sink, live=False).monitor
+        self.index = 0
 
-    def run(frames: list[Image]) -> Result:
-        return {"run_ms": statistics.median([one(img) for img in frames])}
-    return run
+    def bare(self, frames: list[Image]) -> None:
+        """What an application does without edgewatch: BGR -> RGB, then session.run."""
+        session, name = self.engine.session, self.engine.input.name
+        for img in frames:
+            session.run(None, {name: cv2.cvtColor(img, cv2.COLOR_BGR2RGB)[None]})
 
+    def monitored(self, frames: list[Image]) -> None:
+        for img in frames:
+            self.monitor.observe(Frame(self.index, self.index / FPS, img), self.engine.infer(img))
+            self.index += 1
+        self.monitor.drain()
 
-def engine_loop(cfg: AgentConfig) -> Loop:
-    engine = InferenceEngine(cfg.model)
+    def round(self, frames: list[Image], block: int) -> Result:
+        """One pass over ``frames`` in alternating blocks; medians of its pairs."""
+        ratios, bare_ms, monitored_ms = [], 0.0, 0.0
+        for p, i in enumerate(range(0, len(frames) - block + 1, block)):
+            chunk = frames[i:i + block]
+            if p % 2:
+                tm = timed_ms(partial(self.monitored, chunk))
+                tb = timed_ms(partial(self.bare, chunk))
+            else:
+                tb = timed_ms(partial(self.bare, chunk))
+                tm = timed_ms(partial(self.monitored, chunk))
+            ratios.append(tb / tm)
+            bare_ms, monitored_ms = bare_ms + tb, monitored_ms + tm
+        n = len(ratios) * block
+        return {"ratio": statistics.median(ratios), "pairs": len(ratios),
+                "bare_fps": n / bare_ms * 1e3, "monitored_fps": n / monitored_ms * 1e3,
+                "ratios": ratios}  # type: ignore[dict-item]
 
-    def run(frames: list[Image]) -> Result:
-        timings = [engine.infer(img).timings for img in frames]
-        return {"run_ms": statistics.median(t.inference_ms for t in timings)}
-    return run
-
-
-def monitored_loop(cfg: AgentConfig, reference: ReferenceProfile) -> Loop:
-    engine = InferenceEngine(cfg.model)
-
-    def run(frames: list[Image]) -> Result:
-        sink = ListSink()
-        monitor = Agent(cfg, engine, reference, sink, live=False).monitor  # Agent's wiring
-        for i, img in enumerate(frames):
-            monitor.observe(Frame(i, i / FPS, img), engine.infer(img))
-        close_ms = timed_ms(monitor.close)  # drains the queue: outside the timed loop
-        total = sink.summaries[0]
-        for s in sink.summaries[1:]:
+    def close(self) -> Result:
+        self.monitor.close()
+        total = self.sink.summaries[0]
+        for s in self.sink.summaries[1:]:
             total.merge(s)
-        return {"dropped": total.frames.dropped, "monitored": total.frames.monitored,
-                "run_ms": total.latency["inference_ms"].quantile(0.5),
-                "monitor_ms": total.latency["monitor_ms"].quantile(0.5), "close_ms": close_ms}
-    return run
+        return {"seen": total.frames.seen, "monitored": total.frames.monitored,
+                "dropped": total.frames.dropped, "sampled_out": total.frames.sampled_out,
+                "monitor_ms": total.latency["monitor_ms"].quantile(0.5)}
 
 
-def child(args: argparse.Namespace) -> int:
-    """One timed run of one variant; prints its numbers as one JSON line."""
-    kind, model = VARIANTS[args.child]
-    cfg = make_config(assets_dir(args.assets), **model)
-    frames = load_frames(assets_dir(args.assets) / "video/vtest.avi", args.frames)
-    loop = (monitored_loop(cfg, ReferenceProfile.load(args.reference)) if kind == "monitored"
-            else engine_loop(cfg) if kind == "engine" else bare_loop(cfg))
-    loop(frames[:WARMUP_FRAMES])
-    busy, own, t0 = cpu_busy(), own_cpu(), time.perf_counter()
-    out = loop(frames)
-    elapsed = time.perf_counter() - t0
-    wall = elapsed - out.get("close_ms", 0.0) / 1e3
-    foreign = (cpu_busy() - busy - (own_cpu() - own)) / (elapsed * (os.cpu_count() or 1))
-    out |= {"fps": len(frames) / wall, "foreign": max(foreign, 0.0),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
-    print(json.dumps(out))
-    return 0
+def run_rounds(loops: PairedLoops, frames: list[Image], args: argparse.Namespace) -> list[Result]:
+    loops.round(frames[:WARMUP_FRAMES], min(args.block, WARMUP_FRAMES // 2))
+    rounds: list[Result] = []
+    for r in range(args.repeats):
+        for _ in range(RETRIES):
+            wait_idle(args.wait_idle)
+            busy, own, t0 = cpu_busy(), own_cpu(), time.perf_counter()
+            result = loops.round(frames, args.block)
+            elapsed = time.perf_counter() - t0
+            foreign = (cpu_busy() - busy - (own_cpu() - own)) / (elapsed * (os.cpu_count() or 1))
+            result["foreign"] = max(foreign, 0.0)
+            if foreign <= MAX_FOREIGN:
+                break
+        rounds.append(result)
+        print(f"round {r + 1}/{args.repeats}: bare {result['bare_fps']:.1f} fps, monitored "
+              f"{result['monitored_fps']:.1f} fps, ratio {result['ratio']:.3f}", file=sys.stderr)
+    return rounds
 
 
 def wait_idle(limit: float, busy_max: float = 0.1) -> None:
@@ -165,33 +180,6 @@ def wait_idle(limit: float, busy_max: float = 0.1) -> None:
         time.sleep(1.0)
         if (cpu_busy() - busy) / (os.cpu_count() or 1) < busy_max:
             return
-
-
-def run_child(name: str, args: argparse.Namespace, reference: str) -> Result:
-    """One run in a fresh process, repeated while other processes took too much CPU."""
-    cmd = [sys.executable, __file__, "--child", name, "--frames", str(args.frames),
-           "--reference", reference] + (["--assets", args.assets] if args.assets else [])
-    for _ in range(RETRIES):
-        wait_idle(args.wait_idle)
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode:
-            sys.exit(f"{name}: child failed\n{done.stderr}")
-        result: Result = json.loads(done.stdout.strip().splitlines()[-1])
-        if result["foreign"] <= MAX_FOREIGN:
-            break
-    return result
-
-
-def run_rounds(args: argparse.Namespace, reference: str) -> dict[str, list[Result]]:
-    runs: dict[str, list[Result]] = {name: [] for name in VARIANTS}
-    bare = next(iter(VARIANTS))  # runs first in every round
-    for r in range(args.repeats):
-        for name in VARIANTS:
-            runs[name].append(result := run_child(name, args, reference))
-            result["ratio"] = result["fps"] / runs[bare][-1]["fps"]
-        print(f"round {r + 1}/{args.repeats}: "
-              + ", ".join(f"{v[-1]['fps']:.1f}" for v in runs.values()), file=sys.stderr)
-    return runs
 
 
 def per_frame_ms(fn: Callable[[int], object], n: int, repeats: int) -> float:
@@ -222,37 +210,36 @@ def feature_costs(cfg: AgentConfig, reference: ReferenceProfile, frames: list[Im
         cv2.setNumThreads(previous)
 
 
-def med(runs: list[Result], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
-
-
-def notes(runs: list[Result]) -> str:
-    fps = [r["fps"] for r in runs]
-    foreign = max(r["foreign"] for r in runs)
-    parts = [f"fps {min(fps):.1f}..{max(fps):.1f}", f"run {med(runs, 'run_ms'):.2f} ms",
-             f"foreign {med(runs, 'foreign'):.0%} (max {foreign:.0%})",
-             f"peak rss {med(runs, 'peak_rss_mib'):.0f} MiB"]
-    if "dropped" in runs[0]:
-        parts += [f"dropped {med(runs, 'dropped'):.0f} (max {max(r['dropped'] for r in runs):.0f}"
-                  f") of {runs[0]['monitored'] + runs[0]['dropped']:.0f}",
-                  f"monitor_ms p50 {med(runs, 'monitor_ms'):.2f}",
-                  f"close {med(runs, 'close_ms'):.0f} ms"]
-    return "; ".join(parts)
-
-
 def machine_facts() -> dict[str, Any]:
     return {"cpu_count": os.cpu_count(), "onnxruntime": ort.__version__,
             "opencv": cv2.__version__, "numpy": np.__version__,
             "python": platform.python_version(), "machine": platform.machine()}
 
 
-def report(runs: dict[str, list[Result]], costs: Result, frames: int) -> None:
+def report(args: argparse.Namespace, rounds: list[Result], counts: Result, costs: Result,
+           peak_rss: float) -> None:
+    ratios = [r for rd in rounds for r in rd["ratios"]]  # type: ignore[attr-defined]
+    q1, q2, q3 = statistics.quantiles(ratios, n=4)
+    per_round = [rd["ratio"] for rd in rounds]
+    frames_mib = args.frames * 768 * 576 * 3 / 2**20
     print("machine: " + ", ".join(f"{k} {v}" for k, v in machine_facts().items()))
-    print(f"frames per run: {frames} (768x576, {frames * 768 * 576 * 3 / 2**20:.0f} MiB in "
-          f"memory); rounds: {len(runs[next(iter(runs))])}; each run in a fresh process")
-    print(f"{'name':<32} {'fps med':>8} {'ratio':>6}  notes")
-    for name, rs in runs.items():
-        print(f"{name:<32} {med(rs, 'fps'):>8.1f} {med(rs, 'ratio'):>6.3f}  {notes(rs)}")
+    print(f"settings: edgewatch defaults{''.join(' ' + s for s in args.set)}; {args.frames} "
+          f"frames (768x576) per round in blocks of {args.block}; {len(rounds)} rounds, "
+          f"{len(ratios)} pairs")
+    print(f"bare onnxruntime loop      {statistics.median(rd['bare_fps'] for rd in rounds):7.1f}"
+          " fps (median of rounds)")
+    print(f"monitored loop             "
+          f"{statistics.median(rd['monitored_fps'] for rd in rounds):7.1f} fps")
+    print(f"ratio monitored/bare       {q2:7.3f}  (median of pairs; quartiles {q1:.3f}..{q3:.3f};"
+          f" rounds {min(per_round):.3f}..{max(per_round):.3f})")
+    print(f"frames monitored           {counts['monitored']:.0f} of {counts['seen']:.0f} "
+          f"(dropped {counts['dropped']:.0f}, sampled out {counts['sampled_out']:.0f}); "
+          f"monitor_ms p50 {counts['monitor_ms']:.2f}")
+    foreign = [rd["foreign"] for rd in rounds]
+    print(f"foreign CPU                median {statistics.median(foreign):.0%} "
+          f"(max {max(foreign):.0%})")
+    print(f"peak RSS                   {peak_rss:.0f} MiB, of which {frames_mib:.0f} MiB are "
+          f"the decoded frames")
     print("feature cost, ms/frame (cv2 1 thread, median): "
           + ", ".join(f"{k} {v:.3f}" for k, v in costs.items()))
 
@@ -261,32 +248,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--assets", help="default: $EDGEWATCH_ASSETS, else <repo>/../shared/assets")
     p.add_argument("--repeats", type=int, default=5, help="rounds (default 5)")
-    p.add_argument("--frames", type=int, default=300, help="frames per run (default 300)")
+    p.add_argument("--frames", type=int, default=300, help="frames per round (default 300)")
+    p.add_argument("--block", type=int, default=10, help="frames per block (default 10)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. features.every_nth=2 (repeatable)")
     p.add_argument("--json", help="also write the numbers to this JSON file")
     p.add_argument("--wait-idle", type=float, default=60.0, metavar="S",
-                   help="before each run, wait up to S seconds for an idle machine (default 60)")
-    p.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
-    p.add_argument("--reference", help=argparse.SUPPRESS)
+                   help="before each round, wait up to S seconds for an idle machine "
+                   "(default 60)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.child:
-        return child(args)
-    assets, cfg = assets_dir(args.assets), make_config(assets_dir(args.assets))
+    assets = assets_dir(args.assets)
+    cfg = make_config(assets, args.set)
     source = open_source(str(assets / "video/vtest.avi"), first=0, last=399)
     reference = build_reference(cfg, InferenceEngine(cfg.model), source, show_progress=False)
-    with tempfile.TemporaryDirectory() as tmp:
-        reference.save(Path(tmp) / "reference.json")
-        runs = run_rounds(args, str(Path(tmp) / "reference.json"))
-    frames = load_frames(assets / "video/vtest.avi", FEATURE_FRAMES)
+    frames = load_frames(assets / "video/vtest.avi", args.frames)
+    loops = PairedLoops(cfg, reference)
+    rounds = run_rounds(loops, frames, args)
+    counts = loops.close()
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     wait_idle(args.wait_idle)
     costs = feature_costs(cfg, reference, frames, args.repeats)
-    report(runs, costs, args.frames)
+    report(args, rounds, counts, costs, peak_rss)
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"machine": machine_facts(), "feature_cost_ms": costs, "runs": runs}, indent=1))
+            {"machine": machine_facts(), "settings": args.set, "feature_cost_ms": costs,
+             "counts": counts, "rounds": rounds, "peak_rss_mib": peak_rss}, indent=1))
     return 0
 
 

@@ -68,6 +68,7 @@ def test_fog_alert_snooze_ack_resolve(broker: MosquittoBroker, assets: Path, tmp
                                       ssd_reference: ReferenceProfile) -> None:
     cfg = parse_config(ssd_config_dict(
         assets, window={"seconds": 5.0}, device={"id": "cam-1", "fleet": "f1"},
+        features={"max_fps": 0.0},  # 5-s windows: measure every frame
         mqtt={"enabled": True, "port": broker.port, "reconnect_min_s": 0.05},
         outbox={"path": str(tmp_path / "outbox.db")},
         alerts={"state_path": str(tmp_path / "alerts.db"), "renotify_s": 10.0,

@@ -81,6 +81,7 @@ def test_replay_publishes_into_the_collector(broker: MosquittoBroker, store_url:
         f'[device]\nid = "cam-7"\nfleet = "depot"\n'
         f'[model]\npath = "{assets}/models/ssdlite_mobilenet_v2_coco.onnx"\n'
         f'labels = "{assets}/models/coco_labels.txt"\n[window]\nseconds = 2.0\n'
+        '[features]\nmax_fps = 0.0\n'  # 2-s windows: measure every frame
         f'[mqtt]\nenabled = true\nport = {broker.port}\n'
         f'[outbox]\npath = "{tmp_path / "outbox.db"}"\n')
     ref = tmp_path / "ref.json"

@@ -49,7 +49,10 @@ class Footage:
                        adapter="ssd", analysis_width=160, source="vtest", created=0.0)
 
     def windows(self, ms: list[FrameMeasurement], reference: ReferenceProfile | None = None,
-                drift: DriftConfig | None = None, size: int = 100) -> list[WindowSummary]:
+                drift: DriftConfig | None = None, size: int = 100,
+                stride: int = 1) -> list[WindowSummary]:
+        """Windows of ``size`` frames, measuring one frame in ``stride`` (the others are
+        counted as sampled out, as the monitor does under features.max_fps)."""
         ref = reference or self.reference
         judge = DriftJudge(drift or self.cfg.drift, ref)
         checks = FrameChecks(self.cfg.quality, ref)
@@ -57,9 +60,10 @@ class Footage:
         for start in range(0, len(ms), size):
             chunk = ms[start:start + size]
             acc = WindowAccumulator(ref, chunk[0].timestamp, chunk[-1].timestamp)
-            for m in chunk:
+            for m in chunk[::stride]:
                 checks(m)
                 acc.add(m)
+            acc.summary.frames.sampled_out = len(chunk) - len(chunk[::stride])
             judge(acc.summary)
             out.append(acc.summary)
         return out
@@ -136,6 +140,22 @@ def test_real_degradation_is_drift_in_its_first_window(
     assert verdict["features"][feature]["drifted"]
     assert any(r.startswith(f"{feature}: drifted") for r in verdict["reasons"])
     assert verdict["score"] >= footage.cfg.drift.immediate_effect
+
+
+def test_sampled_windows_keep_their_effective_size_and_verdicts(footage: Footage) -> None:
+    """One frame in 4, as features.max_fps = 2.5 gives on this 10 fps footage."""
+    ms = footage.measure(range(SPLIT, len(footage.frames)))
+    full, sampled = footage.windows(ms), footage.windows(ms, stride=4)
+    assert "drift" not in severities(sampled)
+    for f, s in zip(full, sampled, strict=True):
+        assert s.frames.monitored == 25 or s is sampled[-1]
+        for name in ("noise", "det_count"):  # lag-1 autocorrelation about 0.8 here
+            n_full = f.extra["drift"]["features"][name]["n_eff"]
+            n_sampled = s.extra["drift"]["features"][name]["n_eff"]
+            assert n_sampled == pytest.approx(n_full, rel=0.2)  # r**4, not r: barely smaller
+    [dark] = footage.windows(footage.measure(range(SPLIT, SPLIT + 100), darker(0.5)), stride=4)
+    assert dark.extra["drift"]["severity"] == "drift"
+    assert dark.extra["drift"]["features"]["brightness"]["drifted"]
 
 
 def test_black_and_frozen_frames_are_reported_within_seconds(footage: Footage) -> None:

@@ -103,6 +103,60 @@ def test_every_nth_samples_and_counts(reference: ReferenceProfile) -> None:
     assert (s.frames.seen, s.frames.monitored, s.frames.sampled_out) == (10, 4, 6)
 
 
+def measured_times(reference: ReferenceProfile, times: list[float], max_fps: float) -> list[float]:
+    """Stream times of the frames the monitor measured under a max_fps cap."""
+    seen: list[float] = []
+    sink = ListSink()
+    with Monitor(reference, measurer(), sink, window_seconds=1e9, max_fps=max_fps,
+                 lossless=True, checks=lambda m: seen.append(m.timestamp)) as mon:
+        img, res = image(100), result(1)
+        for i, t in enumerate(times):
+            mon.observe(Frame(i, t, img), res)
+    total = sink.summaries[0].frames
+    assert (total.seen, total.monitored, total.sampled_out) == (
+        len(times), len(seen), len(times) - len(seen))
+    return seen
+
+
+def test_max_fps_measures_one_frame_per_interval_of_stream_time(
+        reference: ReferenceProfile) -> None:
+    ten_fps = [i / 10 for i in range(40)]  # i / 10 is not exact: 0.4 + 0.4 != 0.8 exactly
+    assert measured_times(reference, ten_fps, 2.5) == ten_fps[::4]
+    assert measured_times(reference, ten_fps, 0.0) == ten_fps  # 0: no cap
+    assert measured_times(reference, ten_fps, 100.0) == ten_fps  # cap above the frame rate
+
+
+@pytest.mark.parametrize("fps", [3.0, 7.0, 30.0])
+def test_max_fps_holds_the_average_rate_whatever_the_frame_rate(
+        reference: ReferenceProfile, fps: float) -> None:
+    times = [i / fps for i in range(int(fps * 20))]  # 20 s of stream
+    got = measured_times(reference, times, 2.5)
+    assert abs(len(got) - 50) <= 1
+    assert min(np.diff(got)) >= 1 / fps - 1e-9 and max(np.diff(got)) <= 0.4 + 1 / fps
+
+
+def test_max_fps_restarts_after_a_gap_or_when_time_goes_back(
+        reference: ReferenceProfile) -> None:
+    before = [i / 10 for i in range(10)]
+    after_gap = [100.0 + i / 10 for i in range(10)]
+    assert measured_times(reference, before + after_gap, 2.5) == (
+        [0.0, 0.4, 0.8, after_gap[0], after_gap[4], after_gap[8]])
+    restarted = before + before  # a looping file or a restarted source
+    assert measured_times(reference, restarted, 2.5) == [0.0, 0.4, 0.8] * 2
+
+
+def test_drain_waits_until_queued_frames_are_measured(reference: ReferenceProfile) -> None:
+    measured: list[int] = []
+    mon = Monitor(reference, measurer(), ListSink(), checks=lambda m: measured.append(m.index))
+    try:
+        for i in range(20):
+            mon.observe(Frame(i, i / 10, image(100)), result(1))
+        mon.drain()
+        assert measured == list(range(20))
+    finally:
+        mon.close()
+
+
 def test_decode_failures_and_nonfinite_outputs_are_counted(reference: ReferenceProfile) -> None:
     sink = ListSink()
     bad = InferenceResult(Detections.empty(), Timings(), nonfinite=True)

@@ -33,7 +33,7 @@ def agent_config(path: Path, adapter: str, size: int = SIZE, **pre: Any) -> Agen
             "preprocess": {"width": size, "height": size, "layout": "NCHW", "dtype": "float32",
                            "color": "BGR", "scale": 1.0 / 255, **pre},
         },
-        "features": {"analysis_width": 32, "queue_size": 1000},
+        "features": {"analysis_width": 32, "queue_size": 1000, "max_fps": 0.0},
         "window": {"seconds": 3600.0},
         "resources": {"enabled": False},
         "reference": {"bins": 5},

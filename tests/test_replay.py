@@ -55,7 +55,9 @@ def test_replay_lines_carry_every_feature(replayed: dict) -> None:
     assert sum(line["frames"]["seen"] for line in lines) == 795
     assert lines[0]["window"] == {"start": 1767225600.0, "end": 1767225610.0, "windows": 1}
     for line in lines:
-        assert line["frames"]["monitored"] == line["frames"]["seen"]
+        frames = line["frames"]  # 10 fps footage, features.max_fps 2.5: one frame in 4
+        assert frames["monitored"] + frames["sampled_out"] == frames["seen"]
+        assert frames["monitored"] == -(-frames["seen"] // 4)
         assert line["frames"]["dropped"] == 0
         assert set(line["features"]) == set(IMAGE_FEATURES) | set(DETECTOR_FEATURES)
         assert line["labels"]["classes"]["counts"]["person"] > 50

@@ -91,6 +91,7 @@ def make_monitor(cfg: AgentConfig, reference: ReferenceProfile, sink: Sink, *, l
         reference, make_measurer(cfg), sink,
         window_seconds=cfg.window.seconds, window_frames=cfg.window.frames,
         queue_size=cfg.features.queue_size, every_nth=cfg.features.every_nth,
+        max_fps=cfg.features.max_fps,
         live=live, lossless=lossless, clock=clock or SystemClock(), resources=resources,
         decorate=DriftJudge(cfg.drift, reference), checks=FrameChecks(cfg.quality, reference),
     )

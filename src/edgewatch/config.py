@@ -137,6 +137,11 @@ class FeaturesConfig:
         "this width.", minimum=16, maximum=4096,
     )
     every_nth: int = setting(1, "Monitor one frame in N (1 monitors every frame).", minimum=1)
+    max_fps: float = setting(
+        2.5, "Monitor at most this many frames per second of stream time (0: no limit). "
+        "Frames past the cap, like those skipped by every_nth, are counted as sampled_out; "
+        "the drift tests account for the sampling (see docs/drift.md).", minimum=0.0,
+    )
     queue_size: int = setting(
         32, "Frames waiting for the monitor thread; when full, frames are skipped and counted.",
         minimum=1, maximum=10000,

@@ -9,7 +9,8 @@ information of a handful of independent ones. The rule (see docs/drift.md):
    Jensen-Shannon distance.
 2. **Significance with an effective sample size**: a KS test and a mean-shift z-test whose
    sample sizes are deflated by the reference's lag-1 autocorrelation (AR(1) effective
-   size); the smaller p-value, doubled. Label mixes: chi-square with the same deflation.
+   size; r**k for a window that measured one frame in k); the smaller p-value, doubled.
+   Label mixes: chi-square with the same deflation.
 3. **Correction across features**: Benjamini-Hochberg at ``drift.alpha``.
 4. **Persistence**: a feature drifted in ``drift.persistence`` consecutive windows (or with
    an effect of ``drift.immediate_effect`` or more) makes the verdict ``drift``; anything
@@ -35,6 +36,7 @@ from edgewatch.stats.drift import (
     effective_sample_size,
     ks,
     psi,
+    thinned_autocorr,
     wasserstein,
 )
 from edgewatch.summary import NumericWindow, WindowSummary
@@ -85,6 +87,18 @@ def categorical_js(ref: CategoricalCounts, win: CategoricalCounts) -> float:
     return float(math.sqrt(max((kl_p + kl_q) / 2, 0.0)))
 
 
+def sampling_stride(summary: WindowSummary) -> float:
+    """Frames per monitored frame in a window: 1 when every frame was measured.
+
+    Frames skipped by sampling or dropped by a full queue widen the spacing between the
+    measured ones, which lowers their autocorrelation (``thinned_autocorr``).
+    """
+    f = summary.frames
+    if f.monitored <= 0:
+        return 1.0
+    return max(1.0, (f.monitored + f.sampled_out + f.dropped) / f.monitored)
+
+
 class DriftJudge:
     """Attaches a ``drift`` verdict to each window; keeps per-feature persistence streaks."""
 
@@ -102,7 +116,8 @@ class DriftJudge:
     def judge(self, summary: WindowSummary) -> dict[str, Any]:
         if summary.frames.monitored < self.cfg.min_frames:
             return {"detected": False, "severity": "ok", "score": 0.0, "insufficient": True,
-                    "reasons": [f"only {summary.frames.monitored} monitored frames"],
+                    "reasons": [f"only {summary.frames.monitored} monitored frames (fewer "
+                                f"than drift.min_frames; see features.max_fps)"],
                     "features": {}}
         verdicts = self._numeric(summary) + self._categorical(summary)
         adjusted = bh_adjust([v.p for v in verdicts]) if verdicts else []
@@ -117,6 +132,7 @@ class DriftJudge:
         out = []
         frames_ref = self.reference.frames
         frames_win = summary.frames.monitored
+        stride = sampling_stride(summary)
         for name, ref in self.reference.numeric.items():
             win = summary.numeric.get(name)
             if name in self.cfg.ignore or win is None or win.hist.total == 0 \
@@ -126,16 +142,18 @@ class DriftJudge:
             # objects are seen frame after frame, so frames, not boxes, are the samples.
             r, n_ref, n_win = ref.lag1_autocorr, frames_ref, frames_win
             out.append(self._numeric_verdict(name, ref.hist, ref.moments.mean,
-                                             ref.moments.std, win, r, n_ref, n_win))
+                                             ref.moments.std, win, r, n_ref, n_win, stride))
         return out
 
     def _numeric_verdict(self, name: str, ref_hist: Any, ref_mean: float, ref_std: float,
-                         win: NumericWindow, r: float, n_ref: int, n_win: int) -> FeatureVerdict:
+                         win: NumericWindow, r: float, n_ref: int, n_win: int,
+                         stride: float) -> FeatureVerdict:
         scale = max(ref_std, min_scale(name))
         shift = (win.moments.mean - ref_mean) / scale
         w1 = wasserstein(ref_hist, win.hist) / scale
         ess_ref = effective_sample_size(max(min(n_ref, ref_hist.total), 1), r)
-        ess_win = effective_sample_size(max(min(n_win, win.hist.total), 1), r)
+        ess_win = effective_sample_size(max(min(n_win, win.hist.total), 1),
+                                        thinned_autocorr(r, stride))
         # both sizes are frame counts; per-detection histograms hold more values than frames
         k = ks(ref_hist, win.hist, n_eff_ref=ess_ref, n_eff_win=ess_win)
         z = shift / math.sqrt(1.0 / ess_win + 1.0 / ess_ref)
@@ -148,12 +166,13 @@ class DriftJudge:
 
     def _categorical(self, summary: WindowSummary) -> list[FeatureVerdict]:
         out = []
+        stride = sampling_stride(summary)
         for name, ref in self.reference.categorical.items():
             win = summary.categorical.get(name)
             if name in self.cfg.ignore or win is None or win.total == 0 or ref.total == 0:
                 continue
             ess = effective_sample_size(min(win.total, summary.frames.monitored),
-                                        self._label_autocorr)
+                                        thinned_autocorr(self._label_autocorr, stride))
             try:
                 chi = chi_square(ref, win, n_eff_win=ess)
                 p = chi.pvalue

@@ -1,8 +1,9 @@
 """The monitor: measures frames off the inference thread and closes windows.
 
 ``observe`` runs on the caller's (inference) thread and only does O(1) bookkeeping: it
-assigns the frame to a window, counts it, and offers it to a bounded queue. When the queue
-is full the frame is not monitored and the skip is counted. A single worker thread
+assigns the frame to a window, counts it, decides whether it is sampled (``every_nth``,
+``max_fps``) and offers it to a bounded queue. When the queue is full the frame is not
+monitored and the skip is counted. A single worker thread
 measures frames, accumulates windows and hands each closed window to the sink.
 """
 
@@ -19,6 +20,7 @@ from edgewatch.measure import FrameMeasurement, FrameMeasurer
 from edgewatch.records import Frame, InferenceResult
 from edgewatch.reference import ReferenceProfile
 from edgewatch.resources import ResourceSampler
+from edgewatch.sampling import RateCap
 from edgewatch.summary import WindowSummary
 from edgewatch.window import WindowAccumulator
 from edgewatch.windowing import WindowAssigner, WindowSlot
@@ -27,15 +29,6 @@ log = logging.getLogger(__name__)
 
 Sink = Callable[[WindowSummary], None]
 _STOP = object()
-
-
-class _Tick:
-    """Queue marker: windows up to ``key`` are complete."""
-
-    __slots__ = ("key",)
-
-    def __init__(self, key: int) -> None:
-        self.key = key
 
 
 class Monitor:
@@ -51,6 +44,7 @@ class Monitor:
         window_frames: int = 0,
         queue_size: int = 32,
         every_nth: int = 1,
+        max_fps: float = 0.0,
         live: bool = False,
         lossless: bool = False,
         clock: Clock | None = None,
@@ -62,6 +56,7 @@ class Monitor:
         self.measurer = measurer
         self.sink = sink
         self.every_nth = every_nth
+        self._rate_cap = RateCap(max_fps)
         self.live = live
         self.lossless = lossless
         self.clock = clock or SystemClock()
@@ -97,7 +92,7 @@ class Monitor:
             if result is not None and result.nonfinite:
                 counts.nonfinite_outputs += 1
             self._observed += 1
-            if (self._observed - 1) % self.every_nth:
+            if (self._observed - 1) % self.every_nth or not self._rate_cap(frame.timestamp):
                 counts.sampled_out += 1
                 return False
             try:
@@ -109,6 +104,10 @@ class Monitor:
                     return False
         self._queue.put((slot.key, frame, result))  # lossless replay: wait for the worker
         return True
+
+    def drain(self) -> None:
+        """Wait until every frame queued so far has been measured."""
+        self._queue.join()
 
     def close(self, timeout: float | None = None) -> None:
         """Measure what is queued, emit every open window and stop the worker."""
@@ -133,26 +132,28 @@ class Monitor:
             except queue.Empty:
                 self._tick()
                 continue
-            if item is _STOP:
-                self._flush(None)
-                return
-            if isinstance(item, _Tick):
-                self._flush(item.key)
-                continue
-            key, frame, result = item
             try:
-                m = self.measurer(frame, result)
-                if self.checks is not None:
-                    self.checks(m)
-            except Exception:  # a bad frame must never stop the monitor
-                self.errors += 1
-                log.exception("could not measure frame %d", frame.index)
-                continue
-            self._flush(key - 1)
-            acc = self._accumulators.get(key)
-            if acc is None:
-                acc = self._accumulators[key] = WindowAccumulator(self.reference, 0.0, 0.0)
-            acc.add(m)
+                if item is _STOP:
+                    self._flush(None)
+                    return
+                self._measure(*item)
+            finally:
+                self._queue.task_done()
+
+    def _measure(self, key: int, frame: Frame, result: InferenceResult | None) -> None:
+        try:
+            m = self.measurer(frame, result)
+            if self.checks is not None:
+                self.checks(m)
+        except Exception:  # a bad frame must never stop the monitor
+            self.errors += 1
+            log.exception("could not measure frame %d", frame.index)
+            return
+        self._flush(key - 1)
+        acc = self._accumulators.get(key)
+        if acc is None:
+            acc = self._accumulators[key] = WindowAccumulator(self.reference, 0.0, 0.0)
+        acc.add(m)
 
     def _tick(self) -> None:
         with self._lock:

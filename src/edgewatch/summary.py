@@ -30,7 +30,7 @@ class FrameCounts:
     dropped: int = 0
     """Frames not measured because the monitor queue was full."""
     sampled_out: int = 0
-    """Frames skipped on purpose by features.every_nth."""
+    """Frames skipped on purpose by features.every_nth or features.max_fps."""
     decode_errors: int = 0
     """Frames the source could not decode."""
     nonfinite_outputs: int = 0
