@@ -1,6 +1,8 @@
 """Drift, quality and anomaly evaluation on real footage (vtest.avi + SSDLite).
 
-Reference: frames 0-399. Windows: 10 s at 10 fps (100 frames). Scenarios:
+Reference: frames 0-399 (every frame). Windows: 10 s at 10 fps (100 frames), of which the
+monitor measures those ``features.max_fps`` lets through (default 2.5 per second: 25 per
+window; ``--max-fps 0`` measures all 100). Scenarios:
 - no-drift controls: even frames against odd frames; the untouched second half;
 - the second half corrupted with ImageNet-C corruptions (severities 1-5);
 - a frozen stream and a run of black frames in the second half.
@@ -8,7 +10,7 @@ For each, the edgewatch verdict per window is printed next to a naive per-frame 
 with Bonferroni correction (scipy, i.i.d. p-values), which is what the honest rule replaces.
 
     python bench/drift_eval.py [--assets DIR] [--corruptions gaussian_noise,fog]
-        [--severities 1,2,3,4,5] [--json out.json]
+        [--severities 1,2,3,4,5] [--max-fps 2.5] [--json out.json]
 
 Needs scipy and imagecorruptions-imaug (see README, "Benchmarks").
 """
@@ -37,6 +39,7 @@ from edgewatch.inference import InferenceEngine
 from edgewatch.measure import FrameMeasurement
 from edgewatch.records import Frame
 from edgewatch.reference import ReferenceBuilder, ReferenceProfile
+from edgewatch.sampling import RateCap
 from edgewatch.window import WindowAccumulator
 
 FPS = 10.0
@@ -69,7 +72,7 @@ def assets_dir(arg: str | None) -> Path:
 
 def read_frames(path: Path) -> list[np.ndarray]:
     cap = cv2.VideoCapture(str(path))
-    frames = []
+    frames: list[np.ndarray] = []
     while True:
         ok, f = cap.read()
         if not ok:
@@ -117,19 +120,22 @@ def evaluate(name: str, cfg: AgentConfig, ref: ReferenceProfile,
     judge, checks = DriftJudge(cfg.drift, ref), FrameChecks(cfg.quality, ref)
     names = [n for n, r in ref.numeric.items() if r.per_frame]
     out = Outcome(name, [], [])
+    cap = RateCap(cfg.features.max_fps)  # the monitor's sampling, as in a replay
     for start in range(0, len(ms), window):
         chunk = ms[start:start + window]
         acc = WindowAccumulator(ref, chunk[0].timestamp, chunk[0].timestamp + window / FPS)
-        for m in chunk:
+        kept = [m for m in chunk if cap(m.timestamp)]
+        for m in kept:
             m.faults, m.anomaly = [], float("nan")
             checks(m)
             acc.add(m)
         acc.summary.frames.seen = len(chunk)
+        acc.summary.frames.sampled_out = len(chunk) - len(kept)
         t0 = time.perf_counter()
         verdict = judge.judge(acc.summary)
         judge_ms.append((time.perf_counter() - t0) * 1e3)
         out.severities.append(verdict["severity"])
-        out.naive.append(naive_ks(ref_ms, chunk, names))
+        out.naive.append(naive_ks(ref_ms, kept, names))
         out.anomaly_rates.append(acc.summary.anomaly.rate)
         for fault, n in acc.summary.quality.items():
             out.quality[fault] = out.quality.get(fault, 0) + n
@@ -168,12 +174,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--assets")
     ap.add_argument("--corruptions", default=",".join(CORRUPTIONS[:4]))
     ap.add_argument("--severities", default="1,2,3,4,5")
+    ap.add_argument("--max-fps", type=float, default=None,
+                    help="features.max_fps for the windows (default: the config default)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     assets = assets_dir(args.assets)
     cfg = parse_config({"model": {
         "path": str(assets / "models/ssdlite_mobilenet_v2_coco.onnx"),
-        "labels": str(assets / "models/coco_labels.txt")}, "window": {"seconds": 10.0}})
+        "labels": str(assets / "models/coco_labels.txt")}, "window": {"seconds": 10.0},
+        "features": {} if args.max_fps is None else {"max_fps": args.max_fps}})
+    print(f"features.max_fps {cfg.features.max_fps:g}: up to "
+          f"{WINDOW if not cfg.features.max_fps else int(cfg.features.max_fps * WINDOW / FPS)}"
+          f" of {WINDOW} frames measured per window")
     runner = Runner(cfg)
     frames = read_frames(assets / "video/vtest.avi")
     all_ms = runner.measure(enumerate(frames))

@@ -10,6 +10,11 @@ monitored time for the same frames a moment apart, so the slow swings of a share
 cancel out; the table gives the median over all pairs. A monitored block ends only when the
 monitor thread has measured all of its frames, so none of its work spills into a bare block.
 A round during which other processes used more than 10% of the CPU is redone.
+
+The session is the one edgewatch opens, which with the default model settings is an
+onnxruntime session with its defaults, so ``--set model.*`` changes both loops. Frames carry
+vtest's own timestamps (10 fps), so the default ``features.max_fps`` of 2.5 measures one
+frame in 4; ``--set features.max_fps=0`` measures every frame.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -47,6 +53,20 @@ WARMUP_FRAMES = 20
 FEATURE_FRAMES = 100
 MAX_FOREIGN, RETRIES = 0.1, 3  # a round during which others used > 10% of the CPU is redone
 Result = dict[str, float]
+
+
+@dataclass
+class Round:
+    """One pass over the frames: each pair's bare/monitored time ratio, and totals."""
+
+    ratios: list[float]
+    bare_fps: float
+    monitored_fps: float
+    foreign: float = 0.0
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
 
 
 def assets_dir(arg: str | None) -> Path:
@@ -125,9 +145,10 @@ class PairedLoops:
             self.index += 1
         self.monitor.drain()
 
-    def round(self, frames: list[Image], block: int) -> Result:
+    def round(self, frames: list[Image], block: int) -> Round:
         """One pass over ``frames`` in alternating blocks; medians of its pairs."""
-        ratios, bare_ms, monitored_ms = [], 0.0, 0.0
+        ratios: list[float] = []
+        bare_ms = monitored_ms = 0.0
         for p, i in enumerate(range(0, len(frames) - block + 1, block)):
             chunk = frames[i:i + block]
             if p % 2:
@@ -139,9 +160,7 @@ class PairedLoops:
             ratios.append(tb / tm)
             bare_ms, monitored_ms = bare_ms + tb, monitored_ms + tm
         n = len(ratios) * block
-        return {"ratio": statistics.median(ratios), "pairs": len(ratios),
-                "bare_fps": n / bare_ms * 1e3, "monitored_fps": n / monitored_ms * 1e3,
-                "ratios": ratios}  # type: ignore[dict-item]
+        return Round(ratios, n / bare_ms * 1e3, n / monitored_ms * 1e3)
 
     def close(self) -> Result:
         self.monitor.close()
@@ -153,9 +172,9 @@ class PairedLoops:
                 "monitor_ms": total.latency["monitor_ms"].quantile(0.5)}
 
 
-def run_rounds(loops: PairedLoops, frames: list[Image], args: argparse.Namespace) -> list[Result]:
+def run_rounds(loops: PairedLoops, frames: list[Image], args: argparse.Namespace) -> list[Round]:
     loops.round(frames[:WARMUP_FRAMES], min(args.block, WARMUP_FRAMES // 2))
-    rounds: list[Result] = []
+    rounds: list[Round] = []
     for r in range(args.repeats):
         for _ in range(RETRIES):
             wait_idle(args.wait_idle)
@@ -163,12 +182,12 @@ def run_rounds(loops: PairedLoops, frames: list[Image], args: argparse.Namespace
             result = loops.round(frames, args.block)
             elapsed = time.perf_counter() - t0
             foreign = (cpu_busy() - busy - (own_cpu() - own)) / (elapsed * (os.cpu_count() or 1))
-            result["foreign"] = max(foreign, 0.0)
+            result.foreign = max(foreign, 0.0)
             if foreign <= MAX_FOREIGN:
                 break
         rounds.append(result)
-        print(f"round {r + 1}/{args.repeats}: bare {result['bare_fps']:.1f} fps, monitored "
-              f"{result['monitored_fps']:.1f} fps, ratio {result['ratio']:.3f}", file=sys.stderr)
+        print(f"round {r + 1}/{args.repeats}: bare {result.bare_fps:.1f} fps, monitored "
+              f"{result.monitored_fps:.1f} fps, ratio {result.ratio:.3f}", file=sys.stderr)
     return rounds
 
 
@@ -216,26 +235,26 @@ def machine_facts() -> dict[str, Any]:
             "python": platform.python_version(), "machine": platform.machine()}
 
 
-def report(args: argparse.Namespace, rounds: list[Result], counts: Result, costs: Result,
+def report(args: argparse.Namespace, rounds: list[Round], counts: Result, costs: Result,
            peak_rss: float) -> None:
-    ratios = [r for rd in rounds for r in rd["ratios"]]  # type: ignore[attr-defined]
+    ratios = [r for rd in rounds for r in rd.ratios]
     q1, q2, q3 = statistics.quantiles(ratios, n=4)
-    per_round = [rd["ratio"] for rd in rounds]
+    per_round = [rd.ratio for rd in rounds]
     frames_mib = args.frames * 768 * 576 * 3 / 2**20
     print("machine: " + ", ".join(f"{k} {v}" for k, v in machine_facts().items()))
     print(f"settings: edgewatch defaults{''.join(' ' + s for s in args.set)}; {args.frames} "
           f"frames (768x576) per round in blocks of {args.block}; {len(rounds)} rounds, "
           f"{len(ratios)} pairs")
-    print(f"bare onnxruntime loop      {statistics.median(rd['bare_fps'] for rd in rounds):7.1f}"
+    print(f"bare onnxruntime loop      {statistics.median(rd.bare_fps for rd in rounds):7.1f}"
           " fps (median of rounds)")
     print(f"monitored loop             "
-          f"{statistics.median(rd['monitored_fps'] for rd in rounds):7.1f} fps")
+          f"{statistics.median(rd.monitored_fps for rd in rounds):7.1f} fps")
     print(f"ratio monitored/bare       {q2:7.3f}  (median of pairs; quartiles {q1:.3f}..{q3:.3f};"
           f" rounds {min(per_round):.3f}..{max(per_round):.3f})")
     print(f"frames monitored           {counts['monitored']:.0f} of {counts['seen']:.0f} "
           f"(dropped {counts['dropped']:.0f}, sampled out {counts['sampled_out']:.0f}); "
           f"monitor_ms p50 {counts['monitor_ms']:.2f}")
-    foreign = [rd["foreign"] for rd in rounds]
+    foreign = [rd.foreign for rd in rounds]
     print(f"foreign CPU                median {statistics.median(foreign):.0%} "
           f"(max {max(foreign):.0%})")
     print(f"peak RSS                   {peak_rss:.0f} MiB, of which {frames_mib:.0f} MiB are "
@@ -276,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"machine": machine_facts(), "settings": args.set, "feature_cost_ms": costs,
-             "counts": counts, "rounds": rounds, "peak_rss_mib": peak_rss}, indent=1))
+             "counts": counts, "rounds": [asdict(r) for r in rounds],
+             "peak_rss_mib": peak_rss}, indent=1))
     return 0
 
 
