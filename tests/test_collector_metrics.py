@@ -132,7 +132,7 @@ def populate(store: Store, stats: IngestStats) -> None:
     ingest(store, stats, "summary", "depot", late, T0 + 55)
 
     three = drifting(summary("cam-3", "b-cam-3", 1, T0 + 50))
-    three["frames"].update(seen=100, monitored=80, dropped=20)
+    three["frames"].update(seen=100, monitored=20, sampled_out=70, dropped=10)
     three["outbox"] = {"pending": 4, "compacted": 0, "evicted": {}, "rejected": 0,
                        "memory_only": 2, "degraded": "disk full"}
     ingest(store, stats, "summary", "depot", three, T0 + 51)
@@ -259,9 +259,11 @@ def test_frame_latency_and_resource_metrics(scrape: Scrape) -> None:
     assert value(s, "edgewatch_frames_per_second", **cam1) == pytest.approx(10.0)
     assert value(s, "edgewatch_window_duration_seconds", **cam1) == 10.0
     assert value(s, "edgewatch_frames_dropped_ratio", **cam1) == 0.0
-    assert value(s, "edgewatch_frames_dropped_ratio", device="cam-3", fleet="depot") == 0.2
+    # of the 30 frames sampling selected, 10 were dropped
+    assert value(s, "edgewatch_frames_dropped_ratio", device="cam-3",
+                 fleet="depot") == pytest.approx(1 / 3)
     assert value(s, "edgewatch_window_frames", category="dropped", device="cam-3",
-                 fleet="depot") == 20
+                 fleet="depot") == 10
     inference = EXAMPLE["latency"]["inference_ms"]
     for percentile, field in (("50", "p50"), ("95", "p95"), ("99", "p99")):
         got = value(s, "edgewatch_inference_latency_seconds", percentile=percentile, **cam1)
@@ -414,7 +416,7 @@ def test_label_values_are_bounded(tmp_path: Path) -> None:
     payload["resources"]["memory_percent"] = None
     payload["quality"] = {"black": 2, "new_fault": 5, "other_new": 1, "frozen": "x"}
     payload["latency"] = {"inference_ms": {"p50": 10.0}}
-    payload["frames"] = {"seen": 0, "dropped": 0}
+    payload["frames"] = {"seen": 0, "monitored": 0, "dropped": 0}
     payload["window"]["start"] = payload["window"]["end"]
     with open_store("sqlite:///" + str(tmp_path / "c.db")) as store:
         store.ingest("status", "depot", "cam-1", birth("cam-1", "depot", "b1", NOW), NOW)

@@ -16,6 +16,7 @@ from edgewatch.output_features import OutputFeatureExtractor
 from edgewatch.records import Detections, Frame, InferenceResult, Timings
 from edgewatch.reference import ReferenceBuilder, ReferenceProfile
 from edgewatch.sinks import ListSink
+from edgewatch.summary import WindowSummary
 
 RNG = np.random.default_rng(0)
 
@@ -155,6 +156,49 @@ def test_drain_waits_until_queued_frames_are_measured(reference: ReferenceProfil
         assert measured == list(range(20))
     finally:
         mon.close()
+
+
+def test_drain_times_out_while_the_worker_is_busy(reference: ReferenceProfile) -> None:
+    blocking = BlockingMeasurer()
+    mon = Monitor(reference, blocking, ListSink())
+    try:
+        mon.observe(Frame(0, 0.0, image(100)), result(1))
+        assert mon.drain(timeout=0.2) is False
+        blocking.gate.set()
+        assert mon.drain(timeout=10) is True
+    finally:
+        blocking.gate.set()
+        mon.close()
+    mon.observe(Frame(1, 0.1, image(100)), result(1))  # after close: nobody will measure it
+    assert mon.drain() is False
+
+
+class FailingSampler:
+    def sample(self) -> dict[str, float]:
+        raise OSError("psutil failed")
+
+
+def test_failing_window_steps_are_logged_and_keep_the_worker(
+        reference: ReferenceProfile) -> None:
+    delivered: list[int] = []
+
+    def flaky_sink(summary: WindowSummary) -> None:
+        if len(delivered) == 0 and summary.frames.seen == 5:
+            delivered.append(-1)
+            raise OSError("disk full")
+        delivered.append(summary.frames.seen)
+
+    mon = Monitor(reference, measurer(), flaky_sink, window_frames=5,
+                  resources=FailingSampler())  # type: ignore[arg-type]
+    for i in range(12):
+        mon.observe(Frame(i, i / 10, image(100)), result(1))
+    assert mon.drain(timeout=10) is True
+    assert mon._worker.is_alive()
+    mon.close()
+    # resources failed each time and the windows still went out; the failed sink call
+    # is the sink's to make durable (the outbox sink is)
+    assert delivered == [-1, 5, 2]
+    assert mon.errors == 3 + 1  # three resource samples and one sink failure, all logged
 
 
 def test_decode_failures_and_nonfinite_outputs_are_counted(reference: ReferenceProfile) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -105,9 +106,25 @@ class Monitor:
         self._queue.put((slot.key, frame, result))  # lossless replay: wait for the worker
         return True
 
-    def drain(self) -> None:
-        """Wait until every frame queued so far has been measured."""
-        self._queue.join()
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every frame queued so far has been measured.
+
+        False when ``timeout`` seconds passed first or the worker has stopped (after
+        ``close``). Not to be called from the sink, which runs on the worker.
+        """
+        if threading.current_thread() is self._worker:
+            raise RuntimeError("Monitor.drain() called from the monitor thread")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        q = self._queue
+        with q.all_tasks_done:
+            while q.unfinished_tasks:
+                if not self._worker.is_alive():
+                    return False
+                wait = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+                if wait <= 0:
+                    return False
+                q.all_tasks_done.wait(wait)
+        return True
 
     def close(self, timeout: float | None = None) -> None:
         """Measure what is queued, emit every open window and stop the worker."""
@@ -130,15 +147,22 @@ class Monitor:
             try:
                 item = self._queue.get(timeout=0.5 if self.live else None)
             except queue.Empty:
-                self._tick()
-                continue
+                item = None
             try:
-                if item is _STOP:
+                if item is None:
+                    self._tick()
+                elif item is _STOP:
                     self._flush(None)
-                    return
-                self._measure(*item)
+                else:
+                    self._measure(*item)
+            except Exception:  # nothing may stop the worker: frames would pile up unseen
+                self.errors += 1
+                log.exception("monitor worker error")
             finally:
-                self._queue.task_done()
+                if item is not None:
+                    self._queue.task_done()
+            if item is _STOP:
+                return
 
     def _measure(self, key: int, frame: Frame, result: InferenceResult | None) -> None:
         try:
@@ -184,7 +208,11 @@ class Monitor:
         summary.frames = slot.counts
         summary.frames.monitored = monitored
         if self.resources is not None:
-            summary.resources = self.resources.sample()
+            try:
+                summary.resources = self.resources.sample()
+            except Exception:  # the window goes out without resource figures
+                self.errors += 1
+                log.exception("could not sample resources")
         try:
             if self.decorate is not None:
                 self.decorate(summary)

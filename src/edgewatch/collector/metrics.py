@@ -344,9 +344,10 @@ def _frame_samples(out: _Families, key: DeviceLabels, summary: Mapping[str, Any]
     seen = _number(frames.get("seen"))
     if seen is not None and length is not None and length > 0:
         out.add(PREFIX + "frames_per_second", key, seen / length)
-    dropped = _number(frames.get("dropped"))
-    if seen is not None and dropped is not None:
-        out.add(PREFIX + "frames_dropped_ratio", key, dropped / seen if seen > 0 else 0.0)
+    dropped, monitored = _number(frames.get("dropped")), _number(frames.get("monitored"))
+    if dropped is not None and monitored is not None:  # of the frames sampling selected
+        offered = monitored + dropped
+        out.add(PREFIX + "frames_dropped_ratio", key, dropped / offered if offered > 0 else 0.0)
 
 
 def _latency_samples(out: _Families, key: DeviceLabels, latency: Mapping[str, Any]) -> None:
