@@ -123,7 +123,8 @@ def evaluate(name: str, cfg: AgentConfig, ref: ReferenceProfile,
     cap = RateCap(cfg.features.max_fps)  # the monitor's sampling, as in a replay
     for start in range(0, len(ms), window):
         chunk = ms[start:start + window]
-        acc = WindowAccumulator(ref, chunk[0].timestamp, chunk[0].timestamp + window / FPS)
+        step = chunk[1].timestamp - chunk[0].timestamp if len(chunk) > 1 else 1 / FPS
+        acc = WindowAccumulator(ref, chunk[0].timestamp, chunk[0].timestamp + len(chunk) * step)
         kept = [m for m in chunk if cap(m.timestamp)]
         for m in kept:
             m.faults, m.anomaly = [], float("nan")

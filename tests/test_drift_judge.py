@@ -12,7 +12,7 @@ from edgewatch.agent import make_measurer
 from edgewatch.alert_state import AlertStore
 from edgewatch.alerts import AlertEngine
 from edgewatch.config import AgentConfig, AlertsConfig, DriftConfig
-from edgewatch.drift_judge import DriftJudge
+from edgewatch.drift_judge import DriftJudge, sampling_stride
 from edgewatch.frame_checks import FrameChecks
 from edgewatch.inference import InferenceEngine
 from edgewatch.measure import FrameMeasurement
@@ -156,6 +156,21 @@ def test_sampled_windows_keep_their_effective_size_and_verdicts(footage: Footage
     [dark] = footage.windows(footage.measure(range(SPLIT, SPLIT + 100), darker(0.5)), stride=4)
     assert dark.extra["drift"]["severity"] == "drift"
     assert dark.extra["drift"]["features"]["brightness"]["drifted"]
+
+
+@pytest.mark.parametrize(("seconds", "monitored", "sampled_out", "dropped", "interval", "k"), [
+    (60.0, 150, 1650, 0, 0.1, 4.0),      # 30 fps camera, 10 fps reference, max_fps 2.5
+    (60.0, 150, 1650, 0, 0.0, 12.0),     # reference interval unknown: frames only
+    (10.0, 100, 0, 50, 0.1, 1.0),        # drops come in bursts: not counted as spacing
+    (60.0, 1800, 0, 0, 0.1, 1 / 3),      # every frame of a camera 3x faster than the ref
+    (60.0, 75, 225, 0, 0.1, 4.0),        # half the window without frames: frames win
+])
+def test_sampling_stride_takes_the_more_deflating_of_frames_and_time(
+        footage: Footage, seconds: float, monitored: int, sampled_out: int, dropped: int,
+        interval: float, k: float) -> None:
+    w = WindowSummary.empty(footage.reference, 0.0, seconds)
+    w.frames.monitored, w.frames.sampled_out, w.frames.dropped = monitored, sampled_out, dropped
+    assert sampling_stride(w, interval) == pytest.approx(k)
 
 
 def test_black_and_frozen_frames_are_reported_within_seconds(footage: Footage) -> None:

@@ -404,7 +404,9 @@ def test_thinned_autocorr_matches_a_thinned_ar1_series(r: float, stride: int) ->
 
 
 def test_thinned_autocorr_edge_cases() -> None:
-    assert thinned_autocorr(0.5, 1.0) == 0.5 and thinned_autocorr(0.5, 0.5) == 0.5
+    assert thinned_autocorr(0.5, 1.0) == 0.5 and thinned_autocorr(0.5, 0.0) == 0.5
+    assert thinned_autocorr(0.81, 0.5) == pytest.approx(0.9)  # frames closer than reference
+    assert thinned_autocorr(0.98, 0.1) == 0.99  # clipped
     assert thinned_autocorr(-0.3, 4.0) == -0.3  # no correction to undo
     assert thinned_autocorr(math.nan, 4.0) == 0.0
     assert thinned_autocorr(1.0, 2.0) == pytest.approx(0.99 ** 2)  # clipped like the ESS

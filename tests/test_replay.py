@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -44,6 +45,10 @@ def test_reference_profile_contents(replayed: dict) -> None:
     assert {"classes", "position"} == set(ref.categorical)
     assert ref.categorical["classes"].get("person") > 1000
     assert ref.numeric["brightness"].lag1_autocorr > 0.9
+    assert ref.frame_interval == pytest.approx(0.1)  # vtest's 10 fps
+    older = dataclasses.replace(ref, frame_interval=0.0)  # as written before the field
+    assert "frame_interval" not in older.to_dict()
+    assert ReferenceProfile.from_dict(older.to_dict()).id == older.id
 
 
 def test_replay_lines_carry_every_feature(replayed: dict) -> None:

@@ -9,7 +9,8 @@ information of a handful of independent ones. The rule (see docs/drift.md):
    Jensen-Shannon distance.
 2. **Significance with an effective sample size**: a KS test and a mean-shift z-test whose
    sample sizes are deflated by the reference's lag-1 autocorrelation (AR(1) effective
-   size; r**k for a window that measured one frame in k); the smaller p-value, doubled.
+   size; r**k for a window whose measured frames are k reference frame steps apart); the
+   smaller p-value, doubled.
    Label mixes: chi-square with the same deflation.
 3. **Correction across features**: Benjamini-Hochberg at ``drift.alpha``.
 4. **Persistence**: a feature drifted in ``drift.persistence`` consecutive windows (or with
@@ -87,16 +88,23 @@ def categorical_js(ref: CategoricalCounts, win: CategoricalCounts) -> float:
     return float(math.sqrt(max((kl_p + kl_q) / 2, 0.0)))
 
 
-def sampling_stride(summary: WindowSummary) -> float:
-    """Frames per monitored frame in a window: 1 when every frame was measured.
+def sampling_stride(summary: WindowSummary, reference_interval: float = 0.0) -> float:
+    """Reference frame steps between a window's measured frames: 1 when every frame was
+    measured at the reference's frame rate.
 
-    Frames skipped by sampling or dropped by a full queue widen the spacing between the
-    measured ones, which lowers their autocorrelation (``thinned_autocorr``).
+    Counted in frames (seen per measured, drops left out: they come in bursts) and, when
+    the reference's frame interval is known, in time (window length per measured frame);
+    the smaller, which deflates more, is used. A camera faster than the reference footage
+    thus gives a stride below 1.
     """
     f = summary.frames
     if f.monitored <= 0:
         return 1.0
-    return max(1.0, (f.monitored + f.sampled_out + f.dropped) / f.monitored)
+    frames = max(1.0, (f.monitored + f.sampled_out) / f.monitored)
+    length = summary.end - summary.start
+    if reference_interval > 0 and length > 0:
+        return min(frames, length / f.monitored / reference_interval)
+    return frames
 
 
 class DriftJudge:
@@ -132,7 +140,7 @@ class DriftJudge:
         out = []
         frames_ref = self.reference.frames
         frames_win = summary.frames.monitored
-        stride = sampling_stride(summary)
+        stride = sampling_stride(summary, self.reference.frame_interval)
         for name, ref in self.reference.numeric.items():
             win = summary.numeric.get(name)
             if name in self.cfg.ignore or win is None or win.hist.total == 0 \
@@ -166,7 +174,7 @@ class DriftJudge:
 
     def _categorical(self, summary: WindowSummary) -> list[FeatureVerdict]:
         out = []
-        stride = sampling_stride(summary)
+        stride = sampling_stride(summary, self.reference.frame_interval)
         for name, ref in self.reference.categorical.items():
             win = summary.categorical.get(name)
             if name in self.cfg.ignore or win is None or win.total == 0 or ref.total == 0:

@@ -66,6 +66,9 @@ class ReferenceProfile:
     numeric: dict[str, NumericReference]
     categorical: dict[str, CategoricalCounts]
     anomaly: AnomalyModel | None = None
+    frame_interval: float = 0.0
+    """Median seconds between consecutive reference frames (0: unknown), the time step of
+    each feature's ``lag1_autocorr``."""
 
     @property
     def id(self) -> str:
@@ -82,7 +85,7 @@ class ReferenceProfile:
             "numeric": {k: v.to_dict() for k, v in sorted(self.numeric.items())},
             "categorical": {k: v.to_dict() for k, v in sorted(self.categorical.items())},
             "anomaly": self.anomaly.to_dict() if self.anomaly is not None else None,
-        }
+        } | ({"frame_interval": self.frame_interval} if self.frame_interval > 0 else {})
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "id": self.id, **self._body()}
@@ -101,6 +104,7 @@ class ReferenceProfile:
                 {k: NumericReference.from_dict(v) for k, v in d["numeric"].items()},
                 {k: CategoricalCounts.from_dict(v) for k, v in d["categorical"].items()},
                 AnomalyModel.from_dict(d["anomaly"]) if d.get("anomaly") else None,
+                float(d.get("frame_interval", 0.0)),
             )
         except (KeyError, TypeError, ValueError, StatsError) as exc:
             raise ProfileError(f"reference profile is damaged: {exc!r}") from exc
@@ -162,10 +166,12 @@ class ReferenceBuilder:
         self._per_frame: dict[str, bool] = {}
         self._frame_means: dict[str, list[float]] = {}
         self._labels: dict[str, CategoricalCounts] = {}
+        self._times: list[float] = []
         self.frames = 0
 
     def add(self, m: FrameMeasurement) -> None:
         self.frames += 1
+        self._times.append(m.timestamp)
         for name, value in m.numeric.items():
             arr = np.atleast_1d(np.asarray(value, np.float64))
             self._values.setdefault(name, []).append(arr)
@@ -202,7 +208,13 @@ class ReferenceBuilder:
             model_sha256, model_name, adapter, FEATURE_SET_VERSION, analysis_width,
             self.frames, source, time.time() if created is None else created,
             numeric, dict(sorted(self._labels.items())), self._anomaly_model(),
+            self._frame_interval(),
         )
+
+    def _frame_interval(self) -> float:
+        steps = np.diff(np.asarray(self._times, np.float64))
+        steps = steps[np.isfinite(steps) & (steps > 0)]
+        return float(np.median(steps)) if steps.size else 0.0
 
     def _anomaly_model(self) -> AnomalyModel | None:
         """Fit on the per-frame features that were measured on every frame."""

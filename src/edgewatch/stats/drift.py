@@ -535,15 +535,16 @@ def effective_sample_size(n: float, lag1_autocorr: float) -> float:
 
 
 def thinned_autocorr(lag1_autocorr: float, stride: float) -> float:
-    """Lag-1 autocorrelation of an AR(1) series keeping one value in ``stride``: r**stride.
+    """Lag-1 autocorrelation of an AR(1) series observed every ``stride`` steps: r**stride.
 
     A window that measures one frame in k has samples k frames apart, whose correlation
-    is r**k, not r; using r would over-deflate its effective size. Non-positive or
-    undefined r, or a stride below 1, gives r unchanged (clipped as in
-    ``effective_sample_size``).
+    is r**k, not r; using r would over-deflate its effective size. A stride below 1 (frames
+    closer together than the reference's) gives a larger correlation. Non-positive or
+    undefined r, or a stride that is not a positive number, gives r unchanged (clipped as
+    in ``effective_sample_size``).
     """
     r = float(lag1_autocorr)
     if not math.isfinite(r) or r <= 0.0:
         return r if math.isfinite(r) else 0.0
     r = min(0.99, r)
-    return r ** stride if math.isfinite(stride) and stride > 1.0 else r
+    return min(0.99, r ** stride) if math.isfinite(stride) and stride > 0.0 else r
