@@ -17,7 +17,7 @@ from typing import Any
 from edgewatch import __version__
 from edgewatch.agent import Agent, build_reference, device_id, load_reference
 from edgewatch.clock import SystemClock
-from edgewatch.config import AgentConfig, load_config
+from edgewatch.config import AgentConfig, config_warnings, load_config
 from edgewatch.delivery import Delivery, make_alerting
 from edgewatch.errors import ConfigError, EdgewatchError
 from edgewatch.inference import InferenceEngine
@@ -154,7 +154,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     print(f"{args.config}: ok (model {cfg.model.path or '-'}, adapter {cfg.model.adapter}, "
           f"window {cfg.window.seconds:g} s)")
+    for warning in config_warnings(cfg):
+        print(f"edgewatch: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _load_agent_config(path: str) -> AgentConfig:
+    cfg = load_config(path)
+    for warning in config_warnings(cfg):
+        log.warning("%s", warning)
+    return cfg
 
 
 def cmd_profile_build(args: argparse.Namespace) -> int:
@@ -197,7 +206,7 @@ def _sinks(cfg: AgentConfig, engine: InferenceEngine, jsonl: JsonlSink | None,
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    cfg = _load_agent_config(args.config)
     if not args.publish:  # an offline replay starts from a clean alert state and keeps none
         cfg = dataclasses.replace(cfg, alerts=dataclasses.replace(cfg.alerts,
                                                                   state_path=":memory:"))
@@ -230,7 +239,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    cfg = _load_agent_config(args.config)
     engine = InferenceEngine(cfg.model)
     reference = load_reference(cfg, engine)
     clock = SystemClock()

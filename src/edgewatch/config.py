@@ -403,6 +403,20 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: not valid TOML ({exc})") from exc
 
 
+def config_warnings(cfg: AgentConfig) -> list[str]:
+    """Settings that are valid but probably not meant, one line each."""
+    out = []
+    f, w = cfg.features, cfg.window
+    if f.max_fps > 0 and w.frames == 0 and w.seconds * f.max_fps < cfg.drift.min_frames:
+        out.append(
+            f"window.seconds ({w.seconds:g}) x features.max_fps ({f.max_fps:g}) allows at "
+            f"most {int(w.seconds * f.max_fps)} measured frames per window, fewer than "
+            f"drift.min_frames ({cfg.drift.min_frames}): windows get no drift verdict; raise "
+            "features.max_fps (0: every frame) or window.seconds"
+        )
+    return out
+
+
 def load_config(path: str | Path) -> AgentConfig:
     """Read and validate a TOML configuration file."""
     return parse_config(read_toml(path), Path(path).parent)
