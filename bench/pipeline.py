@@ -186,10 +186,10 @@ def run_rounds(loops: PairedLoops, frames: list[Image], args: argparse.Namespace
             if foreign <= MAX_FOREIGN:
                 break
         rounds.append(result)
-        busy = f" (kept although others used {result.foreign:.0%} of the CPU)" \
+        note = f" (kept although others used {result.foreign:.0%} of the CPU)" \
             if result.foreign > MAX_FOREIGN else ""
         print(f"round {r + 1}/{args.repeats}: bare {result.bare_fps:.1f} fps, monitored "
-              f"{result.monitored_fps:.1f} fps, ratio {result.ratio:.3f}{busy}", file=sys.stderr)
+              f"{result.monitored_fps:.1f} fps, ratio {result.ratio:.3f}{note}", file=sys.stderr)
     return rounds
 
 
