@@ -121,6 +121,33 @@ def test_wrapped_session_returns_exactly_the_bare_outputs(
     assert summary.latency["inference_ms"].count == len(images)
 
 
+def test_under_the_default_rate_cap_only_sampled_frames_are_decoded(
+        classifier: tuple[AgentConfig, ReferenceProfile]) -> None:
+    cfg, reference = classifier
+    cfg = dataclasses.replace(cfg, features=dataclasses.replace(cfg.features, max_fps=2.5))
+    engine = InferenceEngine(cfg.model)
+    clock, sink = ManualClock(), ListSink()
+    with AppMonitor(cfg, reference, sink, clock=clock, live=False) as monitor:
+        decoded: list[np.ndarray] = []
+        decode = monitor.adapter.decode
+
+        def counting(outputs: Any, geometry: Any) -> Any:
+            decoded.append(outputs[0].copy())
+            return decode(outputs, geometry)
+
+        monitor.adapter.decode = counting  # type: ignore[method-assign]
+        session = monitor.wrap(engine.session)
+        for image in frames(20, seed=30):  # 2 s at 10 fps
+            out = session.run(None, {"images": engine.preprocess(image)[0]}, frame=image)
+            out[0][:] = -1.0  # the application reuses its arrays: too late to matter
+            clock.advance(0.1)
+    summary = only_summary(sink)
+    assert (summary.frames.seen, summary.frames.monitored, summary.frames.sampled_out) == (
+        20, 5, 15)
+    assert len(decoded) == 5 and not any((d == -1.0).all() for d in decoded)
+    assert summary.numeric["top1_prob"].moments.count == 5
+
+
 def test_wrapped_session_measures_what_the_engine_measures(
         classifier: tuple[AgentConfig, ReferenceProfile]) -> None:
     """The same frames through the daemon's path and through wrap() give the same features."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.measure import FrameMeasurement, FrameMeasurer
-from edgewatch.records import Frame, InferenceResult
+from edgewatch.records import DeferredResult, Frame, InferenceResult
 from edgewatch.reference import ReferenceProfile
 from edgewatch.resources import ResourceSampler
 from edgewatch.sampling import RateCap
@@ -33,7 +33,11 @@ _STOP = object()
 
 
 class Monitor:
-    """Measures observed frames into windows and emits a WindowSummary per window."""
+    """Measures observed frames into windows and emits a WindowSummary per window.
+
+    Its own defaults measure every frame (``every_nth=1``, ``max_fps=0``); ``make_monitor``
+    builds one from the configuration, whose ``features.max_fps`` defaults to 2.5.
+    """
 
     def __init__(
         self,
@@ -76,11 +80,13 @@ class Monitor:
 
     # -- inference thread -------------------------------------------------------------
 
-    def observe(self, frame: Frame, result: InferenceResult | None,
+    def observe(self, frame: Frame, result: InferenceResult | DeferredResult | None,
                 inference_error: bool = False) -> bool:
         """Count a frame and queue it for measurement; False when it was not queued.
 
-        With ``lossless`` (replays), a full queue makes the caller wait instead of skipping.
+        A DeferredResult is decoded here, on the caller's thread, only when the frame is to
+        be measured. With ``lossless`` (replays), a full queue makes the caller wait instead
+        of skipping.
         """
         with self._lock:
             slot = self._assigner.assign(frame.timestamp)
@@ -96,6 +102,13 @@ class Monitor:
             if (self._observed - 1) % self.every_nth or not self._rate_cap(frame.timestamp):
                 counts.sampled_out += 1
                 return False
+            if isinstance(result, DeferredResult):
+                try:
+                    result = result.resolve()
+                except Exception:  # an adapter bug must not reach the application
+                    self.errors += 1
+                    log.exception("could not decode the outputs of frame %d", frame.index)
+                    return False
             try:
                 self._queue.put_nowait((slot.key, frame, result))
                 return True

@@ -13,6 +13,7 @@ Windows close and reach the sink exactly as in the daemon.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -27,7 +28,7 @@ from edgewatch.config import AgentConfig
 from edgewatch.inference import tensor_specs
 from edgewatch.monitor import Sink
 from edgewatch.preprocess import Geometry, Preprocessor
-from edgewatch.records import Frame, Image, InferenceResult, Timings
+from edgewatch.records import DeferredResult, Frame, Image, Timings
 from edgewatch.reference import ReferenceProfile
 
 
@@ -51,20 +52,16 @@ class AppMonitor:
         Without ``geometry``, the image is taken to have been fitted to the model input as
         ``model.preprocess`` says (resize mode, width and height).
         """
-        t0 = time.perf_counter()
         if geometry is None and image is not None:
             h, w = image.shape[:2]
             geometry = self._preprocess.geometry(w, h)
         nonfinite = any(o.dtype.kind == "f" and not np.isfinite(o).all() for o in outputs)
-        output = self.adapter.empty() if nonfinite else self.adapter.decode(
-            outputs, geometry or Geometry(1, 1, 1, 1, 1.0)
-        )
-        post_ms = (time.perf_counter() - t0) * 1e3
-        t = timings or Timings()
-        if timings is None or timings.postprocess_ms == 0.0:
-            t = Timings(t.preprocess_ms, t.inference_ms, post_ms)
+        decode = self.adapter.empty if nonfinite else functools.partial(
+            self.adapter.decode, list(outputs), geometry or Geometry(1, 1, 1, 1, 1.0))
         ts = self.clock.now() if timestamp is None else timestamp
-        self.monitor.observe(Frame(self._index, ts, image), InferenceResult(output, t, nonfinite))
+        # decoded by the monitor only if this frame is sampled, before observe returns
+        self.monitor.observe(Frame(self._index, ts, image),
+                             DeferredResult(decode, timings or Timings(), nonfinite))
         self._index += 1
 
     def wrap(self, session: Any) -> MonitoredSession:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -79,3 +81,25 @@ class InferenceResult:
     timings: Timings
     nonfinite: bool = False
     """True when any output tensor held NaN or Inf (the output is then treated as empty)."""
+
+
+@dataclasses.dataclass(slots=True)
+class DeferredResult:
+    """An InferenceResult whose outputs are decoded only if the monitor measures the frame.
+
+    ``Monitor.observe`` calls ``resolve`` on the caller's thread, before returning, so the
+    caller may reuse its output arrays afterwards. A zero ``postprocess_ms`` is filled in
+    with the time the decoding took.
+    """
+
+    decode: Callable[[], ModelOutput]
+    timings: Timings
+    nonfinite: bool = False
+
+    def resolve(self) -> InferenceResult:
+        t0 = time.perf_counter()
+        output = self.decode()
+        t = self.timings
+        if t.postprocess_ms == 0.0:
+            t = Timings(t.preprocess_ms, t.inference_ms, (time.perf_counter() - t0) * 1e3)
+        return InferenceResult(output, t, self.nonfinite)
