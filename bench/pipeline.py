@@ -130,7 +130,8 @@ class PairedLoops:
     def __init__(self, cfg: AgentConfig, reference: ReferenceProfile) -> None:
         self.engine = InferenceEngine(cfg.model)
         self.sink = ListSink()
-        self.monitor: Monitor = Agent(cfg, self.engine, reference, self.sink, live=False).monitor
+        self.agent = Agent(cfg, self.engine, reference, self.sink, live=False)
+        self.monitor: Monitor = self.agent.monitor
         self.index = 0
 
     def bare(self, frames: list[Image]) -> None:
@@ -140,8 +141,8 @@ class PairedLoops:
             session.run(None, {name: cv2.cvtColor(img, cv2.COLOR_BGR2RGB)[None]})
 
     def monitored(self, frames: list[Image]) -> None:
-        for img in frames:
-            self.monitor.observe(Frame(self.index, self.index / FPS, img), self.engine.infer(img))
+        for img in frames:  # what Agent.run does per frame
+            self.agent.process(Frame(self.index, self.index / FPS, img))
             self.index += 1
         self.monitor.drain()
 

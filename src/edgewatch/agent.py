@@ -18,7 +18,7 @@ from edgewatch.measure import FrameMeasurer
 from edgewatch.monitor import Monitor, Sink
 from edgewatch.output_features import OutputFeatureExtractor, load_labels
 from edgewatch.progress import Progress
-from edgewatch.records import Image, InferenceResult
+from edgewatch.records import DeferredResult, Frame, Image, InferenceResult
 from edgewatch.reference import ReferenceBuilder, ReferenceProfile
 from edgewatch.resources import ResourceSampler
 from edgewatch.sources import FrameSource
@@ -109,13 +109,24 @@ class Agent:
         self.monitor = make_monitor(cfg, reference, sink, live=live, lossless=lossless,
                                     clock=clock or SystemClock())
 
+    def process(self, frame: Frame) -> None:
+        """One frame: inference, then the monitor (outputs decoded only if it is sampled)."""
+        result: DeferredResult | None = None
+        failed = False
+        if frame.image is not None:
+            try:
+                result = self.engine.infer_deferred(frame.image)
+            except ModelError as exc:
+                log.warning("%s", exc)
+                failed = True
+        self.monitor.observe(frame, result, inference_error=failed)
+
     def run(self, source: FrameSource, progress: Progress | None = None) -> int:
         """Process frames until the source ends or stop is set; returns frames seen."""
         seen = 0
         try:
             for frame in source.frames(self.stop):
-                result, failed = infer_safely(self.engine, frame.image)
-                self.monitor.observe(frame, result, inference_error=failed)
+                self.process(frame)
                 seen += 1
                 if progress:
                     progress.update()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from edgewatch.adapters import OutputAdapter, TensorSpec, make_adapter
 from edgewatch.config import ModelConfig, PreprocessConfig
 from edgewatch.errors import AdapterMismatch, ModelError
 from edgewatch.preprocess import Geometry, Preprocessor
-from edgewatch.records import Image, InferenceResult, ModelOutput, Timings
+from edgewatch.records import DeferredResult, Image, InferenceResult, ModelOutput, Timings
 
 _ORT_TYPES = {"uint8": "tensor(uint8)", "float32": "tensor(float)", "float16": "tensor(float16)"}
 
@@ -120,11 +121,27 @@ class InferenceEngine:
         timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return InferenceResult(output, timings, nonfinite)
 
+    def infer_deferred(self, image: Image) -> DeferredResult:
+        """Like ``infer``, but the adapter decodes only if the monitor measures the frame."""
+        t0 = time.perf_counter()
+        tensor, geometry = self.preprocess(image)
+        t1 = time.perf_counter()
+        outputs = self.run(tensor)
+        t2 = time.perf_counter()
+        nonfinite = not all_finite(outputs)
+        decode = self.adapter.empty if nonfinite else partial(
+            self.adapter.decode, outputs, geometry)
+        return DeferredResult(decode, Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, 0.0), nonfinite)
+
     def decode(
         self, outputs: Sequence[npt.NDArray[np.generic]], geometry: Geometry
     ) -> tuple[ModelOutput, bool]:
         """Adapter output, or its empty output when any float tensor holds NaN or Inf."""
-        for out in outputs:
-            if out.dtype.kind == "f" and not np.isfinite(out).all():
-                return self.adapter.empty(), True
+        if not all_finite(outputs):
+            return self.adapter.empty(), True
         return self.adapter.decode(outputs, geometry), False
+
+
+def all_finite(outputs: Sequence[npt.NDArray[np.generic]]) -> bool:
+    """No float output tensor holds NaN or Inf."""
+    return all(o.dtype.kind != "f" or bool(np.isfinite(o).all()) for o in outputs)
