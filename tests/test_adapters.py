@@ -375,6 +375,20 @@ def test_nonfinite_outputs_give_an_empty_output(tmp_path: Path, adapter: str,
     else:
         assert isinstance(out, RawOutputs) and out.tensors == {}
     assert result.timings.inference_ms >= 0.0
+    deferred = engine.infer_deferred(frame())  # the agent's path: same verdict, same output
+    assert deferred.nonfinite is True
+    assert type(deferred.resolve().output) is type(out)
+
+
+@pytest.mark.parametrize("adapter", ["yolo", "classification"])
+def test_deferred_inference_decodes_to_what_infer_gives(tmp_path: Path, adapter: str) -> None:
+    path = constant_model(tmp_path / "ok.onnx", poisoned(0.5)[adapter])
+    engine = InferenceEngine(model_config(path, adapter))
+    direct, deferred = engine.infer(frame()), engine.infer_deferred(frame())
+    assert deferred.nonfinite is False and deferred.timings.postprocess_ms == 0.0
+    resolved = deferred.resolve()
+    assert resolved.timings.postprocess_ms > 0.0  # the decoding, timed when it happens
+    assert repr(resolved.output) == repr(direct.output)
 
 
 # -- SSD on the real model --------------------------------------------------------------------
