@@ -17,7 +17,7 @@ from edgewatch.adapters import OutputAdapter, TensorSpec, make_adapter
 from edgewatch.config import ModelConfig, PreprocessConfig
 from edgewatch.errors import AdapterMismatch, ModelError
 from edgewatch.preprocess import Geometry, Preprocessor
-from edgewatch.records import DeferredResult, Image, InferenceResult, ModelOutput, Timings
+from edgewatch.records import DeferredResult, Image, InferenceResult, Timings
 
 _ORT_TYPES = {"uint8": "tensor(uint8)", "float32": "tensor(float)", "float16": "tensor(float16)"}
 
@@ -111,15 +111,8 @@ class InferenceEngine:
             raise ModelError(f"inference failed: {str(exc).strip()[:200]}") from exc
 
     def infer(self, image: Image) -> InferenceResult:
-        t0 = time.perf_counter()
-        tensor, geometry = self.preprocess(image)
-        t1 = time.perf_counter()
-        outputs = self.run(tensor)
-        t2 = time.perf_counter()
-        output, nonfinite = self.decode(outputs, geometry)
-        t3 = time.perf_counter()
-        timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
-        return InferenceResult(output, timings, nonfinite)
+        """Pre-process, run and decode one frame, with the time of each stage."""
+        return self.infer_deferred(image).resolve()
 
     def infer_deferred(self, image: Image) -> DeferredResult:
         """Like ``infer``, but the adapter decodes only if the monitor measures the frame."""
@@ -128,18 +121,17 @@ class InferenceEngine:
         t1 = time.perf_counter()
         outputs = self.run(tensor)
         t2 = time.perf_counter()
-        nonfinite = not all_finite(outputs)
-        decode = self.adapter.empty if nonfinite else partial(
-            self.adapter.decode, outputs, geometry)
-        return DeferredResult(decode, Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, 0.0), nonfinite)
+        timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, 0.0)
+        return defer_decoding(self.adapter, outputs, geometry, timings)
 
-    def decode(
-        self, outputs: Sequence[npt.NDArray[np.generic]], geometry: Geometry
-    ) -> tuple[ModelOutput, bool]:
-        """Adapter output, or its empty output when any float tensor holds NaN or Inf."""
-        if not all_finite(outputs):
-            return self.adapter.empty(), True
-        return self.adapter.decode(outputs, geometry), False
+
+def defer_decoding(adapter: OutputAdapter, outputs: Sequence[npt.NDArray[np.generic]],
+                   geometry: Geometry, timings: Timings) -> DeferredResult:
+    """The adapter's decoding of these outputs, to run later; its empty output when any
+    float tensor holds NaN or Inf (checked now, so the frame is counted either way)."""
+    if not all_finite(outputs):
+        return DeferredResult(adapter.empty, timings, nonfinite=True)
+    return DeferredResult(partial(adapter.decode, outputs, geometry), timings)
 
 
 def all_finite(outputs: Sequence[npt.NDArray[np.generic]]) -> bool:

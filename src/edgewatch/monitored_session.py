@@ -13,7 +13,6 @@ Windows close and reach the sink exactly as in the daemon.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -25,10 +24,10 @@ from edgewatch.adapters import OutputAdapter, make_adapter
 from edgewatch.agent import make_monitor
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.config import AgentConfig
-from edgewatch.inference import tensor_specs
+from edgewatch.inference import defer_decoding, tensor_specs
 from edgewatch.monitor import Sink
 from edgewatch.preprocess import Geometry, Preprocessor
-from edgewatch.records import DeferredResult, Frame, Image, Timings
+from edgewatch.records import Frame, Image, Timings
 from edgewatch.reference import ReferenceProfile
 
 
@@ -55,13 +54,11 @@ class AppMonitor:
         if geometry is None and image is not None:
             h, w = image.shape[:2]
             geometry = self._preprocess.geometry(w, h)
-        nonfinite = any(o.dtype.kind == "f" and not np.isfinite(o).all() for o in outputs)
-        decode = self.adapter.empty if nonfinite else functools.partial(
-            self.adapter.decode, list(outputs), geometry or Geometry(1, 1, 1, 1, 1.0))
+        result = defer_decoding(self.adapter, list(outputs),
+                                geometry or Geometry(1, 1, 1, 1, 1.0), timings or Timings())
         ts = self.clock.now() if timestamp is None else timestamp
         # decoded by the monitor only if this frame is sampled, before observe returns
-        self.monitor.observe(Frame(self._index, ts, image),
-                             DeferredResult(decode, timings or Timings(), nonfinite))
+        self.monitor.observe(Frame(self._index, ts, image), result)
         self._index += 1
 
     def wrap(self, session: Any) -> MonitoredSession:
