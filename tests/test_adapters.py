@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import REPO
 from edgewatch.config import ModelConfig, parse_config
 from edgewatch.errors import AdapterMismatch, ModelError
 from edgewatch.inference import InferenceEngine
@@ -25,7 +26,6 @@ from onnx_models import (
 )
 
 TOL = 1e-5
-REPO = Path(__file__).resolve().parents[1]
 
 
 def model_config(path: Path | str, adapter: str, **overrides: Any) -> ModelConfig:

@@ -38,8 +38,8 @@ from broker import (
     port_accepts,
     write_password_file,
 )
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 ACL = REPO / "configs" / "mosquitto" / "acl"
 CONF = REPO / "configs" / "mosquitto" / "edgewatch.conf"
 

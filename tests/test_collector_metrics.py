@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import REPO
 from edgewatch.clock import ManualClock
 from edgewatch.collector.ingest import IngestStats
 from edgewatch.collector.metrics import (
@@ -36,7 +37,6 @@ from edgewatch.collector.metrics import (
 )
 from edgewatch.collector.store import Store, open_store
 
-REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "configs" / "prometheus" / "edgewatch-rules.yml"
 RULES_TEST = REPO / "configs" / "prometheus" / "edgewatch-rules.test.yml"
 PROMETHEUS_YML = REPO / "configs" / "prometheus" / "prometheus.yml"
@@ -468,26 +468,15 @@ class _EmptyStore:
 
 
 @needs_promtool
-def test_promtool_checks_the_rules() -> None:
+@pytest.mark.parametrize("args", [
+    ["check", "rules", str(RULES)],
+    ["test", "rules", str(RULES_TEST)],  # the rules' unit tests
+    ["check", "config", str(PROMETHEUS_YML)],
+], ids=["check-rules", "test-rules", "check-config"])
+def test_promtool_accepts_the_shipped_prometheus_files(args: list[str]) -> None:
     assert PROMTOOL is not None
-    done = subprocess.run([PROMTOOL, "check", "rules", str(RULES)], capture_output=True,
-                          text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-@needs_promtool
-def test_promtool_unit_tests_the_rules() -> None:
-    assert PROMTOOL is not None
-    done = subprocess.run([PROMTOOL, "test", "rules", str(RULES_TEST)], capture_output=True,
-                          text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-@needs_promtool
-def test_promtool_checks_the_prometheus_config() -> None:
-    assert PROMTOOL is not None
-    done = subprocess.run([PROMTOOL, "check", "config", str(PROMETHEUS_YML)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=120,
+                          check=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from edgewatch.cli import main
 from edgewatch.config import AgentConfig, AlertsConfig, load_config, parse_config
 from edgewatch.errors import ConfigError
 from edgewatch.typedconfig import describe
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_example_config_loads_and_shows_every_key() -> None:

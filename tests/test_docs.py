@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
+
 sys.path.insert(0, str(REPO / "scripts"))
 
-import gen_docs  # noqa: E402
+import gen_docs
 
 
 @pytest.mark.parametrize("page", sorted(gen_docs.PAGES))
