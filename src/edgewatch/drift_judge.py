@@ -127,7 +127,8 @@ class DriftJudge:
                     "reasons": [f"only {summary.frames.monitored} monitored frames (fewer "
                                 f"than drift.min_frames; see features.max_fps)"],
                     "features": {}}
-        verdicts = self._numeric(summary) + self._categorical(summary)
+        stride = sampling_stride(summary, self.reference.frame_interval)
+        verdicts = self._numeric(summary, stride) + self._categorical(summary, stride)
         adjusted = bh_adjust([v.p for v in verdicts]) if verdicts else []
         for v, p_adj in zip(verdicts, adjusted):
             v.p_adjusted = p_adj
@@ -136,11 +137,10 @@ class DriftJudge:
 
     # -- per feature ------------------------------------------------------------------
 
-    def _numeric(self, summary: WindowSummary) -> list[FeatureVerdict]:
+    def _numeric(self, summary: WindowSummary, stride: float) -> list[FeatureVerdict]:
         out = []
         frames_ref = self.reference.frames
         frames_win = summary.frames.monitored
-        stride = sampling_stride(summary, self.reference.frame_interval)
         for name, ref in self.reference.numeric.items():
             win = summary.numeric.get(name)
             if name in self.cfg.ignore or win is None or win.hist.total == 0 \
@@ -172,9 +172,8 @@ class DriftJudge:
         }
         return FeatureVerdict(name, max(w1, abs(shift)), p, stats)
 
-    def _categorical(self, summary: WindowSummary) -> list[FeatureVerdict]:
+    def _categorical(self, summary: WindowSummary, stride: float) -> list[FeatureVerdict]:
         out = []
-        stride = sampling_stride(summary, self.reference.frame_interval)
         for name, ref in self.reference.categorical.items():
             win = summary.categorical.get(name)
             if name in self.cfg.ignore or win is None or win.total == 0 or ref.total == 0:
