@@ -6,14 +6,25 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgewatch.alert_state import AlertStore
 from edgewatch.alerts import AlertEngine
+from edgewatch.clock import ManualClock
 from edgewatch.commands import CommandRouter
-from edgewatch.config import AlertsConfig, RuleConfig
+from edgewatch.config import AlertsConfig, RuleConfig, parse_config
+from edgewatch.delivery import OutboxSink, make_alerting
+from edgewatch.image_features import ImageFeatureExtractor
+from edgewatch.measure import FrameMeasurer
+from edgewatch.outbox import Outbox
+from edgewatch.output_features import OutputFeatureExtractor
+from edgewatch.records import Frame
+from edgewatch.reference import ReferenceBuilder
+from edgewatch.sinks import Tee
+from edgewatch.summary import WindowSummary
 
 
 def summary(t: float, severity: str = "ok", pending: int = 0) -> dict[str, Any]:
@@ -186,3 +197,31 @@ def _shared(factory: pytest.TempPathFactory) -> Harness:
     if "h" not in _HARNESS:
         _HARNESS["h"] = Harness(factory.mktemp("fuzz") / "alerts.db")
     return _HARNESS["h"]
+
+
+def test_the_backlog_rule_sees_the_outbox_through_the_agents_sinks(tmp_path: Path) -> None:
+    """The outbox sink attaches the outbox state to the window before the alert sink
+    judges it, as a drift verdict is attached before both."""
+    b = ReferenceBuilder(bins=5)
+    rng = np.random.default_rng(0)
+    measurer = FrameMeasurer(ImageFeatureExtractor(32), OutputFeatureExtractor(0.5, 0.1))
+    for i in range(20):
+        image = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+        b.add(measurer(Frame(i, i / 10, image), None))
+    reference = b.build(model_sha256="0" * 64, model_name="m", adapter="ssd",
+                        analysis_width=32, source="synthetic", created=0.0)
+    cfg = parse_config({"alerts": {"state_path": ":memory:", "rules": [
+        {"name": "backlog", "metric": "outbox.pending", "op": ">=", "threshold": 2.0,
+         "severity": "warning", "for_windows": 1}]}})
+    outbox = Outbox(tmp_path / "outbox.db", device="cam", boot_id="b", clock=ManualClock(),
+                    max_bytes=10 << 20, max_age_s=3600.0, merge=None)
+    alerting = make_alerting(cfg, model_sha256="0" * 64, outbox=outbox, publisher=None,
+                             lines=None, commands=None)
+    assert alerting is not None
+    sinks = Tee(OutboxSink(outbox), alerting)  # the order the agent wires them in
+    for i in range(3):  # nothing is published: the queue grows by one per window
+        sinks(WindowSummary.empty(reference, 10.0 * i, 10.0 * i + 10.0))
+    alerts = [json.loads(r.body) for r in outbox.pending(100) if r.kind == "alert"]
+    assert [(a["rule"], a["state"]) for a in alerts] == [("backlog", "firing")]
+    assert "outbox.pending" in alerts[0]["message"]
+    outbox.close()

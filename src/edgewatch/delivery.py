@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from edgewatch.alert_metrics import SEVERITY_RANK
 from edgewatch.alert_state import AlertStore
 from edgewatch.alerts import AlertEngine
 from edgewatch.clock import Clock, SystemClock
@@ -22,10 +23,6 @@ from edgewatch.topics import Topics
 
 log = logging.getLogger(__name__)
 
-SUMMARY_PRIORITY = 0
-STATUS_PRIORITY = 1
-ALERT_PRIORITY = 2
-_SEVERITY_RANK = {"ok": 0, "warning": 1, "drift": 2}
 
 
 def summary_merger(reference: ReferenceProfile) -> Any:
@@ -35,7 +32,7 @@ def summary_merger(reference: ReferenceProfile) -> Any:
         first = WindowSummary.from_dict(a, reference)
         first.merge(WindowSummary.from_dict(b, reference))
         worst = max((a.get("drift"), b.get("drift")),
-                    key=lambda d: _SEVERITY_RANK.get((d or {}).get("severity", "ok"), 0))
+                    key=lambda d: SEVERITY_RANK.get((d or {}).get("severity", "ok"), 0))
         merged = first.to_dict()
         if worst is not None:
             merged["drift"] = worst
@@ -52,12 +49,12 @@ class OutboxSink:
         self.publisher = publisher
 
     def __call__(self, summary: WindowSummary) -> None:
-        payload = summary.to_dict()
         stats = self.outbox.stats()
-        payload["outbox"] = {"pending": stats.pending, "in_memory": stats.in_memory}
-        if self.outbox.degraded:
-            payload["outbox"]["degraded"] = self.outbox.degraded
-        self.outbox.put("summary", payload, priority=SUMMARY_PRIORITY,
+        state: dict[str, Any] = {"pending": stats.pending, "in_memory": stats.in_memory}
+        if stats.degraded:
+            state["degraded"] = stats.degraded
+        summary.extra["outbox"] = state  # a verdict like drift: sinks after this one see it
+        self.outbox.put("summary", summary.to_dict(),
                         window_start=summary.start, window_end=summary.end, attach_loss=True)
         if self.publisher is not None:
             self.publisher.wake()
@@ -87,7 +84,7 @@ def make_alerting(cfg: AgentConfig, *, model_sha256: str, outbox: Outbox | None,
         if lines is not None:
             lines.write({"type": "alert", **payload})
         if outbox is not None:
-            outbox.put("alert", payload, priority=ALERT_PRIORITY,
+            outbox.put("alert", payload,
                        window_start=payload["window"]["start"],
                        window_end=payload["window"]["end"])
         if publisher is not None:

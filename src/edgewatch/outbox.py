@@ -337,15 +337,17 @@ class Outbox:
 
     # -- put and the memory overflow ------------------------------------------------------
 
-    def put(self, kind: str, payload: dict[str, Any], *, priority: int,
+    def put(self, kind: str, payload: dict[str, Any], *, priority: int | None = None,
             window_start: float | None = None, window_end: float | None = None,
             attach_loss: bool = False) -> int:
         """Queue a message and return its seq; committed to disk unless ``degraded``.
 
-        With ``attach_loss`` the pending loss report is moved into ``payload["loss"]`` in
+        ``priority`` defaults to the kind's (``PRIORITY``). With ``attach_loss`` the pending
+        loss report is moved into ``payload["loss"]`` in
         the transaction that commits the message (a crash cannot lose the report).
         """
-        entry = self._entry(kind, payload, priority, window_start, window_end, attach_loss)
+        entry = self._entry(kind, payload, PRIORITY.get(kind, 0) if priority is None else priority,
+                            window_start, window_end, attach_loss)
         with self._lock:
             self._last_seq += 1
             entry.seq = entry.payload["seq"] = self._last_seq
