@@ -18,7 +18,6 @@ from edgewatch.records import Image
 # Immerkaer (1996), "Fast noise variance estimation": sigma = sqrt(pi/2) / 6 * mean|I * K|.
 _NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
 _NOISE_FACTOR = math.sqrt(math.pi / 2.0) / 6.0
-_LOG2_256 = np.log2(np.arange(1, 257, dtype=np.float64) / 1.0)
 
 DARK_LEVEL = 5
 """Luma at or below which a pixel counts as clipped dark."""

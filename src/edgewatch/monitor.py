@@ -72,6 +72,8 @@ class Monitor:
         self._lock = threading.Lock()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._accumulators: dict[int, WindowAccumulator] = {}
+        self._last_key: int | None = None
+        """Window key of the last measured frame (worker thread only)."""
         self._observed = 0
         self._closed = False
         self.errors = 0
@@ -186,7 +188,9 @@ class Monitor:
             self.errors += 1
             log.exception("could not measure frame %d", frame.index)
             return
-        self._flush(key - 1)
+        if key != self._last_key:  # earlier windows can only be complete when the key moves
+            self._flush(key - 1)
+            self._last_key = key
         acc = self._accumulators.get(key)
         if acc is None:
             acc = self._accumulators[key] = WindowAccumulator(self.reference, 0.0, 0.0)

@@ -73,9 +73,9 @@ class OutputFeatureExtractor:
         return self._raw(output)
 
     def _detections(self, d: Detections, aspect: float) -> OutputFeatures:
-        keep = d.scores >= self.threshold
-        scores = d.scores[keep]
-        boxes = d.boxes[keep].astype(np.float64)
+        kept = d.above(self.threshold)
+        scores = kept.scores
+        boxes = kept.boxes.astype(np.float64)
         w = boxes[:, 2] - boxes[:, 0]
         h = boxes[:, 3] - boxes[:, 1]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -92,7 +92,7 @@ class OutputFeatureExtractor:
             "box_aspect": box_aspect,
         }
         labels = {
-            "classes": [self.label(int(c)) for c in d.classes[keep]],
+            "classes": [self.label(int(c)) for c in kept.classes],
             "position": _CELLS[cy, cx].tolist(),
         }
         return OutputFeatures(numeric, labels)

@@ -21,7 +21,6 @@ class WindowAccumulator:
 
     def __init__(self, reference: ReferenceProfile, start: float, end: float) -> None:
         self._summary = WindowSummary.empty(reference, start, end)
-        self.unknown_features: set[str] = set()
         self._pending: dict[str, list[float]] = {name: [] for name in self._summary.numeric}
         self._buffered = 0
 
@@ -36,9 +35,9 @@ class WindowAccumulator:
         s.frames.monitored += 1
         for name, value in m.numeric.items():
             buf = self._pending.get(name)
-            if buf is None:
-                self.unknown_features.add(name)
-            elif isinstance(value, float):
+            if buf is None:  # not in the reference: nothing to count it against
+                continue
+            if isinstance(value, float):
                 buf.append(value)
             else:
                 buf.extend(np.asarray(value, np.float64).ravel().tolist())
