@@ -303,14 +303,14 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         if args.fleet_command == "status":
             devices = store.devices()
             if args.json:
-                print(json.dumps([report.device_row(d, now) for d in devices], indent=1))
+                print(json.dumps([report.device_row(d) for d in devices], indent=1))
             else:
                 print(report.status_table(devices, now))
             return 0
         state = store.device(args.device_id)
         if state is None:
             raise EdgewatchError(f"unknown device {args.device_id!r}")
-        view = report.device_view(state, store.summaries(args.device_id, args.windows), now)
+        view = report.device_view(state, store.summaries(args.device_id, args.windows))
     print(json.dumps(view, indent=1) if args.json else report.device_text(view, now))
     return 0
 

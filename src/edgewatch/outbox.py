@@ -534,8 +534,10 @@ class Outbox:
             try:
                 count, oldest = self._conn.execute(
                     "SELECT COUNT(*), MIN(created) FROM messages").fetchone()
-                unacked = sum(1 for s in self._acks if self._conn.execute(
-                    "SELECT 1 FROM messages WHERE seq = ?", (s,)).fetchone())
+                acked = sorted(self._acks)  # acknowledged but not yet deleted from disk
+                unacked = self._conn.execute(
+                    f"SELECT COUNT(*) FROM messages WHERE seq IN ({','.join('?' * len(acked))})",
+                    acked).fetchone()[0] if acked else 0
                 size = self._disk_bytes()
             except sqlite3.Error as exc:
                 raise OutboxError(f"outbox {self.path}: {exc}") from exc

@@ -94,7 +94,6 @@ class Publisher:
         self.backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s, rng)
         self.stop_event = threading.Event()
         self.connected = threading.Event()
-        self.published = 0
         self.connections = 0
         self._wake = threading.Event()
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
@@ -274,7 +273,6 @@ class Publisher:
         if not self._acked:
             self._acked_since = time.monotonic()
         self._acked.append(seq)
-        self.published += 1
 
     def _flush_acks(self, force: bool) -> None:
         """Delete acknowledged rows in batches: one transaction per ACK_BATCH or 50 ms.

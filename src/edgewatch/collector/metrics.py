@@ -32,7 +32,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal, Protocol
 from wsgiref.simple_server import WSGIServer
 
@@ -41,30 +41,28 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from edgewatch.alert_metrics import QUALITY_FAULTS, SEVERITY_RANK
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.collector.fleet import MIN_PEER_DEVICES, peer_outliers
 from edgewatch.collector.ingest import IngestStats
 from edgewatch.collector.store import DeviceState, StoreError
 from edgewatch.errors import EdgewatchError, StatsError
+from edgewatch.summary import FrameCounts
 
 log = logging.getLogger(__name__)
 
 PREFIX = "edgewatch_"
-SEVERITIES: dict[str, int] = {"ok": 0, "warning": 1, "drift": 2}
+SEVERITIES: dict[str, int] = {k: int(v) for k, v in SEVERITY_RANK.items()}
 """Drift verdicts and the numbers ``edgewatch_drift_severity`` exports for them."""
 DEVICE_STATES = ("online", "offline", "stale")
 """Values of the ``state`` label of ``edgewatch_fleet_devices``."""
 PERCENTILES = (("50", "p50"), ("95", "p95"), ("99", "p99"))
 """``percentile`` label values and the summary fields they are read from. (Not
 ``quantile``: Prometheus reserves that label for the summary type.)"""
-FRAME_CATEGORIES = ("seen", "monitored", "dropped", "sampled_out", "decode_errors",
-                    "nonfinite_outputs", "inference_errors")
+FRAME_CATEGORIES = tuple(f.name for f in fields(FrameCounts))
 """``category`` label values of ``edgewatch_window_frames`` (the ``frames`` counters)."""
-QUALITY_FAULTS = ("decode_error", "black", "blank", "frozen", "overexposed", "underexposed",
-                  "blurred", "greyscale_switch", "resolution_change", "nonfinite_output",
-                  "empty_output_streak")
-"""The agent's data-quality faults (``edgewatch.quality.QUALITY_FAULTS``); always exported,
-0 when the window had none. Unknown fault names add up under ``other``."""
+# QUALITY_FAULTS (the agent's data-quality faults) are always exported, 0 when the window
+# had none; unknown fault names add up under OTHER_FAULT.
 OTHER_FAULT = "other"
 MESSAGE_KINDS = ("summary", "alert", "status", "cmd_result")
 """``kind`` label values of ``edgewatch_collector_messages_total``."""

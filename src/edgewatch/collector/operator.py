@@ -29,11 +29,11 @@ from typing import Any, Protocol
 
 from edgewatch.collector.config import CollectorMqttConfig
 from edgewatch.collector.ingest import make_client
+from edgewatch.commands import RESULT_SCHEMA
+from edgewatch.commands import SCHEMA as CMD_SCHEMA
 from edgewatch.errors import EdgewatchError
 from edgewatch.topics import ID_PATTERN, Topics
 
-CMD_SCHEMA = "edgewatch.cmd/1"
-RESULT_SCHEMA = "edgewatch.cmd_result/1"
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 _NO_SUBSCRIBERS = 0x10
 _POLL_S = 0.05

@@ -21,7 +21,7 @@ def _age(now: float, t: float | None) -> str:
     return f"{s / 86400:.0f}d ago"
 
 
-def device_row(d: Any, now: float) -> dict[str, Any]:
+def device_row(d: Any) -> dict[str, Any]:
     """One device as plain data (the --json form of a table row)."""
     drift = (d.last_summary or {}).get("drift", {})
     return {
@@ -35,7 +35,7 @@ def device_row(d: Any, now: float) -> dict[str, Any]:
 
 
 def status_table(devices: list[Any], now: float) -> str:
-    rows = sorted((device_row(d, now) for d in devices),
+    rows = sorted((device_row(d) for d in devices),
                   key=lambda r: (SEVERITY_ORDER.get(r["drift_severity"], 3), r["device"]))
     header = (f"{'device':20} {'fleet':12} {'state':8} {'last seen':10} {'drift':8} "
               f"{'score':>6} {'alerts':>6} {'gaps':>5}")
@@ -52,7 +52,7 @@ def status_table(devices: list[Any], now: float) -> str:
     return "\n".join(lines)
 
 
-def device_view(d: Any, summaries: list[dict[str, Any]], now: float) -> dict[str, Any]:
+def device_view(d: Any, summaries: list[dict[str, Any]]) -> dict[str, Any]:
     windows = []
     for s in summaries:
         drift = s.get("drift", {})
@@ -65,7 +65,7 @@ def device_view(d: Any, summaries: list[dict[str, Any]], now: float) -> dict[str
             "features": {k: {"effect": v.get("effect"), "status": v.get("status")}
                          for k, v in sorted(feats.items())},
         })
-    return {**device_row(d, now), "manifest": d.manifest, "windows": windows}
+    return {**device_row(d), "manifest": d.manifest, "windows": windows}
 
 
 def device_text(view: dict[str, Any], now: float) -> str:

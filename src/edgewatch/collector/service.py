@@ -63,8 +63,6 @@ class CollectorService:
 
 def _routing(cfg: AlertingConfig, clock: Clock) -> RouterThread | None:
     """The alert router's thread, or None when no target is configured."""
-    if not (cfg.alertmanager_url or cfg.webhook_url):
-        return None
-    return RouterThread(AlertRouter(cfg.alertmanager_url, cfg.webhook_url, cfg.timeout_s,
-                                    clock, active_ttl_s=cfg.active_ttl_s,
-                                    generator_url=cfg.generator_url))
+    router = AlertRouter(cfg.alertmanager_url, cfg.webhook_url, cfg.timeout_s, clock,
+                         active_ttl_s=cfg.active_ttl_s, generator_url=cfg.generator_url)
+    return RouterThread(router) if router.enabled else None

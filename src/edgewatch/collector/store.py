@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from edgewatch.alerts import ACTIVE
 from edgewatch.errors import EdgewatchError
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ MESSAGE_KINDS = ("summary", "alert", "cmd_result")
 """Kinds stored in ``messages``, keyed by (device, boot_id, seq)."""
 STATUS_KIND = "status"
 """The retained birth / last-will kind: updates ``devices`` only."""
-ACTIVE_ALERT_STATES = ("firing", "acknowledged", "snoozed")
+ACTIVE_ALERT_STATES = ACTIVE
 """Alert states that count as active (in the alert's latest message)."""
 
 Item = tuple[str, str, str, dict[str, Any], float]

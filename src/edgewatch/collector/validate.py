@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from edgewatch import alerts, commands, status, summary
 from edgewatch.errors import EdgewatchError
 from edgewatch.topics import parse
 
 SCHEMAS = {
-    "summary": "edgewatch.summary/1",
-    "alert": "edgewatch.alert/1",
-    "status": "edgewatch.status/1",
-    "cmd_result": "edgewatch.cmd_result/1",
+    "summary": summary.SCHEMA,
+    "alert": alerts.SCHEMA,
+    "status": status.SCHEMA,
+    "cmd_result": commands.RESULT_SCHEMA,
 }
 MAX_PAYLOAD = 4 * 1024 * 1024
 
