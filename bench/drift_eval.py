@@ -12,7 +12,7 @@ with Bonferroni correction (scipy, i.i.d. p-values), which is what the honest ru
     python bench/drift_eval.py [--assets DIR] [--corruptions gaussian_noise,fog]
         [--severities 1,2,3,4,5] [--max-fps 2.5] [--json out.json]
 
-Needs scipy and imagecorruptions-imaug (see README, "Benchmarks").
+Needs scipy and imagecorruptions-imaug (see docs/drift.md, "Evaluation").
 """
 
 from __future__ import annotations

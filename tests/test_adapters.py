@@ -368,6 +368,8 @@ def test_nonfinite_outputs_give_an_empty_output(tmp_path: Path, adapter: str,
     result = engine.infer(frame())
     assert result.nonfinite is True
     out = result.output
+    expected = {"yolo": Detections, "classification": Classification, "raw": RawOutputs}
+    assert type(out) is expected[adapter]
     if isinstance(out, Detections):
         assert out.boxes.shape == (0, 4) and out.scores.size == 0 and out.best_score == 0.0
     elif isinstance(out, Classification):

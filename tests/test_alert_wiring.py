@@ -1,4 +1,4 @@
-"""Scratch check of the proposed wiring (not part of the repository)."""
+"""The collector's alert routing wired end to end: broker, collector, Alertmanager."""
 
 from __future__ import annotations
 

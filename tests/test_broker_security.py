@@ -534,6 +534,7 @@ def test_tls_certificate_from_another_ca_is_refused(cert_broker: MosquittoBroker
     rc = peer.start()
     peer.close()
     assert rc is None
+    cert_broker.wait_for_log("certificate verify failed")  # refused for its CA, not by chance
 
 
 # -- the shipped edgewatch.conf ------------------------------------------------------------------

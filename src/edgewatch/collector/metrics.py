@@ -464,7 +464,7 @@ class FleetCollector(Collector):
     is stale when it is online but no summary window ended within ``stale_after_s`` (nor
     since its birth). Peer outliers compare each fresh device's latest ``peer_windows``
     summaries with those of the other devices sharing its reference (1: no extra query);
-    they cost about 1.5 ms per device and scrape (``peers=False`` turns them off).
+    they are computed at every scrape (``peers=False`` turns them off).
     A store that cannot be read gives ``edgewatch_collector_store_up 0`` and no device
     metrics; the scrape itself still succeeds.
     """
