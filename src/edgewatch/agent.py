@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.config import AgentConfig
@@ -18,12 +20,13 @@ from edgewatch.measure import FrameMeasurer
 from edgewatch.monitor import Monitor, Sink
 from edgewatch.output_features import OutputFeatureExtractor, load_labels
 from edgewatch.progress import Progress
-from edgewatch.records import DeferredResult, Frame, Image, InferenceResult
+from edgewatch.records import Frame, Image
 from edgewatch.reference import ReferenceBuilder, ReferenceProfile
 from edgewatch.resources import ResourceSampler
 from edgewatch.sources import FrameSource
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 def device_id(cfg: AgentConfig) -> str:
@@ -49,13 +52,13 @@ def load_reference(cfg: AgentConfig, engine: InferenceEngine,
     return profile
 
 
-def infer_safely(engine: InferenceEngine,
-                 image: Image | None) -> tuple[InferenceResult | None, bool]:
-    """Run inference; an onnxruntime failure on one frame is logged and counted, not raised."""
+def infer_safely(infer: Callable[[Image], R], image: Image | None) -> tuple[R | None, bool]:
+    """``infer(image)``, and whether it failed: an onnxruntime failure on one frame is
+    logged and counted, not raised. No image (a decode failure): (None, False)."""
     if image is None:
         return None, False
     try:
-        return engine.infer(image), False
+        return infer(image), False
     except ModelError as exc:
         log.warning("%s", exc)
         return None, True
@@ -69,7 +72,7 @@ def build_reference(cfg: AgentConfig, engine: InferenceEngine, source: FrameSour
     progress = Progress(total, "profiling", force=False) if show_progress else None
     stop = threading.Event()
     for frame in source.frames(stop):
-        result, _ = infer_safely(engine, frame.image)
+        result, _ = infer_safely(engine.infer, frame.image)
         if frame.image is not None:
             builder.add(measurer(frame, result))
         if progress:
@@ -111,14 +114,7 @@ class Agent:
 
     def process(self, frame: Frame) -> None:
         """One frame: inference, then the monitor (outputs decoded only if it is sampled)."""
-        result: DeferredResult | None = None
-        failed = False
-        if frame.image is not None:
-            try:
-                result = self.engine.infer_deferred(frame.image)
-            except ModelError as exc:
-                log.warning("%s", exc)
-                failed = True
+        result, failed = infer_safely(self.engine.infer_deferred, frame.image)
         self.monitor.observe(frame, result, inference_error=failed)
 
     def run(self, source: FrameSource, progress: Progress | None = None) -> int:
