@@ -31,7 +31,7 @@ from edgewatch.config import MqttConfig  # noqa: E402
 from edgewatch.outbox import Outbox  # noqa: E402
 from edgewatch.publisher import Publisher  # noqa: E402
 from edgewatch.status import Manifest  # noqa: E402
-from edgewatch.topics import Topics  # noqa: E402
+from edgewatch.contracts.topics import Topics  # noqa: E402
 
 
 def payload() -> dict[str, Any]:

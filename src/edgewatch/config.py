@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edgewatch.errors import ConfigError
-from edgewatch.topics import ID_PATTERN
+from edgewatch.contracts.topics import ID_PATTERN
 from edgewatch.typedconfig import build, section, setting
 
 if sys.version_info >= (3, 11):

@@ -19,7 +19,7 @@ from edgewatch.reference import ReferenceProfile
 from edgewatch.sinks import JsonlSink
 from edgewatch.status import Manifest, config_sha256
 from edgewatch.summary import WindowSummary
-from edgewatch.topics import Topics
+from edgewatch.contracts.topics import Topics
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from edgewatch.clock import Clock, SystemClock
 from edgewatch.config import MqttConfig
 from edgewatch.mqtt_auth import secure
 from edgewatch.status import Manifest
-from edgewatch.topics import Topics
+from edgewatch.contracts.topics import Topics
 
 log = logging.getLogger(__name__)
 

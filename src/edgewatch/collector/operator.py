@@ -32,7 +32,7 @@ from edgewatch.collector.ingest import make_client
 from edgewatch.commands import RESULT_SCHEMA
 from edgewatch.commands import SCHEMA as CMD_SCHEMA
 from edgewatch.errors import EdgewatchError
-from edgewatch.topics import ID_PATTERN, Topics
+from edgewatch.contracts.topics import ID_PATTERN, Topics
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 _NO_SUBSCRIBERS = 0x10

@@ -8,7 +8,7 @@ from typing import Any
 
 from edgewatch import alerts, commands, status, summary
 from edgewatch.errors import EdgewatchError
-from edgewatch.topics import parse
+from edgewatch.contracts.topics import parse
 
 SCHEMAS = {
     "summary": summary.SCHEMA,

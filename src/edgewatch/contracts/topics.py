@@ -7,7 +7,7 @@ import re
 
 from edgewatch.errors import ConfigError
 
-LEAVES = ("status", "summary", "alert", "cmd_result")
+LEAVES = ("status", "summary", "alert", "cmd_result", "reference")
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """Device and fleet ids: the broker ACL pastes the user name into topic patterns, so an
 id must be a plain topic level (see docs/mqtt-security.md)."""

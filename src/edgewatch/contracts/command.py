@@ -1,0 +1,73 @@
+"""Commands to a device (``edgewatch.cmd/1`` on ``cmd/<name>``) and their results
+(``edgewatch.cmd_result/1``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import Meta, Struct
+
+from edgewatch.contracts.alert import Alert, AlertSeverity, AlertState
+from edgewatch.contracts.bounds import MAX_ITEMS, Id, Name, Real, Seq, SmallInt, Text, Time
+from edgewatch.contracts.envelope import Loss
+
+SCHEMA = "edgewatch.cmd/1"
+RESULT_SCHEMA = "edgewatch.cmd_result/1"
+MAX_COMMAND_BYTES = 64 * 1024
+
+Scalar = bool | SmallInt | Real | Text | None
+"""An argument or result value: commands carry flat scalars and lists of them."""
+Value = Scalar | Annotated[list[bool | SmallInt | Real | Text], Meta(max_length=MAX_ITEMS)]
+Values = Annotated[dict[Name, Value], Meta(max_length=MAX_ITEMS)]
+CommandId = Id | SmallInt | None
+
+
+class Command(Struct, forbid_unknown_fields=True, frozen=True):
+    """An operator's request, decoded. On the wire it is one flat JSON object: optional
+    ``schema``, ``id`` and ``token`` beside the handler's arguments."""
+
+    args: Values
+    id: CommandId = None
+    """Echoed in the result so the sender can match it."""
+    token: Text = ""
+    """Shared secret, when the device requires one (alerts.command_token)."""
+
+
+class Rule(Struct, forbid_unknown_fields=True):
+    """An alert rule as the device runs it (``list`` results)."""
+
+    name: Name
+    metric: Text
+    op: Literal[">", ">=", "<", "<="]
+    threshold: Real
+    severity: AlertSeverity
+    for_windows: SmallInt = 1
+    resolve_windows: SmallInt = 1
+    resolve_threshold: Real | None = None
+    enabled: bool = True
+
+
+class CommandResult(Struct, forbid_unknown_fields=True, omit_defaults=True, tag_field="schema",
+                    tag=RESULT_SCHEMA):
+    """The device's answer to one command: ``ok`` and ``error``, plus what the handler
+    returned (the fields below that it sets)."""
+
+    command: Text
+    ok: bool = False
+    id: CommandId = None
+    error: Text | None = None
+    pong: bool | None = None
+    alert: Id | None = None
+    state: AlertState | None = None
+    snoozed_until: Time | None = None
+    rule: Name | None = None
+    enabled: bool | None = None
+    threshold: Real | None = None
+    resolve_threshold: Real | None = None
+    alerts: Annotated[list[Alert], Meta(max_length=MAX_ITEMS)] | None = None
+    rules: Annotated[list[Rule], Meta(max_length=MAX_ITEMS)] | None = None
+    device: Id = ""
+    boot_id: Id = ""
+    seq: Seq = 0
+    historical: bool = False
+    loss: Loss | None = None

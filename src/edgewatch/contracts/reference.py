@@ -1,0 +1,83 @@
+"""The reference profile (``edgewatch.reference/1``): the file ``profile build`` writes, and the
+retained message a device publishes once per reference on ``<device>/reference``, so the
+collector holds the bins and reference histograms of every window it stores."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from msgspec import Meta, Struct, field
+
+from edgewatch.contracts.bounds import (
+    MAX_BINS,
+    MAX_FEATURES,
+    Count,
+    Digest,
+    Id,
+    Name,
+    Real,
+    Text,
+    Time,
+)
+from edgewatch.contracts.summary import Labels
+
+SCHEMA = "edgewatch.reference/1"
+Floats = Annotated[list[Real], Meta(max_length=MAX_BINS)]
+
+
+class Histogram(Struct, forbid_unknown_fields=True):
+    """Counts in bins: ``len(counts) == len(edges) + 1`` (under- and overflow bins)."""
+
+    counts: Annotated[list[Count], Meta(max_length=MAX_BINS)]
+    edges: Floats
+    missing: Count = 0
+
+
+class Moments(Struct, forbid_unknown_fields=True):
+    count: Count = 0
+    mean: Real = 0.0
+    std: Real = 0.0
+    m2: Real = 0.0
+    min: Real = 0.0
+    max: Real = 0.0
+
+
+class NumericReference(Struct, forbid_unknown_fields=True):
+    hist: Histogram
+    moments: Moments
+    per_frame: bool
+    """True for one-value-per-frame features, False for per-detection ones (box_area)."""
+    lag1_autocorr: Real
+
+
+class AnomalyReference(Struct, forbid_unknown_fields=True):
+    """The robust distance that scores frames (centre, scale, precision over ``features``)."""
+
+    features: Annotated[list[Name], Meta(max_length=MAX_FEATURES)]
+    center: Floats
+    scale: Floats
+    precision: Annotated[list[Floats], Meta(max_length=MAX_FEATURES)]
+    threshold: Real
+
+
+class Reference(Struct, forbid_unknown_fields=True, tag_field="schema", tag=SCHEMA):
+    """Bin edges, histograms and statistics per feature, with provenance."""
+
+    id: Id
+    model_sha256: Digest
+    model_name: Text
+    adapter: Name
+    feature_set_version: Id
+    analysis_width: Count
+    frames: Count
+    source: Text
+    created: Time
+    numeric: Annotated[dict[Name, NumericReference], Meta(max_length=MAX_FEATURES)] = field(
+        default_factory=dict)
+    categorical: Annotated[dict[Name, Labels], Meta(max_length=MAX_FEATURES)] = field(
+        default_factory=dict)
+    anomaly: AnomalyReference | None = None
+    frame_interval: Real = 0.0
+    """Seconds between the reference's frames (0 when unknown)."""
+    device: Id = ""
+    """Set when published by a device."""
