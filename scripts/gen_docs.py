@@ -1,4 +1,5 @@
-"""Writes the generated reference pages: docs/configuration.md and docs/features.md.
+"""Writes the generated reference pages: docs/configuration.md, docs/features.md and the
+payload reference in docs/mqtt.md.
 
 Run after changing a config field or a feature: python scripts/gen_docs.py
 tests/test_docs.py fails when the checked-in pages differ from what this prints.
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 from edgewatch.config import AgentConfig
+from edgewatch.contracts.reference_doc import payload_reference
 from edgewatch.image_features import IMAGE_FEATURES
 from edgewatch.output_features import (
     CATEGORICAL_FEATURES,
@@ -96,6 +98,16 @@ def features_page() -> str:
 
 
 PAGES = {"configuration.md": configuration_page, "features.md": features_page}
+SECTIONS = {("mqtt.md", "payloads"): payload_reference}
+"""Generated sections of hand-written pages, between ``begin/end generated: NAME`` marks."""
+
+
+def with_section(text: str, name: str, body: str) -> str:
+    """``text`` with the generated section ``name`` replaced by ``body``."""
+    begin = text.index(f"<!-- begin generated: {name}")
+    begin = text.index("-->", begin) + len("-->\n")
+    end = text.index(f"<!-- end generated: {name} -->")
+    return text[:begin] + body + text[end:]
 
 
 def main() -> int:
@@ -103,6 +115,11 @@ def main() -> int:
     for name, make in PAGES.items():
         (DOCS / name).write_text(make(), encoding="utf-8")
         print(f"wrote docs/{name}")
+    for (name, section), make in SECTIONS.items():
+        page = DOCS / name
+        page.write_text(with_section(page.read_text(encoding="utf-8"), section, make()),
+                        encoding="utf-8")
+        print(f"wrote docs/{name} ({section})")
     return 0
 
 

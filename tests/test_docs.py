@@ -22,6 +22,26 @@ def test_generated_pages_are_current(page: str) -> None:
     assert on_disk == gen_docs.PAGES[page](), f"run: python scripts/gen_docs.py ({page})"
 
 
+@pytest.mark.parametrize("page,section", sorted(gen_docs.SECTIONS))
+def test_generated_sections_are_current(page: str, section: str) -> None:
+    on_disk = (REPO / "docs" / page).read_text(encoding="utf-8")
+    expected = gen_docs.with_section(on_disk, section, gen_docs.SECTIONS[page, section]())
+    assert on_disk == expected, f"run: python scripts/gen_docs.py ({page}: {section})"
+
+
+def test_payload_reference_lists_every_field_and_reason() -> None:
+    from edgewatch.contracts import codec
+    from edgewatch.contracts.reference_doc import MESSAGES
+
+    text = (REPO / "docs" / "mqtt.md").read_text(encoding="utf-8")
+    for reason in codec.REASONS:
+        assert f"| `{reason}` |" in text, reason
+    for _, cls in MESSAGES:
+        assert f": {cls.__name__}" in text
+        for name in cls.__struct_fields__:
+            assert f"| `{name}` |" in text, f"{cls.__name__}.{name}"
+
+
 def test_every_command_is_in_the_readme() -> None:
     from edgewatch.cli import _parser
 

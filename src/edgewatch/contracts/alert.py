@@ -35,23 +35,41 @@ class Alert(Struct, forbid_unknown_fields=True, omit_defaults=True, tag_field="s
     """What went wrong, what was expected, over which window."""
 
     id: Id
+    """Stable id of this alert (rule and subject) across its state changes."""
     rule: Name
+    """The rule that fired (alerts.rules[].name)."""
     state: AlertState
+    """firing, acknowledged, snoozed or resolved."""
     severity: AlertSeverity
+    """The rule's severity."""
     window: Span
+    """The window whose summary triggered this state change."""
     since: Time
+    """When the alert first fired."""
     updated: Time
+    """When this state change happened."""
     subject: Text = ""
     """The feature, fault or stage the rule fired for ("" for device-wide rules)."""
     metric: Text = ""
+    """What the rule watches (docs/alerts.md)."""
     message: Text = ""
+    """One sentence for people."""
     observed: Real | None = None
+    """The value that fired the rule."""
     expected: Expected | None = None
+    """What would have been normal."""
     model_sha256: Digest = ""
+    """The model running when it fired."""
     renotify: bool = False
+    """A reminder of an alert still firing, not a new state."""
     snoozed_until: Time | None = None
+    """End of a snooze."""
     device: Id = ""
+    """Device id."""
     boot_id: Id = ""
+    """Agent process start."""
     seq: Seq = 0
+    """Per-device message number."""
     historical: bool = False
+    """Sent from a backlog."""
     loss: Loss | None = None

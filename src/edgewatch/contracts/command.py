@@ -53,9 +53,13 @@ class CommandResult(Struct, forbid_unknown_fields=True, omit_defaults=True, tag_
     returned (the fields below that it sets)."""
 
     command: Text
+    """The command's name (the topic's last level)."""
     ok: bool = False
+    """True when the command was carried out."""
     id: CommandId = None
+    """The command's id, echoed."""
     error: Text | None = None
+    """Why it was refused (ok false)."""
     pong: bool | None = None
     alert: Id | None = None
     state: AlertState | None = None

@@ -34,8 +34,14 @@ class Status(Struct, forbid_unknown_fields=True, omit_defaults=True, tag_field="
     will, which the broker sends on the device's behalf)."""
 
     state: Literal["online", "offline"]
+    """online (birth) or offline (last will or shutdown)."""
     device: Id
+    """Device id."""
     boot_id: Id
+    """Agent process start."""
     time: Time | None = None
+    """When it was sent (null in the last will)."""
     reason: Text = ""
+    """"connection lost" (last will) or "shutdown"."""
     manifest: Manifest | None = None
+    """What runs on the device (birth only)."""

@@ -171,11 +171,15 @@ class Drift(Struct, forbid_unknown_fields=True, omit_defaults=True):
     """The window's drift verdict (schema 2)."""
 
     severity: Severity = "ok"
+    """ok, warning (a significant, sizeable shift) or drift (confirmed)."""
     score: Real = 0.0
+    """Largest effect among significant features."""
     detected: bool = False
+    """True when severity is drift."""
     insufficient: bool = False
     """Too few monitored frames for a verdict."""
     reasons: Reasons = field(default_factory=list)
+    """One sentence per flagged feature, worst first."""
     effects: Annotated[dict[Name, Real], Meta(max_length=MAX_FEATURES)] = field(
         default_factory=dict)
     """Effect of every judged feature, three significant digits."""
@@ -189,28 +193,45 @@ class Summary(Struct, forbid_unknown_fields=True, omit_defaults=True, tag_field=
     """A window summary as published (``edgewatch.summary/2``)."""
 
     window: Window
+    """The window's span."""
     reference_id: Id
+    """Id of the reference profile whose bins the histograms use."""
     frames: Frames
+    """Frame counters."""
     device: Id = ""
+    """Device id (the topic's device level)."""
     boot_id: Id = ""
+    """Random id of the agent process start."""
     seq: Seq = 0
+    """Per-device message number, strictly increasing across restarts."""
     features: Annotated[dict[Name, Numeric], Meta(max_length=MAX_FEATURES)] = field(
         default_factory=dict)
+    """Numeric features (docs/features.md), in the reference's bins."""
     labels: Annotated[dict[Name, Labels], Meta(max_length=MAX_FEATURES)] = field(
         default_factory=dict)
+    """Categorical features: classes, position."""
     latency: Annotated[dict[Name, Sketch], Meta(max_length=MAX_ITEMS)] = field(
         default_factory=dict)
+    """Latency sketch per stage: preprocess_ms, inference_ms, postprocess_ms, total_ms,
+    monitor_ms."""
     resources: Resources = field(default_factory=Resources)
+    """CPU, memory, disk and temperatures."""
     quality: Faults = field(default_factory=dict)
+    """Frames per data-quality fault (docs/alerts.md)."""
     quality_onsets: Onsets = field(default_factory=dict)
+    """Time of the first frame showing each fault."""
     anomaly: Anomaly = field(default_factory=Anomaly)
+    """Anomalous frames against the reference's threshold."""
     drift: Drift | None = None
+    """The drift verdict (absent when the window was not judged)."""
     outbox: OutboxState | None = None
+    """The device's outbox when the window closed."""
     historical: bool = False
     """Published long after the window closed (a backlog)."""
     merged_seqs: MergedSeqs | None = None
     """The original seqs this (compacted) summary stands for."""
     loss: Loss | None = None
+    """What the outbox merged or dropped since its last report."""
 
 
 # -- schema 1: the replay line ----------------------------------------------------------------
