@@ -28,10 +28,10 @@ sys.path.insert(0, str(REPO / "tests"))
 from broker import MosquittoBroker  # noqa: E402
 from edgewatch.clock import SystemClock  # noqa: E402
 from edgewatch.config import MqttConfig  # noqa: E402
+from edgewatch.contracts.topics import Topics  # noqa: E402
 from edgewatch.outbox import Outbox  # noqa: E402
 from edgewatch.publisher import Publisher  # noqa: E402
 from edgewatch.status import Manifest  # noqa: E402
-from edgewatch.contracts.topics import Topics  # noqa: E402
 
 
 def payload() -> dict[str, Any]:

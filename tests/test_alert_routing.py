@@ -1,7 +1,7 @@
 """Alert routing against a real Alertmanager and a real HTTP webhook receiver.
 
-Payloads come from the device's own AlertEngine (real rules, real state transitions), with
-the transport fields the outbox adds.
+Alert messages come from the device's own AlertEngine (real rules, real state transitions),
+with the transport fields the outbox adds, decoded as the collector decodes them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from alertmanager import AlertmanagerServer, alertmanager_binary
@@ -33,6 +34,8 @@ from edgewatch.collector.alert_routing import (
 )
 from edgewatch.commands import CommandRouter
 from edgewatch.config import AlertsConfig, RuleConfig
+from edgewatch.contracts import Alert
+from edgewatch.contracts.alert import Span
 from edgewatch.errors import ConfigError
 
 FLEET = "f1"
@@ -43,11 +46,11 @@ DEVICE = "cam-1"
 
 
 class Device:
-    """The device-side alert engine with a temperature rule, emitting outbox-like payloads."""
+    """The device-side alert engine with a temperature rule, emitting outbox-like messages."""
 
     def __init__(self, path: Path) -> None:
         rules = [RuleConfig("temperature", "temperature", ">=", 85.0, "critical", 1, 1, 80.0)]
-        self.sent: list[dict[str, Any]] = []
+        self.sent: list[Alert] = []
         self.seq = 0
         self.engine = AlertEngine(AlertsConfig(rules=rules), AlertStore(path), self._emit,
                                   model_sha256="abc")
@@ -55,11 +58,12 @@ class Device:
         self.engine.register(self.commands)
         self.t = time.time() - 60.0
 
-    def _emit(self, payload: dict[str, Any]) -> None:
+    def _emit(self, alert: Alert) -> None:
         self.seq += 1
-        self.sent.append({**payload, "device": DEVICE, "boot_id": "boot-1", "seq": self.seq})
+        self.sent.append(msgspec.structs.replace(alert, device=DEVICE, boot_id="boot-1",
+                                                 seq=self.seq))
 
-    def window(self, celsius: float) -> dict[str, Any]:
+    def window(self, celsius: float) -> Alert:
         """Evaluate one 10 s window; the payload it emitted (the last one sent)."""
         before = len(self.sent)
         self.engine.evaluate({"window": {"start": self.t, "end": self.t + 10.0},
@@ -68,9 +72,9 @@ class Device:
         assert len(self.sent) == before + 1, "expected the window to emit one alert message"
         return self.sent[-1]
 
-    def command(self, name: str, **args: Any) -> dict[str, Any]:
+    def command(self, name: str, **args: Any) -> Alert:
         result = self.commands(name, json.dumps(args).encode())
-        assert result["ok"], result
+        assert result.ok, result
         return self.sent[-1]
 
 
@@ -141,19 +145,19 @@ def test_firing_alert_is_active_in_alertmanager_with_labels_and_annotations(
     router.route(FLEET, payload)
     assert router.sent == {ALERTMANAGER: 1} and not router.errors and router.pending == 0
 
-    [alert] = ours(alertmanager, payload["id"])
+    [alert] = ours(alertmanager, payload.id)
     assert alert["labels"] == {
         "alertname": "edgewatch_temperature", "device": DEVICE, "fleet": FLEET,
         "rule": "temperature", "subject": "cpu", "severity": "critical",
-        "edgewatch_id": payload["id"]}
+        "edgewatch_id": payload.id}
     notes = alert["annotations"]
-    assert notes["summary"] == payload["message"] and "temperature cpu = 91" in notes["summary"]
+    assert notes["summary"] == payload.message and "temperature cpu = 91" in notes["summary"]
     assert notes["observed"] == "91.0" and notes["expected"] == "< 85.0"
     assert notes["state"] == "firing"
-    window = payload["window"]
-    assert notes["window"] == f"{rfc3339(window['start'])}/{rfc3339(window['end'])}"
+    window = payload.window
+    assert notes["window"] == f"{rfc3339(window.start)}/{rfc3339(window.end)}"
     assert alert["status"]["state"] == "active"
-    assert alert["startsAt"] == rfc3339(payload["since"])
+    assert alert["startsAt"] == rfc3339(payload.since)
     ends = dt.datetime.fromisoformat(alert["endsAt"].replace("Z", "+00:00")).timestamp()
     assert 2.9 * 3600 < ends - time.time() < 3.1 * 3600  # active for the TTL, not forever
 
@@ -163,13 +167,13 @@ def test_resolved_alert_leaves_the_active_alerts(alertmanager: AlertmanagerServe
     router = AlertRouter(alertmanager_url=alertmanager.url)
     firing = device.window(91.0)
     router.route(FLEET, firing)
-    assert len(ours(alertmanager, firing["id"], active=True)) == 1
+    assert len(ours(alertmanager, firing.id, active=True)) == 1
     resolved = device.window(70.0)
-    assert resolved["state"] == "resolved" and resolved["id"] == firing["id"]
+    assert resolved.state == "resolved" and resolved.id == firing.id
     router.route(FLEET, resolved)
     assert router.sent == {ALERTMANAGER: 2}
-    assert ours(alertmanager, firing["id"], active=True) == []
-    assert ours(alertmanager, firing["id"]) == []  # resolved alerts are not listed at all
+    assert ours(alertmanager, firing.id, active=True) == []
+    assert ours(alertmanager, firing.id) == []  # resolved alerts are not listed at all
 
 
 def test_acknowledged_and_snoozed_alerts_stay_active_with_their_state(
@@ -177,16 +181,16 @@ def test_acknowledged_and_snoozed_alerts_stay_active_with_their_state(
     router = AlertRouter(alertmanager_url=alertmanager.url)
     firing = device.window(91.0)
     router.route(FLEET, firing)
-    router.route(FLEET, device.command("ack", alert=firing["id"]))
-    [alert] = ours(alertmanager, firing["id"])
+    router.route(FLEET, device.command("ack", alert=firing.id))
+    [alert] = ours(alertmanager, firing.id)
     assert alert["annotations"]["state"] == "acknowledged"
     assert alert["status"]["state"] == "active"  # silencing is Alertmanager's job
 
-    snoozed = device.command("snooze", alert=firing["id"], seconds=600)
+    snoozed = device.command("snooze", alert=firing.id, seconds=600)
     router.route(FLEET, snoozed)
-    [alert] = ours(alertmanager, firing["id"])
+    [alert] = ours(alertmanager, firing.id)
     assert alert["annotations"]["state"] == "snoozed"
-    assert alert["annotations"]["snoozed_until"] == rfc3339(snoozed["snoozed_until"])
+    assert alert["annotations"]["snoozed_until"] == rfc3339(snoozed.snoozed_until)
     assert alert["status"]["state"] == "active"
 
 
@@ -202,7 +206,7 @@ def test_unreachable_alertmanager_counts_an_error_and_flush_delivers_later(
     with am:
         assert router.flush() == 0
         assert router.sent == {ALERTMANAGER: 1}
-        assert len(ours(am, firing["id"])) == 1
+        assert len(ours(am, firing.id)) == 1
 
 
 def test_a_queued_firing_is_replaced_by_its_resolution_and_backoff_spares_the_caller(
@@ -223,7 +227,7 @@ def test_a_queued_firing_is_replaced_by_its_resolution_and_backoff_spares_the_ca
         clock.advance(10.0)
         assert router.flush(force=False) == 0
         assert router.sent == {ALERTMANAGER: 1}
-        assert ours(am, firing["id"]) == []  # never re-fired
+        assert ours(am, firing.id) == []  # never re-fired
 
 
 def test_router_thread_routes_in_the_background(alertmanager: AlertmanagerServer,
@@ -234,7 +238,7 @@ def test_router_thread_routes_in_the_background(alertmanager: AlertmanagerServer
     worker.submit(FLEET, firing)
     worker.close()
     assert worker.router.sent == {ALERTMANAGER: 1}
-    assert len(ours(alertmanager, firing["id"])) == 1
+    assert len(ours(alertmanager, firing.id)) == 1
 
 
 # --------------------------------------------------------------------------- webhook
@@ -244,12 +248,12 @@ def test_webhook_receives_slack_text(hook: Hook, device: Device) -> None:
     router = AlertRouter(webhook_url=hook_url(hook))
     firing = device.window(91.0)
     router.route(FLEET, firing)
-    router.route(FLEET, device.command("ack", alert=firing["id"]))
+    router.route(FLEET, device.command("ack", alert=firing.id))
     router.route(FLEET, device.window(70.0))
     assert router.sent == {WEBHOOK: 3} and not router.errors
     assert [ctype for ctype, _ in hook.received] == ["application/json"] * 3
     texts = [body["text"] for _, body in hook.received]
-    assert texts[0] == f"[FIRING] critical {DEVICE}: {firing['message']}"
+    assert texts[0] == f"[FIRING] critical {DEVICE}: {firing.message}"
     assert texts[1].startswith(f"[ACKNOWLEDGED] critical {DEVICE}: temperature: ")
     assert texts[2].startswith(f"[RESOLVED] critical {DEVICE}: temperature: resolved")
     assert [set(body) for _, body in hook.received] == [{"text"}] * 3
@@ -275,22 +279,29 @@ def test_both_targets_and_one_down(hook: Hook, device: Device) -> None:
 
 def test_resolved_end_is_clamped_between_since_and_now(device: Device) -> None:
     firing = device.window(91.0)
-    now = firing["since"] + 1000.0
-    resolved = {**firing, "state": "resolved", "updated": now + 500.0}  # device clock ahead
+    now = firing.since + 1000.0
+    resolved = msgspec.structs.replace(firing, state="resolved",
+                                       updated=now + 500.0)  # device clock ahead
     assert alertmanager_alert(FLEET, resolved, now)["endsAt"] == rfc3339(now)
-    early = {**firing, "state": "resolved", "updated": firing["since"] - 5.0}
-    assert alertmanager_alert(FLEET, early, now)["endsAt"] == rfc3339(firing["since"])
+    early = msgspec.structs.replace(firing, state="resolved", updated=firing.since - 5.0)
+    assert alertmanager_alert(FLEET, early, now)["endsAt"] == rfc3339(firing.since)
     assert "generatorURL" not in alertmanager_alert(FLEET, firing, now)
     assert alertmanager_alert(FLEET, firing, now, generator_url="http://grafana/x")[
         "generatorURL"] == "http://grafana/x"
 
 
 def test_slack_text_and_odd_payloads() -> None:
-    assert slack_text({"state": "snoozed", "severity": "info", "device": "d",
-                       "message": "m"}) == "[SNOOZED] info d: m"
+    snoozed = Alert(id="a1", rule="r", state="snoozed", severity="info", window=Span(),
+                    since=0.0, updated=0.0, device="d", message="m")
+    assert slack_text(snoozed) == "[SNOOZED] info d: m"
+    as_json = {"schema": "edgewatch.alert/1", **msgspec.to_builtins(snoozed)}
+    assert slack_text(as_json) == "[SNOOZED] info d: m"  # a JSON object is decoded first
     router = AlertRouter(alertmanager_url="http://127.0.0.1:9", webhook_url="http://x.invalid")
-    router.route(FLEET, {"since": 1e300})  # a time no calendar holds: counted, not raised
+    router.route(FLEET, {"since": 1e300})  # not an alert message: counted, not raised
     assert router.errors == {"payload": 1} and router.pending == 0
+    # built in code (never decoded): a time no calendar holds
+    router.route(FLEET, msgspec.structs.replace(snoozed, since=1e300))
+    assert router.errors == {"payload": 2} and router.pending == 0
 
 
 @pytest.mark.parametrize("url", ["ftp://host/x", "not a url", "http://", "http://h:99999"])

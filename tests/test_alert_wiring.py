@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -49,24 +50,25 @@ def test_collector_routes_new_alerts_once(broker: MosquittoBroker, tmp_path: Pat
         pub.connect(broker.host, broker.port)
         pub.loop_start()
         for _ in range(2):  # a duplicate delivery
-            pub.publish("edgewatch/v1/f1/cam-1/alert", json.dumps(firing), qos=1).wait_for_publish()
-        wait_until(lambda: len(ours(am, firing["id"])) == 1, 10)
+            pub.publish("edgewatch/v1/f1/cam-1/alert", msgspec.json.encode(firing),
+                        qos=1).wait_for_publish()
+        wait_until(lambda: len(ours(am, firing.id)) == 1, 10)
         time.sleep(0.5)
         assert service.routing is not None
         assert service.routing.router.sent == {"alertmanager": 1}
         # CLI: alerts list
         assert main(["alerts", "list", "--config", str(toml)]) == 0
         out = capsys.readouterr().out
-        assert firing["id"] in out and "1 alert (1 firing)" in out
+        assert firing.id in out and "1 alert (1 firing)" in out
         # CLI: alerts ack, device and fleet from the store
         router = CommandRouter()
         dev.engine.register(router)
         d = StandInDevice(broker, router)
         d.seq = 100  # one seq space per device: keep clear of the alert messages' seqs
         try:
-            assert main(["alerts", "ack", firing["id"], "--config", str(toml)]) == 0
+            assert main(["alerts", "ack", firing.id, "--config", str(toml)]) == 0
             assert capsys.readouterr().out.strip() == "cam-1: ack ok"
-            assert main(["alerts", "snooze", firing["id"], "-5", "--config", str(toml)]) == 1
+            assert main(["alerts", "snooze", firing.id, "-5", "--config", str(toml)]) == 1
             assert "refused: 'seconds'" in capsys.readouterr().out
             assert main(["alerts", "set-threshold", "temperature", "90",
                          "--resolve-threshold", "82", "--device", "cam-1",
@@ -83,8 +85,9 @@ def test_collector_routes_new_alerts_once(broker: MosquittoBroker, tmp_path: Pat
                      "--timeout", "1", "--config", str(toml)]) == 1
         assert "not delivered" in capsys.readouterr().err
         resolved = dev.window(70.0)
-        pub.publish("edgewatch/v1/f1/cam-1/alert", json.dumps(resolved), qos=1).wait_for_publish()
-        wait_until(lambda: ours(am, firing["id"]) == [], 5)
+        pub.publish("edgewatch/v1/f1/cam-1/alert", msgspec.json.encode(resolved),
+                    qos=1).wait_for_publish()
+        wait_until(lambda: ours(am, firing.id) == [], 5)
         pub.disconnect()
         pub.loop_stop()
         service.close()

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from edgewatch.alerts import AlertEngine
 from edgewatch.clock import ManualClock
 from edgewatch.commands import CommandRouter
 from edgewatch.config import AlertsConfig, RuleConfig, parse_config
+from edgewatch.contracts import Alert, CommandResult, codec
 from edgewatch.delivery import OutboxSink, make_alerting
 from edgewatch.image_features import ImageFeatureExtractor
 from edgewatch.measure import FrameMeasurer
@@ -50,10 +52,15 @@ class Harness:
         self.engine = self.make()
 
     def make(self) -> AlertEngine:
-        engine = AlertEngine(self.cfg, AlertStore(self.path), self.sent.append,
-                             model_sha256="abc")
+        engine = AlertEngine(self.cfg, AlertStore(self.path), self.emit, model_sha256="abc")
         engine.register(self.router)
         return engine
+
+    def emit(self, alert: Alert) -> None:
+        """Keep the alert as the collector decodes it (every bound checked)."""
+        decoded = codec.decode("alert", codec.encode(alert))
+        assert decoded == alert
+        self.sent.append(msgspec.to_builtins(decoded))
 
     def run(self, *summaries: dict[str, Any]) -> list[str]:
         before = len(self.sent)
@@ -63,7 +70,8 @@ class Harness:
                 for a in self.sent[before:]]
 
     def command(self, name: str, **args: Any) -> dict[str, Any]:
-        return self.router(name, json.dumps(args).encode())
+        result: dict[str, Any] = msgspec.to_builtins(self.router(name, json.dumps(args).encode()))
+        return result
 
 
 @pytest.fixture
@@ -147,13 +155,43 @@ def test_active_alert_survives_a_restart(h: Harness) -> None:
 def test_bad_commands_are_answered_with_an_error(h: Harness, name: str, payload: bytes,
                                                   error: str) -> None:
     result = h.router(name, payload)
-    assert result["ok"] is False and error in result["error"]
+    assert result.ok is False and result.error is not None and error in result.error
+
+
+DEEP = 10_000
+
+
+@pytest.mark.parametrize(("payload", "ident", "error"), [
+    (b'{"id": "d1", "alert": ' + b"[" * DEEP + b"]" * DEEP + b"}", None,
+     "a list holds a list"),
+    (b'{"id": "d2", "alert": ' + b'{"a":' * DEEP + b"1" + b"}" * DEEP + b"}", None,
+     "an argument is an object"),
+    (b"[" * DEEP + b"]" * DEEP, None, "not a JSON object"),
+    (b'{"id": "n1", "alert": "drift\\u0000"}', "n1", "NUL character"),
+    (b'{"id": "n2", "al\\u0000ert": "drift"}', "n2", "NUL character"),
+    (b'{"id": "n3\\u0000", "alert": "drift"}', None, "NUL character"),
+    (b'{"id": 18446744073709551616, "alert": "drift"}', None, "out of range"),
+    (b'{"id": -18446744073709551616, "alert": "drift"}', None, "out of range"),
+    (b'{"id": 7, "alert": "drift", "seconds": 18446744073709551616}', 7, "out of range"),
+])
+def test_hostile_commands_are_refused_clearly_and_the_agent_goes_on(
+        h: Harness, payload: bytes, ident: object, error: str) -> None:
+    h.run(summary(0, "drift"))  # an active alert the command names
+    result = h.router("ack", payload)
+    assert result.ok is False and result.error is not None and error in result.error
+    assert result.id == ident  # echoed when it can be read, so the sender's wait ends
+    for word in ("internal error", "RecursionError", "Traceback"):
+        assert word not in result.error
+    assert codec.decode("cmd_result", codec.encode(result)) == result  # publishable
+    assert h.sent[-1]["state"] == "firing"  # nothing was acknowledged
+    assert h.command("ping")["ok"]
+    assert h.command("ack", alert="drift")["state"] == "acknowledged"
 
 
 def test_token_is_required_when_configured(tmp_path: Path) -> None:
     router = CommandRouter(token="s3cret")
-    assert "unauthorised" in router("ping", b"{}")["error"]
-    assert router("ping", b'{"token": "s3cret"}')["ok"]
+    assert "unauthorised" in (router("ping", b"{}").error or "")
+    assert router("ping", b'{"token": "s3cret"}').ok
 
 
 json_values = st.recursive(
@@ -183,10 +221,12 @@ def test_any_command_payload_is_answered(tmp_path_factory: pytest.TempPathFactor
                                          payload: bytes) -> None:
     h = _shared(tmp_path_factory)
     result = h.router(name, payload)
-    assert result["schema"] == "edgewatch.cmd_result/1"
-    assert isinstance(result["ok"], bool)
-    assert result["ok"] or isinstance(result["error"], str)
-    json.dumps(result, allow_nan=False)  # always publishable
+    assert isinstance(result, CommandResult) and isinstance(result.ok, bool)
+    assert result.ok or isinstance(result.error, str)
+    assert "internal error" not in (result.error or "")
+    # always publishable: the collector decodes it, every bound checked
+    assert codec.decode("cmd_result", codec.encode(result)) == result
+    json.dumps(msgspec.to_builtins(result), allow_nan=False)
     h.run(summary(0, "drift"))  # and the engine keeps working
 
 

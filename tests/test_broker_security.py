@@ -316,12 +316,13 @@ def test_device_publishes_its_own_topics(connect: Connect, fleet: str) -> None:
     collector = connect("collector")
     collector.subscribe("edgewatch/v1/+/+/#")
     cam_a = connect("cam-a")
-    for sub in ("status", "summary", "alert", "cmd_result"):
-        rc = cam_a.publish(t(fleet, "cam-a", sub), sub.encode(), retain=sub == "status")
+    leaves = ("status", "summary", "alert", "reference", "cmd_result")
+    for sub in leaves:
+        rc = cam_a.publish(t(fleet, "cam-a", sub), sub.encode(),
+                           retain=sub in ("status", "reference"))
         assert not rc.is_failure, (sub, rc)
     got = collector.receive_until(t(fleet, "cam-a", "cmd_result"))
-    assert topics(got) == [(t(fleet, "cam-a", s), s.encode())
-                           for s in ("status", "summary", "alert", "cmd_result")]
+    assert topics(got) == [(t(fleet, "cam-a", s), s.encode()) for s in leaves]
 
 
 def test_device_cannot_publish_as_another_device(connect: Connect, fleet: str) -> None:
@@ -397,7 +398,7 @@ def test_collector_commands_any_device_but_cannot_forge_device_data(connect: Con
     cam_a.subscribe("edgewatch/v1/+/cam-a/cmd/#")
     other_fleet = fleet + "x"
     assert not collector.publish(t(other_fleet, "cam-a", "cmd/set"), b"x").is_failure
-    for sub in ("summary", "status", "alert", "cmd_result"):
+    for sub in ("summary", "status", "alert", "cmd_result", "reference"):
         assert collector.publish(t(fleet, "cam-a", sub), b"forged").value == NOT_AUTHORIZED
     assert topics(cam_a.receive_until(t(other_fleet, "cam-a", "cmd/set"))) == [
         (t(other_fleet, "cam-a", "cmd/set"), b"x")]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
+from typing import Any
 
 import onnx
 import pytest
@@ -93,4 +95,27 @@ def test_damaged_profile(tmp_path: Path, assets: Path, vtest: Path,
     code, err = run(["replay", "--config", str(cfg), "--source", str(vtest), "--reference",
                      str(tmp_path / "ref.json"), "--out", str(tmp_path / "o.jsonl")], capsys)
     assert code == 1 and "not valid JSON" in err
+    assert_one_line(err)
+
+
+@pytest.mark.parametrize(("damage", "words"), [
+    (lambda d: d["numeric"]["brightness"]["hist"]["counts"].__setitem__(0, -1), ">= 0"),
+    (lambda d: d.__setitem__("source", "cam\u0000"), "source"),
+    (lambda d: d.__setitem__("frames", 2**64), "frames"),
+    (lambda d: d.__setitem__("extra", 1), "unknown field `extra`"),
+    (lambda d: d.__setitem__("schema", "edgewatch.summary/1"), "not an edgewatch reference"),
+    (lambda d: d.pop("schema"), "not an edgewatch reference"),
+    (lambda d: d.__setitem__("schema", "edgewatch.unknown/0"), "not an edgewatch reference"),
+])
+def test_profile_out_of_its_contract(tmp_path: Path, assets: Path, vtest: Path,
+                                     ssd_reference: ReferenceProfile, damage: Any, words: str,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    data = ssd_reference.to_dict()
+    damage(data)
+    (tmp_path / "ref.json").write_text(json.dumps(data))
+    cfg = write_config(tmp_path / "a.toml", assets / "models/ssdlite_mobilenet_v2_coco.onnx")
+    code, err = run(["replay", "--config", str(cfg), "--source", str(vtest), "--reference",
+                     str(tmp_path / "ref.json"), "--out", str(tmp_path / "o.jsonl")], capsys)
+    assert code == 1 and words in err, err
+    assert "damaged" in err or "not an edgewatch reference" in err
     assert_one_line(err)

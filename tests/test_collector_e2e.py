@@ -99,7 +99,8 @@ def test_replay_publishes_into_the_collector(broker: MosquittoBroker, store_url:
         assert len(keys) == len(set(keys)) == 10
         [dev] = s.devices()
         assert (dev.device, dev.fleet, dev.summaries, dev.gaps) == ("cam-7", "depot", 10, 0)
-        assert dev.manifest["reference_id"] == json.loads(ref.read_text())["id"]
+        assert dev.manifest is not None
+        assert dev.manifest.reference_id == json.loads(ref.read_text())["id"]
         assert dev.last_window_end == 1767225600.0 + 20.0
     capsys.readouterr()
     assert main(["fleet", "status", "--config", str(collector_toml)]) == 0

@@ -2,6 +2,10 @@
 and promtool on the exposition, the alerting rules and the Prometheus configuration; the
 Grafana dashboard and the rules may only query metrics the collector exports.
 
+Messages are stored as the ingest stores them: decoded by the contracts (schema-1 summaries
+compacted to schema 2) and written as their canonical JSON. Rows written otherwise (an older
+collector's schema-1 JSON, damaged or absurd rows) are inserted in SQL directly.
+
 promtool comes with the Debian package ``prometheus``; its checks are skipped without it.
 """
 
@@ -12,6 +16,7 @@ import json
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -36,6 +42,8 @@ from edgewatch.collector.metrics import (
     serve,
 )
 from edgewatch.collector.store import Store, open_store
+from edgewatch.contracts.codec import REASONS, Message, decode
+from edgewatch.contracts.summary import Summary, sig3
 
 RULES = REPO / "configs" / "prometheus" / "edgewatch-rules.yml"
 RULES_TEST = REPO / "configs" / "prometheus" / "edgewatch-rules.test.yml"
@@ -85,15 +93,26 @@ def summary(device: str, boot_id: str, seq: int, end: float, **changes: Any) -> 
 
 def alert(device: str, boot_id: str, seq: int, state: str) -> dict[str, Any]:
     return {"schema": "edgewatch.alert/1", "device": device, "boot_id": boot_id, "seq": seq,
-            "id": "drift-brightness", "state": state, "severity": "drift",
-            "message": "brightness drifted", "time": T0 + 30}
+            "id": "drift-brightness", "rule": "drift", "state": state, "severity": "critical",
+            "message": "brightness drifted", "window": {"start": T0 + 20, "end": T0 + 30},
+            "since": T0 + 30, "updated": T0 + 30}
+
+
+def message(kind: str, payload: dict[str, Any]) -> Message:
+    """The payload decoded as the ingest decodes what it receives."""
+    return decode(kind, json.dumps(payload).encode())
+
+
+def put(store: Store, kind: str, fleet: str, payload: dict[str, Any], received: float) -> bool:
+    """Store one message as the ingest does; True when it was new."""
+    return store.ingest(kind, fleet, payload["device"], message(kind, payload), received)
 
 
 def ingest(store: Store, stats: IngestStats, kind: str, fleet: str, payload: dict[str, Any],
            received: float) -> None:
     """Store one message and count it as the Ingestor does."""
     stats.received += 1
-    if store.ingest(kind, fleet, payload["device"], payload, received):
+    if put(store, kind, fleet, payload, received):
         stats.stored[kind] += 1
     else:
         stats.duplicates += 1
@@ -133,8 +152,7 @@ def populate(store: Store, stats: IngestStats) -> None:
 
     three = drifting(summary("cam-3", "b-cam-3", 1, T0 + 50))
     three["frames"].update(seen=100, monitored=20, sampled_out=70, dropped=10)
-    three["outbox"] = {"pending": 4, "compacted": 0, "evicted": {}, "rejected": 0,
-                       "memory_only": 2, "degraded": "disk full"}
+    three["outbox"] = {"pending": 4, "in_memory": 2, "degraded": "disk full"}
     ingest(store, stats, "summary", "depot", three, T0 + 51)
     ingest(store, stats, "alert", "depot", alert("cam-3", "b-cam-3", 2, "firing"), T0 + 52)
 
@@ -147,7 +165,7 @@ def populate(store: Store, stats: IngestStats) -> None:
 
     nine = summary("cam-9", "b-cam-9", 1, T0 + 50, reference_id="ref-yard")
     ingest(store, stats, "summary", "yard", nine, T0 + 51)
-    stats.bad["json"] += 2
+    stats.bad["encoding"] += 2
     stats.store_errors = 1
     stats.connected = True
 
@@ -241,7 +259,8 @@ def test_drift_metrics(scrape: Scrape) -> None:
     assert value(s, "edgewatch_drift_insufficient_data", device="cam-3", fleet="depot") == 0
     effect = value(s, "edgewatch_feature_drift_effect", device="cam-1", fleet="depot",
                    feature="position")
-    assert effect == EXAMPLE["drift"]["features"]["position"]["effect"]
+    # the device's effect at the precision summaries carry (three significant digits)
+    assert effect == sig3(EXAMPLE["drift"]["features"]["position"]["effect"])
     assert value(s, "edgewatch_feature_drift_status", device="cam-1", fleet="depot",
                  feature="position") == 1
     assert value(s, "edgewatch_feature_drift_effect", device="cam-3", fleet="depot",
@@ -264,12 +283,15 @@ def test_frame_latency_and_resource_metrics(scrape: Scrape) -> None:
                  fleet="depot") == pytest.approx(1 / 3)
     assert value(s, "edgewatch_window_frames", category="dropped", device="cam-3",
                  fleet="depot") == 10
+    # recomputed from the sketch: the percentiles the agent computed from the same sketch
     inference = EXAMPLE["latency"]["inference_ms"]
     for percentile, field in (("50", "p50"), ("95", "p95"), ("99", "p99")):
         got = value(s, "edgewatch_inference_latency_seconds", percentile=percentile, **cam1)
         assert got == pytest.approx(inference[field] / 1000.0, rel=1e-12)
     assert value(s, "edgewatch_frame_latency_seconds", percentile="95", **cam1) == (
         pytest.approx(EXAMPLE["latency"]["total_ms"]["p95"] / 1000.0, rel=1e-12))
+    assert value(s, "edgewatch_frame_latency_seconds", percentile="99", **cam1) == (
+        pytest.approx(EXAMPLE["latency"]["total_ms"]["p99"] / 1000.0, rel=1e-6))
     res = EXAMPLE["resources"]
     assert value(s, "edgewatch_process_cpu_percent", **cam1) == res["process_cpu_percent"]
     assert value(s, "edgewatch_process_rss_bytes", **cam1) == res["process_rss_mb"] * 2**20
@@ -317,9 +339,14 @@ def test_ingest_counters(scrape: Scrape) -> None:
     assert value(s, "edgewatch_collector_messages_total", kind="cmd_result") == 0
     assert value(s, "edgewatch_collector_duplicates_total") == 1
     assert value(s, "edgewatch_collector_received_messages_total") == 16
-    assert value(s, "edgewatch_collector_bad_payloads_total", reason="json") == 2
+    assert value(s, "edgewatch_collector_bad_payloads_total", reason="encoding") == 2
     assert value(s, "edgewatch_collector_bad_payloads_total", reason="schema") == 0
+    reasons = {dict(labels)["reason"] for name, labels in s
+               if name == "edgewatch_collector_bad_payloads_total"}
+    assert reasons == set(REASONS)  # every refusal reason of the contracts, always
     assert value(s, "edgewatch_collector_store_errors_total") == 1
+    for reason in ("invalid", "undecodable"):  # every stored value of the fleet exported
+        assert value(s, "edgewatch_collector_unexportable_values_total", reason=reason) == 0
 
 
 # --------------------------------------------------------------------------- exposition
@@ -376,9 +403,8 @@ def test_store_is_read_at_every_scrape(tmp_path: Path) -> None:
         assert not any(n.startswith("edgewatch_device") for n, _ in first)
         assert not any(n.startswith("edgewatch_collector_messages") for n, _ in first)
 
-        store.ingest("status", "depot", "cam-1", birth("cam-1", "depot", "b1", NOW - 5),
-                     NOW - 5)
-        store.ingest("summary", "depot", "cam-1", summary("cam-1", "b1", 1, NOW - 1), NOW)
+        put(store, "status", "depot", birth("cam-1", "depot", "b1", NOW - 5), NOW - 5)
+        put(store, "summary", "depot", summary("cam-1", "b1", 1, NOW - 1), NOW)
         second = fetch(server).samples
         assert value(second, "edgewatch_device_online", device="cam-1", fleet="depot") == 1
         assert value(second, "edgewatch_fleet_devices", fleet="depot", state="online") == 1
@@ -393,7 +419,7 @@ def test_store_is_read_at_every_scrape(tmp_path: Path) -> None:
 
 def test_unreadable_store_keeps_the_endpoint_up(tmp_path: Path) -> None:
     store = open_store("sqlite:///" + str(tmp_path / "c.db"))
-    store.ingest("status", "depot", "cam-1", birth("cam-1", "depot", "b1", NOW), NOW)
+    put(store, "status", "depot", birth("cam-1", "depot", "b1", NOW), NOW)
     stats = IngestStats(received=3)
     registry = make_registry(store, stats, ManualClock(NOW), STALE_AFTER_S,
                              process_metrics=False)
@@ -405,22 +431,100 @@ def test_unreadable_store_keeps_the_endpoint_up(tmp_path: Path) -> None:
     assert not any(name.startswith("edgewatch_device") for name, _ in s)
 
 
+def _insert_row(db: Path, device: str, seq: int, payload: str, end: float) -> None:
+    """A summary row written by something else than this collector's ingest."""
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO messages (device, boot_id, seq, kind, fleet, received, window_start, "
+            "window_end, historical, alert_id, alert_state, payload) "
+            "VALUES (?, 'b', ?, 'summary', 'depot', ?, ?, ?, FALSE, NULL, NULL, ?)",
+            (device, seq, end, end - 10.0, end, payload))
+    conn.close()
+
+
+def test_rows_that_cannot_be_exported_do_not_fail_the_scrape(tmp_path: Path) -> None:
+    """A damaged or absurd row in the store leaves its values out, counted; the scrape of
+    the real endpoint still answers with every other device's metrics, and rows an older
+    collector stored as schema-1 JSON are read."""
+    db = tmp_path / "c.db"
+    store = open_store(f"sqlite:///{db}")
+    for device in ("cam-1", "cam-2", "cam-3", "cam-old", "cam-junk", "cam-big", "cam-inf"):
+        put(store, "status", "depot", birth(device, "depot", "b", NOW - 5), NOW - 5)
+    for n, device in enumerate(("cam-1", "cam-2", "cam-3")):
+        put(store, "summary", "depot", summary(device, "b", 1, NOW - 1 - n), NOW)
+    old = summary("cam-old", "b", 1, NOW - 1)
+    old["drift"]["severity"] = "drift"
+    _insert_row(db, "cam-old", 1, json.dumps(old), NOW - 1)  # schema 1, as once stored
+    _insert_row(db, "cam-junk", 1, '{"schema": "edgewatch.summary/2", "window": {', NOW - 1)
+    big = summary("cam-big", "b", 1, NOW - 1)
+    big["drift"]["score"] = 1e308  # a float, out of the contract's bounds
+    _insert_row(db, "cam-big", 1, json.dumps(big), NOW - 1)
+    wild = json.loads(msgspec.json.encode(message("summary", summary("cam-inf", "b", 1,
+                                                                     NOW - 1))))
+    # a sketch within the contract's bounds whose quantiles overflow any float
+    wild["latency"]["inference_ms"] = [1, 0, 5.0, [2**31 - 1], [1], 0.5]
+    _insert_row(db, "cam-inf", 1, json.dumps(wild), NOW - 1)
+    with sqlite3.connect(db) as conn:  # a manifest that does not decode
+        conn.execute("UPDATE devices SET manifest = '[1, 2' WHERE device = 'cam-3'")
+    conn.close()
+
+    registry = make_registry(store, IngestStats(), ManualClock(NOW), STALE_AFTER_S,
+                             process_metrics=False)
+    with store, serve(registry, "127.0.0.1", 0) as server:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics",
+                                    timeout=10) as r:
+            assert r.status == 200
+            first = parse(r.read().decode("utf-8"))
+        second = fetch(server).samples
+
+    assert value(first, "edgewatch_collector_store_up") == 1
+    for device in ("cam-1", "cam-2", "cam-3"):
+        assert value(first, "edgewatch_drift_severity", device=device, fleet="depot") == 1
+        assert value(first, "edgewatch_inference_latency_seconds", device=device,
+                     fleet="depot", percentile="95") > 0
+    assert value(first, "edgewatch_drift_severity", device="cam-old", fleet="depot") == 2
+    assert value(first, "edgewatch_inference_latency_seconds", device="cam-old",
+                 fleet="depot", percentile="50") == pytest.approx(
+        EXAMPLE["latency"]["inference_ms"]["p50"] / 1000.0, rel=1e-12)
+    for device in ("cam-junk", "cam-big"):  # the device is there, its summary is not
+        assert value(first, "edgewatch_device_online", device=device, fleet="depot") == 1
+        assert ("edgewatch_drift_severity",
+                (("device", device), ("fleet", "depot"))) not in first
+    cam_inf = (("device", "cam-inf"), ("fleet", "depot"))
+    assert value(first, "edgewatch_drift_severity", device="cam-inf", fleet="depot") == 1
+    assert not any(name == "edgewatch_inference_latency_seconds" and set(cam_inf) <= set(lab)
+                   for name, lab in first)
+    assert value(first, "edgewatch_frame_latency_seconds", device="cam-inf", fleet="depot",
+                 percentile="99") > 0  # the other stage of the same summary is exported
+    # cam-3's manifest: info without the manifest's values, the rest as usual
+    assert value(first, "edgewatch_device_info", device="cam-3", fleet="depot", model="",
+                 adapter="", reference_id="", agent_version="") == 1
+    # two rows and a manifest that do not decode, one sketch that overflows: per scrape
+    counted = {reason: value(first, "edgewatch_collector_unexportable_values_total",
+                             reason=reason) for reason in ("undecodable", "invalid")}
+    assert counted == {"undecodable": 3, "invalid": 1}
+    assert value(second, "edgewatch_collector_unexportable_values_total",
+                 reason="undecodable") == 6  # a counter: every scrape adds what it left out
+
+
 def test_label_values_are_bounded(tmp_path: Path) -> None:
     """Unknown, odd or too many names from a device cannot blow up the series count."""
     payload = summary("cam-1", "b1", 1, NOW - 1)
     features = {f"raw.out{i:03d}.mean": {"effect": 0.1, "status": "ok"} for i in range(100)}
     features["bad name{}"] = {"effect": 1.0, "status": "drift"}
     payload["drift"]["features"] = features
-    payload["drift"]["score"] = "high"  # not a number: skipped, not fatal
     payload["resources"]["temperatures_c"] = {f"sensor{i:02d}": 40.0 + i for i in range(30)}
     payload["resources"]["memory_percent"] = None
-    payload["quality"] = {"black": 2, "new_fault": 5, "other_new": 1, "frozen": "x"}
-    payload["latency"] = {"inference_ms": {"p50": 10.0}}
+    payload["quality"] = {"black": 2, "new_fault": 5, "other_new": 1}
+    one_frame = {"accuracy": 0.01, "count": 1, "zero": 0, "max": 10.0, "keys": [116],
+                 "counts": [1]}  # 10 ms
+    payload["latency"] = {"inference_ms": {"count": 1, "sketch": one_frame},
+                          "total_ms": {"count": 0}}  # no frame timed: no percentiles
     payload["frames"] = {"seen": 0, "monitored": 0, "dropped": 0}
     payload["window"]["start"] = payload["window"]["end"]
     with open_store("sqlite:///" + str(tmp_path / "c.db")) as store:
-        store.ingest("status", "depot", "cam-1", birth("cam-1", "depot", "b1", NOW), NOW)
-        store.ingest("summary", "depot", "cam-1", payload, NOW)
+        put(store, "status", "depot", birth("cam-1", "depot", "b1", NOW), NOW)
+        put(store, "summary", "depot", payload, NOW)
         collector = FleetCollector(store, None, ManualClock(NOW), STALE_AFTER_S)
         families = {f.name: f for f in collector.collect()}
     labels = {name: [s.labels for s in fam.samples] for name, fam in families.items()}
@@ -432,11 +536,12 @@ def test_label_values_are_bounded(tmp_path: Path) -> None:
               for s in families["edgewatch_quality_fault_frames"].samples}
     assert set(faults) == {*QUALITY_FAULTS, "other"}
     assert (faults["black"], faults["other"], faults["frozen"]) == (2, 6, 0)
-    for absent in ("edgewatch_drift_score", "edgewatch_memory_percent",
-                   "edgewatch_frames_per_second"):
+    for absent in ("edgewatch_memory_percent", "edgewatch_frames_per_second",
+                   "edgewatch_frame_latency_seconds"):
         assert absent not in families
     latency = families["edgewatch_inference_latency_seconds"].samples
-    assert [(s.labels["percentile"], s.value) for s in latency] == [("50", 0.01)]
+    assert [s.labels["percentile"] for s in latency] == ["50", "95", "99"]
+    assert all(s.value == pytest.approx(0.01, rel=0.01) for s in latency)
     dropped = families["edgewatch_frames_dropped_ratio"].samples
     assert [s.value for s in dropped] == [0.0]
 
@@ -460,7 +565,7 @@ class _EmptyStore:
     def devices(self) -> list[Any]:
         return []
 
-    def summaries(self, device: str, limit: int = 20) -> list[dict[str, Any]]:
+    def summaries(self, device: str, limit: int = 20) -> list[Summary]:
         return []
 
 

@@ -19,15 +19,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from edgewatch.collector.store import (
     DeviceState,
+    Item,
+    Quarantined,
     RejectedPayload,
     Store,
     StoreError,
     open_store,
 )
+from edgewatch.contracts import codec
+from edgewatch.contracts.alert import Alert, Span
+from edgewatch.contracts.command import CommandResult
+from edgewatch.contracts.reference import Histogram, Moments, NumericReference, Reference
+from edgewatch.contracts.status import Manifest, Status
+from edgewatch.contracts.summary import Summary
 
 PG_URL = os.environ.get("EDGEWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 EXAMPLE = json.loads((Path(__file__).parent / "data" / "summary-example.json").read_text())
@@ -85,28 +94,34 @@ def store(store_url: str) -> Iterator[Store]:
 
 
 def summary(device: str, seq: int, boot: str = "b1", end: float | None = None,
-            **extra: Any) -> dict[str, Any]:
-    """The example summary with transport fields; window i ends at T0 + 10 * (i + 1)."""
+            **extra: Any) -> Summary:
+    """The example summary (schema 1 JSON, decoded as the collector does) with transport
+    fields; window i ends at T0 + 10 * (i + 1)."""
     p: dict[str, Any] = copy.deepcopy(EXAMPLE)
     end = T0 + 10.0 * (seq + 1) if end is None else end
     p["window"] = {"start": end - 10.0, "end": end, "windows": 1}
     p.update(device=device, boot_id=boot, seq=seq, **extra)
-    return p
+    decoded = codec.decode("summary", json.dumps(p).encode())
+    assert isinstance(decoded, Summary)
+    return decoded
 
 
-def alert(device: str, seq: int, alert_id: str, state: str, boot: str = "b1") -> dict[str, Any]:
-    return {"schema": "edgewatch.alert/1", "device": device, "boot_id": boot, "seq": seq,
-            "id": alert_id, "state": state, "time": T0 + seq}
+def alert(device: str, seq: int, alert_id: str, state: str, boot: str = "b1") -> Alert:
+    return Alert(id=alert_id, rule="temperature", state=state,  # type: ignore[arg-type]
+                 severity="warning", window=Span(T0, T0 + 10.0), since=T0 + seq,
+                 updated=T0 + seq, device=device, boot_id=boot, seq=seq)
 
 
-def birth(device: str, boot: str, when: float, **manifest: Any) -> dict[str, Any]:
-    return {"schema": "edgewatch.status/1", "state": "online", "time": when, "device": device,
-            "boot_id": boot, "manifest": {"device": device, "boot_id": boot, **manifest}}
+def birth(device: str, boot: str, when: float, model: str = "m") -> Status:
+    manifest = Manifest(device=device, fleet="f", boot_id=boot, started=when, model_name=model,
+                        model_sha256="ab" * 32, adapter="ssd", reference_id="r1",
+                        config_sha256="cd" * 32)
+    return Status(state="online", device=device, boot_id=boot, time=when, manifest=manifest)
 
 
-def will(device: str, boot: str) -> dict[str, Any]:
-    return {"schema": "edgewatch.status/1", "state": "offline", "time": None,
-            "reason": "connection lost", "device": device, "boot_id": boot}
+def will(device: str, boot: str) -> Status:
+    return Status(state="offline", device=device, boot_id=boot, time=None,
+                  reason="connection lost")
 
 
 def state(s: Store, device: str) -> DeviceState:
@@ -124,7 +139,7 @@ def test_same_message_twice_is_stored_once(store: Store) -> None:
     assert store.ingest("summary", "depot", "cam-1", p, T0 + 5) is False
     assert store.count() == 1
     assert store.keys() == [("cam-1", "b1", 1)]
-    assert store.summaries("cam-1") == [p]  # the payload comes back as sent
+    assert store.summaries("cam-1") == [p]  # the message comes back as sent
 
 
 def test_same_seq_in_another_boot_is_another_message(store: Store) -> None:
@@ -141,8 +156,8 @@ def test_ingest_many_one_result_per_item_in_order(store: Store) -> None:
         ("alert", "f", "cam-1", alert("cam-1", 1, "a", "firing"), T0),
         ("summary", "f", "cam-2", summary("cam-2", 3), T0),  # duplicate inside the batch
         ("cmd_result", "f", "cam-1",
-         {"schema": "edgewatch.cmd_result/1", "command": "ping", "id": "x", "ok": True,
-          "device": "cam-1", "boot_id": "b1", "seq": 3}, T0),
+         CommandResult(command="ping", id="x", ok=True, device="cam-1", boot_id="b1", seq=3),
+         T0),
     ]
     assert store.ingest_many(items) == [True, True, True, True, False, True]
     assert store.ingest_many(items) == [True, False, False, False, False, False]
@@ -152,40 +167,103 @@ def test_ingest_many_one_result_per_item_in_order(store: Store) -> None:
     assert [d.device for d in store.devices()] == ["cam-1", "cam-2"]
 
 
-@pytest.mark.parametrize("bad", [
-    {"boot_id": "b1", "seq": 1},                      # no device
-    {"device": "cam-1", "seq": 1},                    # no boot_id
-    {"device": "cam-1", "boot_id": "b1"},             # no seq
-    {"device": "cam-1", "boot_id": "b1", "seq": "7"},  # seq not an integer
-    {"device": "cam-1", "boot_id": "b1", "seq": True},
-    {"device": "cam-1", "boot_id": "b1", "seq": -1},
-    {"device": "cam-9", "boot_id": "b1", "seq": 1},   # not the topic's device
-])
-def test_payload_without_transport_fields_is_refused(store: Store, bad: dict[str, Any]) -> None:
-    good = ("alert", "f", "cam-1", alert("cam-1", 1, "a", "firing"), T0)
+# Contract types do not validate when built in Python: these are what a buggy caller could
+# hand the store (the codec never decodes them).
+BAD_ALERTS = {
+    "no device": dict(device=""),
+    "no boot_id": dict(boot_id=""),
+    "not the topic's device": dict(device="cam-9"),
+    "seq beyond BIGINT": dict(seq=2**63),  # refused by the database itself
+    "lone surrogate": dict(boot_id="b\ud800"),  # cannot be encoded as UTF-8
+}
+
+
+@pytest.mark.parametrize("bad", BAD_ALERTS.values(), ids=BAD_ALERTS.keys())
+def test_a_message_the_store_cannot_take_is_named(store: Store, bad: dict[str, Any]) -> None:
+    good = Item("alert", "f", "cam-1", alert("cam-1", 1, "a", "firing"), T0)
+    poison = msgspec.structs.replace(alert("cam-1", 2, "b", "firing"), **bad)
     with pytest.raises(RejectedPayload) as info:
-        store.ingest_many([good, ("alert", "f", "cam-1", bad, T0), good])
+        store.ingest_many([good, Item("alert", "f", "cam-1", poison, T0), good])
     assert info.value.index == 1  # the caller can drop it and ingest the rest
     assert isinstance(info.value, StoreError)
-    assert store.count() == 0  # validated before anything is written
+    assert info.value.detail and "\x00" not in info.value.detail
+    assert store.count() == 0  # nothing is written
     assert store.devices() == []
+    assert store.ingest_many([good, good]) == [True, False]  # the store still works
 
 
 def test_other_refusals(store: Store) -> None:
     with pytest.raises(StoreError, match="unknown kind"):
         store.ingest("telemetry", "f", "cam-1", summary("cam-1", 1), T0)
-    with pytest.raises(StoreError, match=r"window"):
-        store.ingest("summary", "f", "cam-1", {"device": "cam-1", "boot_id": "b", "seq": 1}, T0)
-    with pytest.raises(RejectedPayload, match="JSON"):  # json.loads accepts NaN tokens
-        store.ingest("summary", "f", "cam-1", json.loads('{"x": NaN}') | summary("cam-1", 1), T0)
-    with pytest.raises(RejectedPayload, match="merged_seqs"):
-        store.ingest("summary", "f", "cam-1", summary("cam-1", 1, merged_seqs=[1, "2"]), T0)
-    with pytest.raises(StoreError, match="state"):
-        store.ingest("status", "f", "cam-1", {"device": "cam-1"}, T0)
+    with pytest.raises(RejectedPayload, match="summary message ingested as 'alert'"):
+        store.ingest("alert", "f", "cam-1", summary("cam-1", 1), T0)
+    with pytest.raises(RejectedPayload, match="not a device message"):
+        store.ingest("summary", "f", "cam-1", {"device": "cam-1"}, T0)  # type: ignore[arg-type]
     with pytest.raises(StoreError, match="kind"):
         store.count("status")
     with pytest.raises(StoreError, match="limit"):
         store.summaries("cam-1", limit=-1)
+
+
+def reference(device: str, ref_id: str = "r1") -> Reference:
+    hist = Histogram(counts=[3, 5, 2], edges=[0.25, 0.75])
+    return Reference(id=ref_id, model_sha256="ab" * 32, model_name="ssd", adapter="ssd",
+                     feature_set_version="1", analysis_width=320, frames=10, source="vtest",
+                     created=T0, numeric={"brightness": NumericReference(
+                         hist, Moments(count=10, mean=0.5), per_frame=True, lag1_autocorr=0.2)},
+                     device=device)
+
+
+def test_references_are_kept_once_per_device_and_id(store: Store) -> None:
+    r1 = reference("cam-1")
+    assert store.ingest("reference", "f", "cam-1", r1, T0) is True
+    assert store.ingest("reference", "f", "cam-1", r1, T0 + 60) is False  # retained: again
+    more = [Item("reference", "f", "cam-1", reference("cam-1", "r2"), T0),
+            Item("reference", "f", "cam-2", reference("cam-2"), T0)]
+    assert store.ingest_many(more) == [True, True]
+    assert store.reference("cam-1", "r1") == r1  # bins and histograms, as published
+    assert store.reference("cam-2", "r1") == reference("cam-2")
+    assert store.reference("cam-2", "r2") is None
+    assert store.count() == 0  # not a keyed message
+
+
+def test_a_refused_item_is_quarantined_with_the_rest_of_its_batch(store: Store) -> None:
+    root = "edgewatch/v1/f/cam-1"
+    good = [Item("summary", "f", "cam-1", summary("cam-1", s), T0, f"{root}/summary", b"{}")
+            for s in (1, 2)]
+    poison = Item("alert", "f", "cam-1", msgspec.structs.replace(
+        alert("cam-1", 3, "a", "firing"), seq=2**63), T0 + 1, f"{root}/alert", b"x\x9c\x00\xff")
+    with pytest.raises(RejectedPayload) as info:
+        store.ingest_many([good[0], poison, good[1]])
+    assert info.value.index == 1
+    kept = Quarantined(poison.received, poison.topic, "store", info.value.detail, poison.raw)
+    assert store.ingest_many([good[0], good[1]], [kept]) == [True, True]
+    assert store.keys() == [("cam-1", "b1", 1), ("cam-1", "b1", 2)]
+    [q] = store.quarantined()
+    assert (q.received, q.topic, q.reason, q.payload) == (T0 + 1, f"{root}/alert", "store",
+                                                          b"x\x9c\x00\xff")
+    assert "range" in q.detail or "too large" in q.detail  # the database's own words
+    assert q.id is not None
+
+
+def test_quarantine_lists_newest_first_and_purges(store: Store) -> None:
+    store.quarantine([Quarantined(T0 + i, f"edgewatch/v1/f/cam-{i}/summary", "store",
+                                  f"why {i}", bytes([i]) * 3) for i in range(5)])
+    assert [q.received for q in store.quarantined()] == [T0 + i for i in (4, 3, 2, 1, 0)]
+    assert [q.payload for q in store.quarantined(limit=2)] == [b"\x04" * 3, b"\x03" * 3]
+    assert store.purge_quarantine(before=T0 + 2) == 2
+    assert [q.received for q in store.quarantined()] == [T0 + 4, T0 + 3, T0 + 2]
+    assert store.purge_quarantine() == 3
+    assert store.quarantined() == []
+    # text any database stores: NUL and lone surrogates are escaped, not refused
+    store.quarantine([Quarantined(T0, "t/\x00/\ud800", "store", "d\x00", b"\x00")])
+    [q] = store.quarantined()
+    assert (q.topic, q.detail, q.payload) == ("t/\\x00/\\ud800", "d\\x00", b"\x00")
+    with pytest.raises(StoreError, match="reason"):
+        store.quarantine([Quarantined(T0, "t", "json", "", b"")])  # not one of codec.REASONS
+    with pytest.raises(StoreError, match="finite"):
+        store.purge_quarantine(float("nan"))
+    assert len(store.quarantined()) == 1
 
 
 # --------------------------------------------------------------------------- devices
@@ -196,17 +274,18 @@ def test_status_online_then_offline_keeps_the_manifest(store: Store) -> None:
     s = state(store, "cam-1")
     assert (s.online, s.fleet, s.status_time, s.last_seen, s.boot_id) == (
         True, "depot", T0, T0 + 1, "b1")
-    assert s.manifest == {"device": "cam-1", "boot_id": "b1", "model": "m1"}
+    assert s.manifest == birth("cam-1", "b1", T0, model="m1").manifest
     assert (s.last_summary, s.last_window_end, s.summaries, s.gaps) == (None, None, 0, 0)
 
     assert store.ingest("status", "depot", "cam-1", will("cam-1", "b1"), T0 + 60)
     s = state(store, "cam-1")
     assert (s.online, s.status_time, s.last_seen, s.boot_id) == (False, T0 + 60, T0 + 1, "b1")
-    assert s.manifest["model"] == "m1"  # the last will carries no manifest
+    assert s.manifest is not None and s.manifest.model_name == "m1"  # the will has none
 
     store.ingest("status", "depot", "cam-1", birth("cam-1", "b2", T0 + 90, model="m2"), T0 + 91)
     s = state(store, "cam-1")
-    assert (s.online, s.boot_id, s.manifest["model"], s.last_seen) == (True, "b2", "m2", T0 + 91)
+    assert s.manifest is not None
+    assert (s.online, s.boot_id, s.manifest.model_name, s.last_seen) == (True, "b2", "m2", T0 + 91)
     assert store.device("nobody") is None
 
 
@@ -214,7 +293,7 @@ def test_messages_create_the_device_and_bump_last_seen(store: Store) -> None:
     store.ingest("summary", "depot", "cam-1", summary("cam-1", 1), T0 + 10)
     s = state(store, "cam-1")
     assert (s.fleet, s.online, s.last_seen, s.status_time, s.manifest) == (
-        "depot", False, T0 + 10, None, {})
+        "depot", False, T0 + 10, None, None)
     store.ingest("summary", "depot", "cam-1", summary("cam-1", 2), T0 + 5)  # older arrival
     assert state(store, "cam-1").last_seen == T0 + 10
     store.ingest("alert", "depot", "cam-1", alert("cam-1", 3, "a", "firing"), T0 + 20)
@@ -260,8 +339,8 @@ def test_active_alerts_follow_each_alerts_latest_message(store: Store) -> None:
     assert state(store, "cam-2").active_alerts == 1
     store.ingest("alert", "f", d, alert(d, 8, "a", "resolved"), T0)
     assert state(store, d).active_alerts == 1
-    assert [a["seq"] for a in store.alerts(d)] == [8, 7, 6, 5, 4, 3, 2, 1]
-    assert [a["seq"] for a in store.alerts(d, limit=2)] == [8, 7]
+    assert [a.seq for a in store.alerts(d)] == [8, 7, 6, 5, 4, 3, 2, 1]
+    assert [a.seq for a in store.alerts(d, limit=2)] == [8, 7]
     assert len(store.alerts()) == 9
 
 
@@ -272,11 +351,11 @@ def test_summaries_newest_window_first_and_last_summary(store: Store) -> None:
         store.ingest("summary", "f", "cam-1",
                      summary("cam-1", seq, end=end, historical=seq in (3, 5)), T0 + seq)
     got = store.summaries("cam-1")
-    assert [p["window"]["end"] for p in got] == sorted(ends.values(), reverse=True)
-    assert [p["seq"] for p in store.summaries("cam-1", limit=2)] == [1, 4]
+    assert [p.window.end for p in got] == sorted(ends.values(), reverse=True)
+    assert [p.seq for p in store.summaries("cam-1", limit=2)] == [1, 4]
     s = state(store, "cam-1")
     assert s.last_summary is not None
-    assert (s.last_summary["seq"], s.last_window_end, s.summaries, s.historical) == (
+    assert (s.last_summary.seq, s.last_window_end, s.summaries, s.historical) == (
         1, T0 + 50, 5, 2)
     assert store.summaries("nobody") == []
 
@@ -359,7 +438,7 @@ def _process_worker(url: str, lo: int, hi: int, seed: int) -> int:
 def check_exactly_once(s: Store, expected: list[Any], new_total: int) -> None:
     keys = s.keys()
     assert len(keys) == len(set(keys))
-    assert set(keys) == {(i[3]["device"], i[3]["boot_id"], i[3]["seq"]) for i in expected}
+    assert set(keys) == {(i[3].device, i[3].boot_id, i[3].seq) for i in expected}
     assert new_total == len(keys)  # exactly one ingest saw each key as new
 
 

@@ -183,3 +183,33 @@ def test_schema_2_is_much_smaller_than_schema_1() -> None:
     s = compact(v1)
     assert len(codec.encode(s)) < len(_raw(_v1())) / 2
     assert Summary(Window(1.0, 2.0), "r", Frames()).frames.seen == 0
+
+
+def test_sketch_keys_and_counts_must_pair_up() -> None:
+    d = _v1()
+    d["latency"]["inference_ms"]["sketch"]["counts"] = [1, 1]  # type: ignore[index]
+    with pytest.raises(codec.Rejected) as e:
+        codec.decode("summary", _raw(d))
+    assert e.value.reason == "invalid"
+
+
+def test_extreme_sketch_keys_survive_the_difference_encoding() -> None:
+    d = _v1()
+    d["latency"]["inference_ms"]["sketch"]["keys"] = [-(2**31), 0, 2**31 - 1]  # type: ignore[index]
+    s = codec.decode("summary", _raw(d))
+    assert codec.decode("summary", codec.encode(s)) == s
+    assert codec.decode("summary", codec.encode(s, "json")) == s
+
+
+@pytest.mark.parametrize("leaf", ["alert", "status", "cmd_result", "reference"])
+def test_every_message_needs_its_schema(leaf: str) -> None:
+    with pytest.raises(codec.Rejected) as e:
+        codec.decode(leaf, b'{"device": "cam-1"}')
+    assert e.value.reason == "schema"
+
+
+def test_bytes_after_the_compressed_stream_are_refused() -> None:
+    raw = codec.encode(codec.decode("summary", _raw(_v1())))
+    with pytest.raises(codec.Rejected) as e:
+        codec.decode("summary", raw + b"junk")
+    assert e.value.reason == "encoding"

@@ -1,13 +1,13 @@
-"""Fleet views over summary payloads: merged histograms per reference, peer outliers."""
+"""Fleet views over summaries (schema 2, as the store returns them): merged histograms per
+reference, peer outliers."""
 
 from __future__ import annotations
 
-import copy
 import doctest
 import json
 from pathlib import Path
-from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -16,21 +16,24 @@ from scipy.spatial.distance import jensenshannon
 
 from edgewatch.collector import fleet
 from edgewatch.collector.fleet import fleet_histograms, peer_outliers
+from edgewatch.contracts.summary import Summary, SummaryV1, compact
 from edgewatch.errors import StatsError
 
-EXAMPLE = json.loads((Path(__file__).parent / "data" / "summary-example.json").read_text())
+EXAMPLE_TEXT = (Path(__file__).parent / "data" / "summary-example.json").read_text()
+EXAMPLE = json.loads(EXAMPLE_TEXT)
 BINS = 12
 
 
 def synthetic(device: str, ref: str, features: dict[str, list[int]],
               labels: dict[str, int] | None = None, windows: int = 1,
-              end: float = 100.0) -> dict[str, Any]:
-    return {
+              end: float = 100.0) -> Summary:
+    """A schema-2 summary, written as a device before the compact encoding would send it."""
+    return compact(msgspec.convert({
         "schema": "edgewatch.summary/1", "device": device, "boot_id": "b", "seq": 1,
         "reference_id": ref, "window": {"start": end - 10.0, "end": end, "windows": windows},
-        "features": {k: {"counts": v, "missing": 1} for k, v in features.items()},
+        "frames": {}, "features": {k: {"counts": v, "missing": 1} for k, v in features.items()},
         "labels": {"classes": {"counts": labels or {}, "missing": 0}},
-    }
+    }, SummaryV1))
 
 
 def normal_counts(rng: np.random.Generator, loc: float, n: int = 400) -> list[int]:
@@ -57,19 +60,19 @@ def test_merge_is_elementwise_sum_per_reference() -> None:
     merged = fleet_histograms(summaries)
     assert sorted(merged) == ["r1", "r2"]
     for ref, window in merged.items():
-        mine = [s for s in summaries if s["reference_id"] == ref]
+        mine = [s for s in summaries if s.reference_id == ref]
         for name in ("a", "b"):
-            expected = np.sum([s["features"][name]["counts"] for s in mine], axis=0)
+            expected = np.sum([s.features[name].counts for s in mine], axis=0)
             assert window.features[name] == expected.tolist()
             assert window.missing[name] == len(mine)
         assert window.labels["classes"] == {
-            label: sum(s["labels"]["classes"]["counts"].get(label, 0) for s in mine)
+            label: sum(s.labels["classes"].counts.get(label, 0) for s in mine)
             for label in ("car", "person")}
         assert window.summaries == len(mine)
-        assert window.windows == sum(s["window"]["windows"] for s in mine)
-        assert window.devices == len({s["device"] for s in mine})
+        assert window.windows == sum(s.window.windows for s in mine)
+        assert window.devices == len({s.device for s in mine})
         assert (window.start, window.end) == (
-            min(s["window"]["start"] for s in mine), max(s["window"]["end"] for s in mine))
+            min(s.window.start for s in mine), max(s.window.end for s in mine))
     assert merged["r2"].devices == 4 and merged["r1"].devices == 4
 
 
@@ -84,11 +87,8 @@ def test_merge_property(counts: list[list[int]]) -> None:
 
 
 def test_merge_of_the_real_example() -> None:
-    copies = []
-    for i in range(3):
-        p = copy.deepcopy(EXAMPLE)
-        p["device"] = f"cam-{i}"
-        copies.append(p)
+    example = msgspec.json.decode(EXAMPLE_TEXT, type=SummaryV1)
+    copies = [compact(msgspec.structs.replace(example, device=f"cam-{i}")) for i in range(3)]
     window = fleet_histograms(copies)[EXAMPLE["reference_id"]]
     for name, feat in EXAMPLE["features"].items():
         assert window.features[name] == [3 * c for c in feat["counts"]]
@@ -102,12 +102,13 @@ def test_merge_refuses_bins_that_disagree() -> None:
     with pytest.raises(StatsError, match="bins"):
         fleet_histograms([synthetic("a", "r", {"x": [1, 2, 3]}),
                           synthetic("b", "r", {"x": [1, 2]})])
+    nameless = msgspec.structs.replace(synthetic("a", "r", {}), reference_id="")
     with pytest.raises(StatsError, match="reference_id"):
-        fleet_histograms([{"device": "a", "features": {}}])
+        fleet_histograms([nameless])
 
 
 def fleet_of(rng: np.random.Generator, shifts: dict[str, float],
-             windows: int = 2) -> dict[str, list[dict[str, Any]]]:
+             windows: int = 2) -> dict[str, list[Summary]]:
     """Devices with `windows` summaries each: feature x ~ N(shift, 1), y ~ N(0, 1)."""
     return {device: [synthetic(device, "r", {"x": normal_counts(rng, shift),
                                              "y": normal_counts(rng, 0.0)})
@@ -132,8 +133,8 @@ def test_js_matches_scipy_on_merged_peers() -> None:
     rng = np.random.default_rng(2)
     latest = fleet_of(rng, {"a": 0.0, "b": 0.5, "c": 1.5}, windows=3)
     found = {(o.device, o.feature): o for o in peer_outliers(latest, threshold_js=0.0)}
-    own = np.sum([s["features"]["x"]["counts"] for s in latest["c"]], axis=0)
-    peers = np.sum([s["features"]["x"]["counts"] for d in "ab" for s in latest[d]], axis=0)
+    own = np.sum([s.features["x"].counts for s in latest["c"]], axis=0)
+    peers = np.sum([s.features["x"].counts for d in "ab" for s in latest[d]], axis=0)
     assert found[("c", "x")].js == pytest.approx(jensenshannon(own, peers, base=2), abs=1e-9)
     ordered = peer_outliers(latest, threshold_js=0.0)
     assert [o.js for o in ordered] == sorted((o.js for o in ordered), reverse=True)

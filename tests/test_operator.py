@@ -1,17 +1,22 @@
-"""Operator functions: commands through a real mosquitto to a stand-in device, and alert
-listing from a real SQLite collector store."""
+"""Operator functions: commands through a real mosquitto to a stand-in device (answering in
+the compressed MessagePack encoding, as agents do by default), and alert listing from a real
+SQLite collector store."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from broker import MosquittoBroker, free_port
 from edgewatch.alert_state import AlertStore
@@ -21,6 +26,7 @@ from edgewatch.collector.operator import (
     CommandNotDelivered,
     CommandTimeout,
     OperatorError,
+    alert_rows,
     command_target,
     format_alerts,
     list_alerts,
@@ -29,6 +35,7 @@ from edgewatch.collector.operator import (
 from edgewatch.collector.store import open_store
 from edgewatch.commands import CommandRouter
 from edgewatch.config import AlertsConfig, RuleConfig
+from edgewatch.contracts import Alert, CommandResult, codec
 from edgewatch.errors import EdgewatchError
 
 ROOT = "edgewatch/v1"
@@ -73,15 +80,19 @@ class StandInDevice:
         self.commands.append((name, json.loads(msg.payload)))
         threading.Timer(self.delay, self._answer, (name, msg.payload)).start()
 
-    def _publish(self, result: dict[str, Any]) -> None:
+    def _publish(self, result: CommandResult) -> None:
         self.seq += 1
-        result.update(device=DEVICE, boot_id="boot-1", seq=self.seq)
-        self.client.publish(f"{ROOT}/{FLEET}/{DEVICE}/cmd_result", json.dumps(result), qos=1)
+        result = msgspec.structs.replace(result, device=DEVICE, boot_id="boot-1", seq=self.seq)
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = codec.MSGPACK
+        self.client.publish(f"{ROOT}/{FLEET}/{DEVICE}/cmd_result", codec.encode(result),
+                            qos=1, properties=props)
 
     def _answer(self, name: str, raw: bytes) -> None:
-        if self.noise:  # another operator's answer on the same topic
-            self._publish({"schema": "edgewatch.cmd_result/1", "command": name,
-                           "id": "someone-else", "ok": True})
+        if self.noise:  # another operator's answer on the same topic, in JSON
+            self.client.publish(f"{ROOT}/{FLEET}/{DEVICE}/cmd_result", json.dumps(
+                {"schema": "edgewatch.cmd_result/1", "command": name, "id": "someone-else",
+                 "ok": True, "device": DEVICE, "boot_id": "boot-1", "seq": 99}), qos=1)
         self._publish(self.router(name, raw))
 
     def close(self) -> None:
@@ -118,29 +129,29 @@ def test_send_command_returns_the_device_answer(cfg: CollectorMqttConfig,
     started = time.monotonic()
     result = send_command(cfg, FLEET, DEVICE, "ping", {})
     assert time.monotonic() - started < 5
-    assert result["schema"] == "edgewatch.cmd_result/1" and result["command"] == "ping"
-    assert result["ok"] is True and result["pong"] is True
-    assert (result["device"], result["boot_id"], result["seq"]) == (DEVICE, "boot-1", 1)
+    assert isinstance(result, CommandResult) and result.command == "ping"
+    assert result.ok is True and result.pong is True
+    assert (result.device, result.boot_id, result.seq) == (DEVICE, "boot-1", 1)
     [(name, sent)] = device.commands
     assert name == "ping" and sent["schema"] == "edgewatch.cmd/1"
-    assert sent["id"] == result["id"] and len(sent["id"]) == 36  # a uuid
+    assert sent["id"] == result.id and len(sent["id"]) == 36  # a uuid
 
 
 def test_alert_commands_reach_the_engine(cfg: CollectorMqttConfig, device: StandInDevice,
                                          engine: AlertEngine) -> None:
     [alert] = engine.active.values()
     acked = send_command(cfg, FLEET, DEVICE, "ack", {"alert": alert.id})
-    assert acked["ok"] and acked["state"] == "acknowledged" and alert.state == "acknowledged"
+    assert acked.ok and acked.state == "acknowledged" and alert.state == "acknowledged"
     listed = send_command(cfg, FLEET, DEVICE, "list", {})
-    assert [a["id"] for a in listed["alerts"]] == [alert.id]
+    assert listed.alerts is not None and [a.id for a in listed.alerts] == [alert.id]
     refused = send_command(cfg, FLEET, DEVICE, "snooze", {"alert": alert.id, "seconds": -1})
-    assert refused["ok"] is False and "seconds" in refused["error"]  # returned, not raised
+    assert refused.ok is False and "seconds" in str(refused.error)  # returned, not raised
 
 
 def test_arguments_cannot_override_schema_or_id(cfg: CollectorMqttConfig,
                                                 device: StandInDevice) -> None:
     result = send_command(cfg, FLEET, DEVICE, "ping", {"id": "mine", "schema": "x/9"})
-    assert result["ok"] and result["id"] != "mine"
+    assert result.ok and result.id != "mine"
     assert device.commands[0][1]["schema"] == "edgewatch.cmd/1"
 
 
@@ -148,8 +159,8 @@ def test_token(broker: MosquittoBroker, cfg: CollectorMqttConfig) -> None:
     d = StandInDevice(broker, CommandRouter(token="s3cret"))
     try:
         denied = send_command(cfg, FLEET, DEVICE, "ping", {})
-        assert denied["ok"] is False and "unauthorised" in denied["error"]
-        assert send_command(cfg, FLEET, DEVICE, "ping", {}, token="s3cret")["ok"] is True
+        assert denied.ok is False and "unauthorised" in str(denied.error)
+        assert send_command(cfg, FLEET, DEVICE, "ping", {}, token="s3cret").ok is True
         assert d.commands[1][1]["token"] == "s3cret"
     finally:
         d.close()
@@ -158,7 +169,7 @@ def test_token(broker: MosquittoBroker, cfg: CollectorMqttConfig) -> None:
 def test_other_answers_on_the_topic_are_ignored_and_clients_do_not_collide(
         broker: MosquittoBroker, cfg: CollectorMqttConfig) -> None:
     d = StandInDevice(broker, CommandRouter(), noise=True)
-    results: list[dict[str, Any]] = []
+    results: list[CommandResult] = []
     try:
         threads = [threading.Thread(target=lambda: results.append(
             send_command(cfg, FLEET, DEVICE, "ping", {}))) for _ in range(3)]
@@ -168,9 +179,9 @@ def test_other_answers_on_the_topic_are_ignored_and_clients_do_not_collide(
             t.join(15)
     finally:
         d.close()
-    assert len(results) == 3 and all(r["ok"] and r["pong"] for r in results)
-    assert len({r["id"] for r in results}) == 3
-    assert "someone-else" not in {r["id"] for r in results}
+    assert len(results) == 3 and all(r.ok and r.pong for r in results)
+    assert len({r.id for r in results}) == 3
+    assert "someone-else" not in {r.id for r in results}
 
 
 def test_nobody_subscribed_means_not_delivered_at_once(cfg: CollectorMqttConfig) -> None:
@@ -225,7 +236,7 @@ def store_with_alerts(tmp_path: Path) -> Iterator[Any]:
     acknowledged critical alert. Ingested in a real SQLite store."""
     store = open_store(f"sqlite:///{tmp_path / 'collector.db'}")
     for n, name in enumerate(["cam-1", "cam-2"]):
-        sent: list[dict[str, Any]] = []
+        sent: list[Alert] = []
         eng = temperature_engine(tmp_path / f"{name}.db", sent.append)
         if name == "cam-1":
             window(eng, 1000.0, cpu=91.0, gpu=70.0)
@@ -234,10 +245,11 @@ def store_with_alerts(tmp_path: Path) -> Iterator[Any]:
             window(eng, 1020.0, cpu=99.0)
             router = CommandRouter()
             eng.register(router)
-            alert_id = sent[-1]["id"]
-            assert router("ack", json.dumps({"alert": alert_id}).encode())["ok"]
+            alert_id = sent[-1].id
+            assert router("ack", json.dumps({"alert": alert_id}).encode()).ok
         # received in reverse order (two collectors, a backlog): the seq decides
-        items = [("alert", FLEET, name, {**p, "device": name, "boot_id": "b", "seq": i + 1},
+        items = [("alert", FLEET, name,
+                  msgspec.structs.replace(p, device=name, boot_id="b", seq=i + 1),
                   2000.0 + 10 * n - i) for i, p in enumerate(sent)]
         assert store.ingest_many(items) == [True] * len(items)
     yield store
@@ -246,13 +258,13 @@ def store_with_alerts(tmp_path: Path) -> Iterator[Any]:
 
 def test_list_alerts_latest_state_per_alert(store_with_alerts: Any) -> None:
     active = list_alerts(store_with_alerts, None, True)
-    assert [(a["device"], a["subject"], a["state"]) for a in active] == [
+    assert [(a.device, a.subject, a.state) for a in active] == [
         ("cam-2", "cpu", "acknowledged"), ("cam-1", "gpu", "firing")]  # newest first
     everything = list_alerts(store_with_alerts, None, False)
     assert len(everything) == 3
-    resolved = [a for a in everything if a["state"] == "resolved"]
-    assert [(a["device"], a["subject"], a["seq"]) for a in resolved] == [("cam-1", "cpu", 2)]
-    assert [a["subject"] for a in list_alerts(store_with_alerts, "cam-1", True)] == ["gpu"]
+    resolved = [a for a in everything if a.state == "resolved"]
+    assert [(a.device, a.subject, a.seq) for a in resolved] == [("cam-1", "cpu", 2)]
+    assert [a.subject for a in list_alerts(store_with_alerts, "cam-1", True)] == ["gpu"]
     assert list_alerts(store_with_alerts, "cam-9", False) == []
 
 
@@ -265,22 +277,44 @@ def test_format_alerts_is_a_readable_table(store_with_alerts: Any) -> None:
     assert len(lines) == 2 + 3 + 1
     assert lines[-1] == "3 alerts (1 acknowledged, 1 firing, 1 resolved)"
     for row in rows:
-        assert row["id"] in text
+        assert row.id in text
     assert "1970-01-01 00:16:40" in text  # since of the cam-1 alerts, UTC
     assert "< 85.0" in text and "95" in text
     assert all(len(line) < 250 for line in lines)  # long sentences are cut
     assert format_alerts([]) == "no alerts"
 
 
+def test_alert_rows_are_the_messages_with_every_field(store_with_alerts: Any) -> None:
+    alerts = list_alerts(store_with_alerts, None, False)
+    rows = json.loads(json.dumps(alert_rows(alerts)))  # plain JSON, for --json
+    assert [msgspec.convert(r, Alert) for r in rows] == alerts
+    assert all(set(r) == {"schema", *Alert.__struct_fields__} for r in rows)
+    assert {r["snoozed_until"] for r in rows} == {None}  # defaults are spelled out
+
+
+def test_an_alert_row_that_does_not_decode_is_left_out(store_with_alerts: Any,
+                                                       tmp_path: Path) -> None:
+    stored = store_with_alerts.alerts()
+    with sqlite3.connect(tmp_path / "collector.db") as conn:  # not written by the ingest
+        conn.execute(
+            "INSERT INTO messages (device, boot_id, seq, kind, fleet, received, historical, "
+            "alert_id, alert_state, payload) VALUES ('cam-1', 'b', 99, 'alert', 'f1', 3000, "
+            "FALSE, 'x', 'firing', '{\"schema\": \"edgewatch.alert/1\", \"id\": \"x\"}')")
+    conn.close()
+    assert store_with_alerts.count("alert") == len(stored) + 1
+    assert store_with_alerts.alerts() == stored  # the row is left out, the others read
+    assert [a.subject for a in list_alerts(store_with_alerts, "cam-1", True)] == ["gpu"]
+
+
 def test_command_target_from_the_store(store_with_alerts: Any) -> None:
     [gpu] = list_alerts(store_with_alerts, "cam-1", True)
-    assert command_target(store_with_alerts, alert=gpu["id"]) == (FLEET, "cam-1")
+    assert command_target(store_with_alerts, alert=gpu.id) == (FLEET, "cam-1")
     assert command_target(store_with_alerts, "cam-2") == (FLEET, "cam-2")
-    assert command_target(store_with_alerts, "cam-2", alert=gpu["id"]) == (FLEET, "cam-2")
+    assert command_target(store_with_alerts, "cam-2", alert=gpu.id) == (FLEET, "cam-2")
     [cpu] = [a for a in list_alerts(store_with_alerts, "cam-1", False)
-             if a["state"] == "resolved"]
+             if a.state == "resolved"]
     with pytest.raises(OperatorError, match="no active alert"):
-        command_target(store_with_alerts, alert=cpu["id"])  # resolved: nothing to act on
+        command_target(store_with_alerts, alert=cpu.id)  # resolved: nothing to act on
     with pytest.raises(OperatorError, match="does not know device 'cam-9'"):
         command_target(store_with_alerts, "cam-9")
     with pytest.raises(OperatorError, match="name the device"):

@@ -1,4 +1,5 @@
-"""Store-and-forward against real Mosquitto processes: outages, last will, ordering."""
+"""Store-and-forward against real Mosquitto processes: outages, last will, ordering, and
+the payloads as the collector decodes them (content type, contracts)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
@@ -18,20 +20,24 @@ from broker import MosquittoBroker
 from conftest import ssd_config_dict
 from edgewatch.agent import Agent
 from edgewatch.config import AgentConfig, parse_config
+from edgewatch.contracts import JSON, MSGPACK, Reference, Rejected, Summary, codec
 from edgewatch.delivery import Delivery
 from edgewatch.inference import InferenceEngine
 from edgewatch.reference import ReferenceProfile
 from edgewatch.sinks import ListSink, Tee
 from edgewatch.sources import open_source
+from edgewatch.summary import WindowSummary
 
 
 class Collector:
     """A QoS 1 subscriber with a persistent session (the broker queues for it while it is
-    away), recording every message."""
+    away), recording every message decoded as the collector decodes it (codec.decode with
+    the message's content type), and the raw payloads."""
 
     def __init__(self, port: int, topic: str = "edgewatch/v1/#",
                  client_id: str = "test-collector") -> None:
         self.messages: list[tuple[str, dict[str, Any], bool]] = []
+        self.raw: list[tuple[str, bytes, str | None]] = []  # topic, payload, content type
         self.lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5)
@@ -44,12 +50,30 @@ class Collector:
         self.client.loop_start()
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        try:
-            payload = json.loads(msg.payload)
-        except ValueError:  # the malformed commands this test itself sends
+        ctype = getattr(msg.properties, "ContentType", None) if msg.properties else None
+        leaf = msg.topic.rsplit("/", 1)[-1]
+        payload: dict[str, Any]
+        if "/cmd/" in msg.topic:  # the commands this test itself sends
             payload = {"raw": msg.payload.decode("utf-8", "replace")}
+        else:
+            try:
+                payload = msgspec.to_builtins(codec.decode(leaf, msg.payload, ctype))
+            except Rejected as exc:
+                payload = {"rejected": str(exc)}
         with self.lock:
             self.messages.append((msg.topic, payload, bool(msg.retain)))
+            self.raw.append((msg.topic, msg.payload, ctype))
+
+    def wait_for_raw(self, leaf: str, n: int) -> list[tuple[str, bytes, bool]]:
+        """(topic, payload, retained) of the first n messages on leaf."""
+        self.wait_for(leaf, n)
+        with self.lock:
+            return [(t, raw, retained) for (t, _, retained), (_, raw, _) in
+                    zip(self.messages, self.raw) if t.endswith("/" + leaf)][:n]
+
+    def content_types(self, leaf: str) -> set[str | None]:
+        with self.lock:
+            return {c for t, _, c in self.raw if t.endswith("/" + leaf)}
 
     def of(self, leaf: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -154,6 +178,58 @@ def test_birth_will_and_clean_shutdown(broker: MosquittoBroker, assets: Path, tm
     [(_, retained, flag)] = late.messages
     assert flag and retained["state"] == "offline"
     late.close()
+    # birth, last will (sent by the broker) and shutdown all name their encoding
+    assert collector.content_types("status") == {MSGPACK}
+
+
+@pytest.mark.parametrize("encoding", ["msgpack", "json"])
+def test_published_summaries_decode_to_their_windows_and_the_reference_is_retained(
+        broker: MosquittoBroker, assets: Path, tmp_path: Path, vtest: Path,
+        ssd_engine: InferenceEngine, ssd_reference: ReferenceProfile, encoding: str) -> None:
+    cfg = mqtt_config(assets, tmp_path, broker.port, encoding=encoding)
+    collector = Collector(broker.port)
+    delivery = delivery_for(cfg, ssd_engine, ssd_reference)
+    delivery.start()
+    publisher = delivery.publisher
+    assert publisher is not None and publisher.connected.wait(10)
+    produced = ListSink()
+    agent = Agent(cfg, ssd_engine, ssd_reference, Tee(delivery.sink, produced), live=False,
+                  lossless=True)
+    agent.run(open_source(str(vtest), start_time=1000.0, first=0, last=59))  # 3 windows
+    assert publisher.reference_sent.wait(10)
+    assert delivery.close(drain_timeout=30.0)
+    windows = produced.summaries
+    assert len(windows) == 3
+    collector.wait_for("summary", 3)
+    collector.close()
+    ctype = {"msgpack": MSGPACK, "json": JSON}[encoding]
+    raw = [(payload, c) for topic, payload, c in collector.raw if topic.endswith("/summary")]
+    assert [c for _, c in raw] == [ctype] * 3
+    assert all(payload.startswith(b"{") == (encoding == "json") for payload, _ in raw)
+    for (payload, c), window in zip(raw, windows):
+        decoded = codec.decode("summary", payload, c)
+        assert isinstance(decoded, Summary)
+        assert (decoded.device, decoded.boot_id) == ("cam-1", delivery.boot_id)
+        assert msgspec.structs.replace(decoded, device="", boot_id="", seq=0, loss=None) == \
+            window.to_wire(), "the same window, nothing lost on the way"
+        rebuilt = WindowSummary.from_wire(decoded, ssd_reference)
+        assert rebuilt.frames == window.frames and rebuilt.frames.monitored > 0
+        for name, feature in window.numeric.items():
+            assert rebuilt.numeric[name].hist == feature.hist, name
+        assert rebuilt.categorical == window.categorical
+    assert [w.start for w in windows] == [1000.0, 1002.0, 1004.0]
+    assert collector.content_types("status") == {ctype}
+    # the reference, once, retained: a collector that starts later still gets it
+    assert collector.content_types("reference") == {ctype}
+    assert len(collector.of("reference")) == 1
+    late = Collector(broker.port, "edgewatch/v1/f1/cam-1/reference", client_id="late")
+    [(_, payload, retained)] = late.wait_for_raw("reference", 1)
+    late.close()
+    assert retained
+    reference = codec.decode("reference", payload)
+    assert isinstance(reference, Reference) and reference.device == "cam-1"
+    assert reference.id == ssd_reference.id
+    assert ReferenceProfile.from_contract(reference).id == ssd_reference.id
 
 
 def test_commands_are_answered(broker: MosquittoBroker, assets: Path, tmp_path: Path,
@@ -169,16 +245,29 @@ def test_commands_are_answered(broker: MosquittoBroker, assets: Path, tmp_path: 
     collector.client.publish(base + "ping", b"{not json", qos=1)
     collector.client.publish(base + "explode", b"{}", qos=1)
     results = collector.wait_for("cmd_result", 3)
+    # hostile payloads: 10,000-deep nesting, a NUL character, a 2**64 id
+    deep = 10_000
+    collector.client.publish(base + "deep", b'{"x": ' + b"[" * deep + b"]" * deep + b"}", qos=1)
+    collector.client.publish(base + "nul", b'{"id": "z1", "x": "a\\u0000b"}', qos=1)
+    collector.client.publish(base + "big", b'{"id": 18446744073709551616}', qos=1)
+    collector.client.publish(base + "ping", json.dumps({"id": "a2"}), qos=1)  # still there
+    results = collector.wait_for("cmd_result", 7)
     delivery.close()
     collector.close()
-    by_outcome = sorted(results, key=lambda r: (r["ok"], r["command"]))
+    assert not [r for r in results if "rejected" in r], "every result decodes"
+    by_outcome = sorted(results[:3], key=lambda r: (r.get("ok", False), r["command"]))
     transport = {"device", "boot_id", "seq"}
     assert {k: v for k, v in by_outcome[2].items() if k not in transport} == {
         "schema": "edgewatch.cmd_result/1", "command": "ping", "id": "a1", "ok": True,
         "pong": True}
     assert all(r["device"] == "cam-1" and r["boot_id"] == delivery.boot_id for r in results)
-    errors = {r["command"]: r["error"] for r in results if not r["ok"]}
+    errors = {r["command"]: r["error"] for r in results if not r.get("ok")}
     assert "not JSON" in errors["ping"] and "unknown command 'explode'" in errors["explode"]
+    assert "a list holds a list" in errors["deep"] and "NUL character" in errors["nul"]
+    assert "out of range" in errors["big"]
+    assert [r.get("id") for r in results[3:6]] == [None, "z1", None]
+    assert results[6]["ok"] and results[6]["id"] == "a2"
+    assert collector.content_types("cmd_result") == {MSGPACK}
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
@@ -189,10 +278,13 @@ def test_both_protocol_versions_deliver(broker: MosquittoBroker, assets: Path, t
     collector = Collector(broker.port)
     delivery = delivery_for(cfg, ssd_engine, ssd_reference)
     for i in range(5):
-        delivery.outbox.put("summary", {"schema": "edgewatch.summary/1", "i": i}, priority=0)
+        window = WindowSummary.empty(ssd_reference, 10.0 * i, 10.0 * i + 10.0)
+        delivery.outbox.put("summary", msgspec.to_builtins(window.to_wire()), priority=0)
     delivery.start()
     got = collector.wait_for("summary", 5)
-    assert [p["i"] for p in got] == list(range(5))
+    assert [p["window"]["start"] for p in got] == [10.0 * i for i in range(5)]
+    # MQTT 5 names the encoding; under 3.1.1 the collector recognises it from the bytes
+    assert collector.content_types("summary") == ({MSGPACK} if protocol == "5" else {None})
     assert delivery.publisher is not None and delivery.publisher.wait_drained(5)
     assert delivery.outbox.stats().pending == 0
     delivery.close()

@@ -9,11 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-SEVERITY_RANK = {"ok": 0.0, "warning": 1.0, "drift": 2.0}
-QUALITY_FAULTS = (
-    "decode_error", "black", "blank", "frozen", "overexposed", "underexposed", "blurred",
-    "greyscale_switch", "resolution_change", "nonfinite_output", "empty_output_streak",
-)
+from edgewatch.contracts.summary import QUALITY_FAULTS, SEVERITY_RANK
 
 Summary = dict[str, Any]
 Values = dict[str, float]

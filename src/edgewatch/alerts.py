@@ -17,19 +17,22 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
+from edgewatch import contracts
 from edgewatch.alert_metrics import METRICS, observe
 from edgewatch.alert_state import Alert, AlertStore, Override
 from edgewatch.commands import CommandError, CommandRouter
 from edgewatch.config import AlertsConfig, RuleConfig
+from edgewatch.contracts.alert import Expected, Span
 
-SCHEMA = "edgewatch.alert/1"
-ACTIVE = ("firing", "acknowledged", "snoozed")
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
 }
 _NEGATION = {">": "<=", ">=": "<", "<": ">=", "<=": ">"}
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[contracts.Alert], None]
+"""Receives every alert message (the outbox, replay lines, tests)."""
 
 
 def _utc(t: float) -> str:
@@ -146,24 +149,21 @@ class AlertEngine:
     def _notify(self, alert: Alert, renotify: bool = False) -> None:
         self.emit(self.payload(alert, renotify))
 
-    def payload(self, alert: Alert, renotify: bool = False) -> dict[str, Any]:
+    def payload(self, alert: Alert, renotify: bool = False) -> contracts.Alert:
+        """The alert message of an alert's current state (without transport fields)."""
         rule = self.rules.get(alert.rule)
         expected = None
         if rule is not None:
             r = self.rule(alert.rule)
-            expected = {"op": _NEGATION[r.op], "value": r.threshold}
-        out: dict[str, Any] = {
-            "schema": SCHEMA, "id": alert.id, "rule": alert.rule, "subject": alert.subject,
-            "metric": alert.metric, "severity": alert.severity, "state": alert.state,
-            "message": alert.message, "observed": alert.observed, "expected": expected,
-            "window": {"start": alert.window_start, "end": alert.window_end},
-            "since": alert.since, "updated": self.now, "model_sha256": self.model_sha256,
-        }
-        if renotify:
-            out["renotify"] = True
-        if alert.state == "snoozed":
-            out["snoozed_until"] = alert.snoozed_until
-        return out
+            expected = Expected(op=_NEGATION[r.op], value=r.threshold)  # type: ignore[arg-type]
+        return contracts.Alert(
+            id=alert.id, rule=alert.rule, subject=alert.subject, metric=alert.metric,
+            severity=alert.severity, state=alert.state,  # type: ignore[arg-type]
+            message=alert.message, observed=alert.observed, expected=expected,
+            window=Span(alert.window_start, alert.window_end), since=alert.since,
+            updated=self.now, model_sha256=self.model_sha256, renotify=renotify,
+            snoozed_until=alert.snoozed_until if alert.state == "snoozed" else None,
+        )
 
     # -- sentences ------------------------------------------------------------------------
 
@@ -266,6 +266,6 @@ class AlertEngine:
     def _cmd_list(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             return {
-                "alerts": [self.payload(a) for a in self.active.values()],
+                "alerts": [msgspec.to_builtins(self.payload(a)) for a in self.active.values()],
                 "rules": [dataclasses.asdict(self.rule(n)) for n in self.rules],
             }

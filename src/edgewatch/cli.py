@@ -12,21 +12,22 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgewatch import __version__
-from edgewatch.agent import Agent, build_reference, device_id, load_reference
 from edgewatch.clock import SystemClock
-from edgewatch.config import AgentConfig, config_warnings, load_config
-from edgewatch.delivery import Delivery, make_alerting
 from edgewatch.errors import ConfigError, EdgewatchError
-from edgewatch.inference import InferenceEngine
-from edgewatch.monitor import Sink
-from edgewatch.progress import Progress
-from edgewatch.reference import ReferenceProfile
-from edgewatch.report import format_table, read_lines
-from edgewatch.sinks import JsonlSink, Tee
-from edgewatch.sources import open_source, parse_range
+
+# The agent's modules (opencv, onnxruntime) are imported by the commands that need them, so
+# that the collector and operator commands run where only edgewatch[collector] is installed.
+if TYPE_CHECKING:
+    from edgewatch.agent import Agent
+    from edgewatch.config import AgentConfig
+    from edgewatch.delivery import Delivery
+    from edgewatch.inference import InferenceEngine
+    from edgewatch.monitor import Sink
+    from edgewatch.reference import ReferenceProfile
+    from edgewatch.sinks import JsonlSink
 
 log = logging.getLogger("edgewatch")
 
@@ -71,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print summaries of a JSON lines file as a table")
     show.add_argument("summaries")
 
+    dec = sub.add_parser("decode", help="print MQTT payloads (MessagePack+zlib or JSON) as "
+                                        "JSON, checked against the contracts")
+    dec.add_argument("file", nargs="?", default="-",
+                     help="a payload, or a JSON lines file of them ('-': stdin, the default)")
+    dec.add_argument("--leaf", choices=("summary", "alert", "status", "cmd_result",
+                                        "reference"),
+                     help="the message type (default: from the payload's schema field)")
+
     run = sub.add_parser("run", help="run the agent on its configured live source")
     run.add_argument("--config", required=True)
 
@@ -87,7 +96,23 @@ def _parser() -> argparse.ArgumentParser:
         f.add_argument("--config", required=True, help="collector configuration")
         f.add_argument("--json", action="store_true", help="machine-readable output")
     _alerts_parser(sub)
+    _quarantine_parser(sub)
     return p
+
+
+def _quarantine_parser(sub: Any) -> None:
+    q = sub.add_parser("quarantine", help="messages the collector's store refused")
+    qsub = q.add_subparsers(dest="quarantine_command", required=True)
+    ls = qsub.add_parser("list", help="quarantined messages, newest first")
+    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    purge = qsub.add_parser("purge", help="delete quarantined messages")
+    which = purge.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every quarantined message")
+    which.add_argument("--before", metavar="ISO_TIME",
+                       help="those received before this time (UTC unless it names a zone)")
+    for p in (ls, purge):
+        p.add_argument("--config", required=True, help="collector configuration")
 
 
 def _alerts_parser(sub: Any) -> None:
@@ -145,12 +170,16 @@ def _parse_start(text: str | None) -> float:
 
 
 def _recorded_source(cfg: AgentConfig, args: argparse.Namespace, start: float):  # type: ignore[no-untyped-def]
+    from edgewatch.sources import open_source, parse_range
+
     first, last = parse_range(args.frames) if args.frames else (0, None)
     return open_source(args.source, fps=args.fps or cfg.source.fps, start_time=start,
                        first=first, last=last)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from edgewatch.config import config_warnings, load_config
+
     cfg = load_config(args.config)
     print(f"{args.config}: ok (model {cfg.model.path or '-'}, adapter {cfg.model.adapter}, "
           f"window {cfg.window.seconds:g} s)")
@@ -160,6 +189,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _load_agent_config(path: str) -> AgentConfig:
+    from edgewatch.config import config_warnings, load_config
+
     cfg = load_config(path)
     for warning in config_warnings(cfg):
         log.warning("%s", warning)
@@ -167,6 +198,10 @@ def _load_agent_config(path: str) -> AgentConfig:
 
 
 def cmd_profile_build(args: argparse.Namespace) -> int:
+    from edgewatch.agent import build_reference
+    from edgewatch.config import load_config
+    from edgewatch.inference import InferenceEngine
+
     cfg = load_config(args.config)
     engine = InferenceEngine(cfg.model)
     source = _recorded_source(cfg, args, 0.0)
@@ -190,6 +225,9 @@ def _expected_frames(source: object) -> int | None:
 
 def _delivery(cfg: AgentConfig, engine: InferenceEngine, reference: ReferenceProfile,
               config_path: str) -> Delivery:
+    from edgewatch.agent import device_id
+    from edgewatch.delivery import Delivery
+
     return Delivery(cfg, reference, device=device_id(cfg), model_name=engine.model_name,
                     model_sha256=engine.model_sha256, config_path=config_path, publish=True)
 
@@ -197,6 +235,8 @@ def _delivery(cfg: AgentConfig, engine: InferenceEngine, reference: ReferencePro
 def _sinks(cfg: AgentConfig, engine: InferenceEngine, jsonl: JsonlSink | None,
            delivery: Delivery | None) -> list[Sink]:
     """Window outputs in order: JSON lines, the outbox, then the alert rules."""
+    from edgewatch.delivery import make_alerting
+
     alerting = make_alerting(
         cfg, model_sha256=engine.model_sha256, lines=jsonl,
         outbox=delivery.outbox if delivery else None,
@@ -206,6 +246,11 @@ def _sinks(cfg: AgentConfig, engine: InferenceEngine, jsonl: JsonlSink | None,
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from edgewatch.agent import Agent, load_reference
+    from edgewatch.inference import InferenceEngine
+    from edgewatch.progress import Progress
+    from edgewatch.sinks import JsonlSink, Tee
+
     cfg = _load_agent_config(args.config)
     if not args.publish:  # an offline replay starts from a clean alert state and keeps none
         cfg = dataclasses.replace(cfg, alerts=dataclasses.replace(cfg.alerts,
@@ -234,11 +279,40 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from edgewatch.report import format_table, read_lines
+
     print(format_table(read_lines(args.summaries)))
     return 0
 
 
+def cmd_decode(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edgewatch.contracts import Rejected, to_json
+    from edgewatch.decoding import decode_all
+
+    try:
+        raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        raise EdgewatchError(f"cannot read {args.file}: {exc.strerror}") from exc
+    refused = 0
+    for line, message in decode_all(raw, args.leaf):
+        where = args.file if line is None else f"{args.file}:{line}"
+        if isinstance(message, Rejected):
+            refused += 1
+            print(f"edgewatch: {where}: rejected ({message.reason}): {message.detail}",
+                  file=sys.stderr)
+        else:
+            print(to_json(message, indent=2))
+    return EXIT_ERROR if refused else 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from edgewatch.agent import Agent, load_reference
+    from edgewatch.inference import InferenceEngine
+    from edgewatch.sinks import JsonlSink, Tee
+    from edgewatch.sources import open_source
+
     cfg = _load_agent_config(args.config)
     engine = InferenceEngine(cfg.model)
     reference = load_reference(cfg, engine)
@@ -334,9 +408,11 @@ def _alert_command(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 def cmd_alerts(args: argparse.Namespace) -> int:
     from edgewatch.collector.config import load_collector_config
     from edgewatch.collector.operator import (
+        alert_rows,
         command_target,
         format_alerts,
         list_alerts,
+        result_row,
         send_command,
     )
     from edgewatch.collector.store import open_store
@@ -345,7 +421,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     if args.alerts_command == "list":
         with open_store(cfg.store.url) as store:
             rows = list_alerts(store, args.device, active_only=not args.all)
-        print(json.dumps(rows, indent=1) if args.json else format_alerts(rows))
+        print(json.dumps(alert_rows(rows), indent=1) if args.json else format_alerts(rows))
         return 0
     name, command_args = _alert_command(args)
     fleet, device = args.fleet, args.device
@@ -356,11 +432,20 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     result = send_command(cfg.mqtt, fleet, device, name, command_args,
                           timeout_s=args.timeout, token=args.token)
     if args.json or name == "list":
-        print(json.dumps(result, indent=1))
+        print(json.dumps(result_row(result), indent=1))
     else:
-        print(f"{device}: {name} " + ("ok" if result.get("ok")
-                                      else f"refused: {result.get('error')}"))
-    return 0 if result.get("ok") else EXIT_ERROR
+        print(f"{device}: {name} " + ("ok" if result.ok else f"refused: {result.error}"))
+    return 0 if result.ok else EXIT_ERROR
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from edgewatch.collector import quarantine
+
+    print(quarantine.run(args.config, args.quarantine_command,
+                         limit=getattr(args, "limit", 50), as_json=getattr(args, "json", False),
+                         everything=getattr(args, "all", False),
+                         before=getattr(args, "before", None)))
+    return 0
 
 
 COMMANDS = {
@@ -368,9 +453,11 @@ COMMANDS = {
     "replay": cmd_replay,
     "run": cmd_run,
     "show": cmd_show,
+    "decode": cmd_decode,
     "collector": cmd_collector,
     "fleet": cmd_fleet,
     "alerts": cmd_alerts,
+    "quarantine": cmd_quarantine,
 }
 
 

@@ -1,23 +1,47 @@
 """Commands sent to the device on ``cmd/<name>``; every one is answered, none can crash it.
 
-A handler takes the parsed arguments and returns a result dict, or raises CommandError
-with a message for the operator.
+A payload is decoded by :func:`edgewatch.contracts.codec.decode_command` (bounded: size,
+depth, flat scalar arguments, no NUL characters, ids that fit); a payload it refuses is
+answered with ``ok: false`` and the reason. A handler takes the decoded arguments and returns
+the result's fields (those of :class:`~edgewatch.contracts.CommandResult`), or raises
+CommandError with a message for the operator.
 """
 
 from __future__ import annotations
 
-import json
+import hmac
 import logging
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
+from edgewatch.contracts import codec
+from edgewatch.contracts.command import MAX_COMMAND_BYTES, CommandId, CommandResult
 from edgewatch.errors import EdgewatchError
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "edgewatch.cmd/1"
-RESULT_SCHEMA = "edgewatch.cmd_result/1"
-MAX_PAYLOAD = 64 * 1024
+MAX_ERROR = 500
+"""Longest error sentence sent back."""
+MAX_ID = 128
+"""Longest command id a result carries (contracts.bounds.Id)."""
+_REFUSALS = {
+    "size": "command payload too large",
+    "encoding": "command payload is not JSON",
+    "depth": "command payload nested too deeply",
+    "invalid": "invalid command payload",
+}
+_FLAT = "commands are flat JSON objects of strings, numbers, booleans and lists of them"
+_HINTS = (  # what a decoder message means, for the operator
+    ("\\x00", "a name or value holds a NUL character"),
+    ("2147483647", "an integer is out of range (32 bits)"),
+    ("-2147483648", "an integer is out of range (32 bits)"),
+    ("out of range", "a number is out of range"),
+    ("Expected `object`", "the payload is not a JSON object"),
+    ("got `array` - at `$[...][", "a list holds a list (nested lists are refused)"),
+    ("got `object`", "an argument is an object (nested objects are refused)"),
+)
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -26,8 +50,39 @@ class CommandError(EdgewatchError):
     """A command was malformed, unknown or refused; the message goes back to the sender."""
 
 
+class _IdOnly(msgspec.Struct):
+    """The id of a payload the decoder refused, when it can still be read (unknown fields are
+    skipped), so the answer reaches the sender's wait."""
+
+    id: CommandId = None
+
+
+def _printable(name: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in name[:100]) or "?"
+
+
+def _refusal(exc: codec.Rejected) -> str:
+    """The operator's sentence for a refused payload."""
+    if exc.reason == "schema":
+        return exc.detail
+    what = _REFUSALS.get(exc.reason, "command payload refused")
+    if exc.reason != "invalid":
+        return f"{what}: {exc.detail}"
+    hint = next((h for key, h in _HINTS if key in exc.detail), None)
+    return f"{what}: {hint or exc.detail} ({_FLAT})"
+
+
+def _salvage_id(payload: bytes) -> CommandId:
+    if not payload.lstrip().startswith(b"{") or len(payload) > MAX_COMMAND_BYTES:
+        return None
+    try:
+        return msgspec.json.decode(payload, type=_IdOnly).id
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
 class CommandRouter:
-    """Parses command payloads and dispatches them to registered handlers."""
+    """Decodes command payloads and dispatches them to registered handlers."""
 
     def __init__(self, token: str = "") -> None:
         self.token = token
@@ -36,41 +91,32 @@ class CommandRouter:
     def register(self, name: str, handler: Handler) -> None:
         self.handlers[name] = handler
 
-    def __call__(self, name: str, payload: bytes) -> dict[str, Any]:
-        result: dict[str, Any] = {"schema": RESULT_SCHEMA, "command": name[:100], "id": None}
+    def __call__(self, name: str, payload: bytes) -> CommandResult:
+        command = _printable(name)
         try:
-            args = self._parse(payload)
-            result["id"] = args.pop("id", None)
-            given = args.pop("token", None)
-            if self.token and given != self.token:
+            decoded = codec.decode_command(payload)
+        except codec.Rejected as exc:
+            return self._refuse(command, _salvage_id(payload), _refusal(exc))
+        ident = decoded.id
+        if isinstance(ident, str) and len(ident) > MAX_ID:  # the result could not carry it
+            return self._refuse(command, None, f"'id' must be at most {MAX_ID} characters")
+        try:
+            if self.token and not hmac.compare_digest(decoded.token.encode(),
+                                                      self.token.encode()):
                 raise CommandError("unauthorised: missing or wrong token")
             handler = self.handlers.get(name)
             if handler is None:
                 known = ", ".join(sorted(self.handlers))
-                raise CommandError(f"unknown command {name[:100]!r} (known: {known})")
-            result.update(handler(args))
-            result["ok"] = True
+                raise CommandError(f"unknown command {command!r} (known: {known})")
+            fields = handler(dict(decoded.args))
+            return msgspec.convert({**fields, "command": command, "id": ident, "ok": True},
+                                   CommandResult)
         except CommandError as exc:
-            result.update(ok=False, error=str(exc))
+            return self._refuse(command, ident, str(exc))
         except Exception as exc:  # a handler bug must not take the agent down
-            log.exception("command %r failed", name)
-            result.update(ok=False, error=f"internal error: {type(exc).__name__}")
-        return result
+            log.exception("command %r failed", command)
+            return self._refuse(command, ident, f"internal error: {type(exc).__name__}")
 
     @staticmethod
-    def _parse(payload: bytes) -> dict[str, Any]:
-        if len(payload) > MAX_PAYLOAD:
-            raise CommandError(f"payload larger than {MAX_PAYLOAD} bytes")
-        try:
-            args = json.loads(payload.decode("utf-8")) if payload.strip() else {}
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CommandError(f"payload is not JSON: {exc}") from exc
-        if not isinstance(args, dict):
-            raise CommandError("payload must be a JSON object")
-        schema = args.pop("schema", SCHEMA)
-        if schema != SCHEMA:
-            raise CommandError(f"unsupported schema {str(schema)[:50]!r} (expected {SCHEMA})")
-        cid = args.get("id")
-        if cid is not None and not isinstance(cid, (str, int)):
-            raise CommandError("'id' must be a string or an integer")
-        return args
+    def _refuse(command: str, ident: CommandId, error: str) -> CommandResult:
+        return CommandResult(command=command, ok=False, id=ident, error=error[:MAX_ERROR])

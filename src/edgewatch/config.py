@@ -7,18 +7,12 @@ and ``docs/configuration.md`` is checked against this module by the tests.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from edgewatch.errors import ConfigError
 from edgewatch.contracts.topics import ID_PATTERN
-from edgewatch.typedconfig import build, section, setting
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from edgewatch.mqtt_auth import TlsConfig
+from edgewatch.typedconfig import build, read_toml, section, setting
 
 Adapter = Literal["ssd", "yolo", "classification", "raw"]
 
@@ -254,21 +248,14 @@ class OutputConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class TlsConfig:
-    enabled: bool = setting(False, "Connect to the broker over TLS.")
-    ca_file: str = setting("", "CA certificate(s) that signed the broker's certificate.")
-    cert_file: str = setting("", "Client certificate (its CN is the device id on brokers "
-                                 "using use_identity_as_username).")
-    key_file: str = setting("", "Private key of the client certificate.")
-    insecure: bool = setting(False, "Skip the broker host name check (testing only).")
-
-
-@dataclasses.dataclass(frozen=True)
 class MqttConfig:
     enabled: bool = setting(False, "Publish summaries and alerts to an MQTT broker.")
     host: str = setting("127.0.0.1", "Broker host name or address.")
     port: int = setting(1883, "Broker port (8883 is usual for TLS).", minimum=1, maximum=65535)
     protocol: Literal["5", "3.1.1"] = setting("5", "MQTT protocol version.")
+    encoding: Literal["msgpack", "json"] = setting(
+        "msgpack", "Payload encoding: MessagePack deflated with a preset dictionary (about a "
+        "third of the JSON size) or JSON; under MQTT 5 the content-type property names it.")
     client_id: str = setting("", "MQTT client id; empty means 'edgewatch-<device id>'.")
     username: str = setting("", "User name; empty for none.")
     password: str = setting("", "Password (used only with a user name).")
@@ -388,19 +375,6 @@ def parse_config(data: dict[str, Any], base_dir: Path | None = None) -> AgentCon
     if base_dir is None:
         return cfg
     return _resolve_paths(cfg, base_dir)
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML file; unreadable or invalid files are one-line ConfigErrors."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read config file ({exc.strerror})") from exc
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML ({exc})") from exc
 
 
 def config_warnings(cfg: AgentConfig) -> list[str]:

@@ -7,36 +7,52 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from edgewatch.alert_metrics import SEVERITY_RANK
+import msgspec
+
+from edgewatch import FEATURE_SET_VERSION, __version__
 from edgewatch.alert_state import AlertStore
 from edgewatch.alerts import AlertEngine
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.commands import CommandRouter
 from edgewatch.config import AgentConfig
+from edgewatch.contracts import Alert, Summary, SummaryV1, compact
+from edgewatch.contracts.summary import SEVERITY_RANK
+from edgewatch.contracts.topics import Topics
+from edgewatch.errors import StatsError
 from edgewatch.outbox import Outbox
 from edgewatch.publisher import Publisher
 from edgewatch.reference import ReferenceProfile
 from edgewatch.sinks import JsonlSink
 from edgewatch.status import Manifest, config_sha256
 from edgewatch.summary import WindowSummary
-from edgewatch.contracts.topics import Topics
 
 log = logging.getLogger(__name__)
 
 
+def wire_summary(payload: dict[str, Any]) -> Summary:
+    """A queued summary payload as schema 2 (rows queued as schema 1 by an older agent are
+    compacted)."""
+    try:
+        message = msgspec.convert(payload, Summary | SummaryV1)
+    except msgspec.ValidationError as exc:
+        raise StatsError(f"queued summary out of its contract: {exc}") from exc
+    return compact(message) if isinstance(message, SummaryV1) else message
+
 
 def summary_merger(reference: ReferenceProfile) -> Any:
-    """Merge two queued summary payloads exactly (for outbox compaction)."""
+    """Merge two queued summary payloads exactly (for outbox compaction): schema 2 (or 1)
+    in, schema 2 out, keeping the worse drift verdict of the two."""
 
     def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-        first = WindowSummary.from_dict(a, reference)
-        first.merge(WindowSummary.from_dict(b, reference))
-        worst = max((a.get("drift"), b.get("drift")),
-                    key=lambda d: SEVERITY_RANK.get((d or {}).get("severity", "ok"), 0))
-        merged = first.to_dict()
-        if worst is not None:
-            merged["drift"] = worst
-        return merged
+        wa, wb = wire_summary(a), wire_summary(b)
+        first = WindowSummary.from_wire(wa, reference)
+        first.merge(WindowSummary.from_wire(wb, reference))
+        worst = max((wa.drift, wb.drift),
+                    key=lambda d: SEVERITY_RANK.get(d.severity if d else "ok", 0))
+        merged = first.to_wire()
+        merged.drift = worst
+        out: dict[str, Any] = msgspec.to_builtins(merged)
+        return out
 
     return merge
 
@@ -54,7 +70,7 @@ class OutboxSink:
         if stats.degraded:
             state["degraded"] = stats.degraded
         summary.extra["outbox"] = state  # a verdict like drift: sinks after this one see it
-        self.outbox.put("summary", summary.to_dict(),
+        self.outbox.put("summary", msgspec.to_builtins(summary.to_wire()),
                         window_start=summary.start, window_end=summary.end, attach_loss=True)
         if self.publisher is not None:
             self.publisher.wake()
@@ -80,13 +96,13 @@ def make_alerting(cfg: AgentConfig, *, model_sha256: str, outbox: Outbox | None,
     if not cfg.alerts.enabled:
         return None
 
-    def emit(payload: dict[str, Any]) -> None:
+    def emit(alert: Alert) -> None:
+        payload: dict[str, Any] = msgspec.to_builtins(alert)
         if lines is not None:
             lines.write({"type": "alert", **payload})
         if outbox is not None:
-            outbox.put("alert", payload,
-                       window_start=payload["window"]["start"],
-                       window_end=payload["window"]["end"])
+            outbox.put("alert", payload, window_start=alert.window.start,
+                       window_end=alert.window.end)
         if publisher is not None:
             publisher.wake()
 
@@ -115,11 +131,14 @@ class Delivery:
             device=device, fleet=cfg.device.fleet, boot_id=self.boot_id,
             started=self.clock.now(), model_name=model_name, model_sha256=model_sha256,
             adapter=cfg.model.adapter, reference_id=reference.id,
-            config_sha256=config_sha256(config_path),
+            config_sha256=config_sha256(config_path), agent_version=__version__,
+            feature_set_version=FEATURE_SET_VERSION,
         )
         self.commands = CommandRouter(cfg.alerts.command_token)
-        self.publisher = Publisher(cfg.mqtt, self.outbox, self.topics, self.manifest,
-                                   clock=self.clock, commands=self.commands) if publish else None
+        self.publisher = Publisher(
+            cfg.mqtt, self.outbox, self.topics, self.manifest, clock=self.clock,
+            commands=self.commands, reference=reference.to_contract(device),
+        ) if publish else None
         self.sink = OutboxSink(self.outbox, self.publisher)
 
     def start(self) -> None:

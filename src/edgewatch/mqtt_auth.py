@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 
 import paho.mqtt.client as mqtt
 
-from edgewatch.config import TlsConfig
 from edgewatch.errors import ConfigError
+from edgewatch.typedconfig import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsConfig:
+    enabled: bool = setting(False, "Connect to the broker over TLS.")
+    ca_file: str = setting("", "CA certificate(s) that signed the broker's certificate.")
+    cert_file: str = setting("", "Client certificate (its CN is the device id on brokers "
+                                 "using use_identity_as_username).")
+    key_file: str = setting("", "Private key of the client certificate.")
+    insecure: bool = setting(False, "Skip the broker host name check (testing only).")
 
 
 def secure(client: mqtt.Client, username: str, password: str, tls: TlsConfig) -> None:

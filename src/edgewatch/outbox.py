@@ -108,13 +108,14 @@ class OutboxRow:
     priority: int
     created: float
     body: str
-    """The payload as stored: JSON text, published as it is."""
+    """The payload as stored: JSON text (a contract message as builtins: summaries in schema
+    2); the publisher encodes it in ``mqtt.encoding``."""
     window_start: float | None = None
     window_end: float | None = None
 
     @functools.cached_property
     def payload(self) -> dict[str, Any]:
-        """The payload decoded (only when someone asks: the publisher sends ``body``)."""
+        """The payload decoded (only when someone asks: the publisher reads ``body``)."""
         decoded: dict[str, Any] = json.loads(self.body)
         return decoded
 

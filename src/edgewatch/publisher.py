@@ -5,6 +5,10 @@ reconnecting (exponential backoff with full jitter), publishing and acknowledgin
 in one place. Each connection uses a fresh client: after a reconnect, anything not
 acknowledged is published again from the outbox (same seq; the collector drops
 duplicates by (device, boot_id, seq)), never from paho's own memory.
+
+Payloads leave in ``mqtt.encoding`` (codec.encode: compressed MessagePack or JSON); under
+MQTT 5 each names its content type. The outbox keeps JSON rows; a row is encoded when it is
+published. The reference profile goes out once per boot, retained, on ``<device>/reference``.
 """
 
 from __future__ import annotations
@@ -18,21 +22,25 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
+import msgspec
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edgewatch import status
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.config import MqttConfig
+from edgewatch.contracts import CommandResult, Reference, codec
+from edgewatch.contracts.topics import Topics
 from edgewatch.mqtt_auth import secure
 from edgewatch.status import Manifest
-from edgewatch.contracts.topics import Topics
 
 log = logging.getLogger(__name__)
 
 ACK_BATCH = 64
-CommandHandler = Callable[[str, bytes], dict[str, Any]]
-"""Called with (command name, raw payload); returns the cmd_result payload."""
+CommandHandler = Callable[[str, bytes], CommandResult]
+"""Called with (command name, raw payload); returns the result to send back."""
 
 
 class Row(Protocol):
@@ -83,11 +91,18 @@ class Publisher:
 
     def __init__(self, cfg: MqttConfig, queue: Queue, topics: Topics, manifest: Manifest, *,
                  clock: Clock | None = None, commands: CommandHandler | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, reference: Reference | None = None) -> None:
         self.cfg = cfg
         self.queue = queue
         self.topics = topics
         self.manifest = manifest
+        self.encoding = cfg.encoding
+        self.content_type = codec.content_type(cfg.encoding)
+        self.reference = reference
+        """Published once per boot, retained, on the reference topic (None: never)."""
+        self.reference_sent = threading.Event()
+        """Set when the broker acknowledged the reference."""
+        self._reference_mid: int | None = None
         self.clock = clock or SystemClock()
         self.commands = commands
         self.client_id = cfg.client_id or f"edgewatch-{topics.device}"
@@ -144,10 +159,23 @@ class Publisher:
             if not self.stop_event.is_set():
                 self.stop_event.wait(self.backoff.next())
 
+    def _properties(self, packet: int = PacketTypes.PUBLISH) -> Properties | None:
+        """The content-type property (MQTT 5 only; 3.1.1 has no properties)."""
+        if self.cfg.protocol != "5":
+            return None
+        props = Properties(packet)
+        props.ContentType = self.content_type
+        return props
+
+    def encode(self, message: msgspec.Struct | dict[str, Any]) -> bytes:
+        """A message's payload in the configured encoding."""
+        return codec.encode(message, self.encoding)
+
     def _connect(self) -> mqtt.Client | None:
         client = make_client(self.cfg, self.client_id)
-        client.will_set(self.topics.status, status.offline(self.manifest, None, "connection lost"),
-                        qos=1, retain=True)
+        client.will_set(self.topics.status,
+                        self.encode(status.offline(self.manifest, None, "connection lost")),
+                        qos=1, retain=True, properties=self._properties(PacketTypes.WILLMESSAGE))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -155,6 +183,7 @@ class Publisher:
         client.on_subscribe = self._on_subscribe
         self._inflight.clear()
         self._sent.clear()
+        self._reference_mid = None
         try:
             client.connect(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
         except (OSError, ssl.SSLError) as exc:
@@ -186,8 +215,9 @@ class Publisher:
 
     def _goodbye(self, client: mqtt.Client) -> None:
         info = client.publish(self.topics.status,
-                              status.offline(self.manifest, self.clock.now(), "shutdown"),
-                              qos=1, retain=True)
+                              self.encode(status.offline(self.manifest, self.clock.now(),
+                                                         "shutdown")),
+                              qos=1, retain=True, properties=self._properties())
         end = time.monotonic() + 2.0
         while not info.is_published() and time.monotonic() < end:
             if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
@@ -211,11 +241,18 @@ class Publisher:
             self._wake.set()  # there may be more behind them
 
     def _publish_row(self, client: mqtt.Client, row: Row) -> bool:
-        body = row.body
-        if row.created < self._connected_at or \
-                self.clock.now() - row.created > self.cfg.historical_after_s:
-            body = '{"historical":true,' + body[1:]  # a JSON object: '{...}'
-        info = client.publish(self.topics.for_kind(row.kind), body, qos=1)
+        try:
+            message: dict[str, Any] = msgspec.json.decode(row.body)
+            if row.created < self._connected_at or \
+                    self.clock.now() - row.created > self.cfg.historical_after_s:
+                message["historical"] = True
+            payload = self.encode(message)
+        except (msgspec.DecodeError, msgspec.EncodeError, TypeError) as exc:
+            log.error("outbox row seq %d cannot be encoded (%s); dropping it", row.seq, exc)
+            self.queue.reject(row.seq, f"cannot be encoded: {exc}")
+            return True
+        info = client.publish(self.topics.for_kind(row.kind), payload, qos=1,
+                              properties=self._properties())
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return False
         self._inflight[info.mid] = row.seq
@@ -244,8 +281,13 @@ class Publisher:
         self.connections += 1
         self._connected_at = self.clock.now()
         self.backoff.reset()
-        client.publish(self.topics.status, status.birth(self.manifest, self.clock.now()),
-                       qos=1, retain=True)
+        client.publish(self.topics.status, self.encode(status.birth(self.manifest,
+                                                                    self.clock.now())),
+                       qos=1, retain=True, properties=self._properties())
+        if self.reference is not None and not self.reference_sent.is_set():
+            info = client.publish(self.topics.for_kind("reference"), self.encode(self.reference),
+                                  qos=1, retain=True, properties=self._properties())
+            self._reference_mid = info.mid
         client.subscribe(self.topics.commands, qos=1)
         self._wake.set()  # whatever waited while we were away
         log.info("connected to %s:%d", self.cfg.host, self.cfg.port)
@@ -262,6 +304,13 @@ class Publisher:
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode,
                     _p: Any = None) -> None:
+        if mid == self._reference_mid:
+            self._reference_mid = None
+            if reason.is_failure and reason.value != 0x10:
+                log.error("broker rejected the reference profile: %s", reason)
+            else:
+                self.reference_sent.set()
+            return
         seq = self._inflight.pop(mid, None)
         if seq is None:
             return
@@ -288,9 +337,9 @@ class Publisher:
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         name = msg.topic.rsplit("/", 1)[-1]
         if self.commands is None:
-            result: dict[str, Any] = {"schema": "edgewatch.cmd_result/1", "command": name,
-                                      "ok": False, "error": "this agent accepts no commands"}
+            result = CommandResult(command=name[:100], ok=False,
+                                   error="this agent accepts no commands")
         else:
             result = self.commands(name, msg.payload)
-        self.queue.put("cmd_result", result)  # durable, with device/boot_id/seq
+        self.queue.put("cmd_result", msgspec.to_builtins(result))  # durable, with device/seq
         self._wake.set()

@@ -15,16 +15,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from edgewatch import FEATURE_SET_VERSION
 from edgewatch.anomaly import AnomalyModel, fit
+from edgewatch.contracts import Reference, Rejected, codec
+from edgewatch.contracts.reference import SCHEMA
 from edgewatch.errors import ProfileError, ProfileMismatch, StatsError
 from edgewatch.measure import FrameMeasurement
 from edgewatch.scales import min_scale
 from edgewatch.stats import BinnedHistogram, CategoricalCounts, Moments, edges_from_values
-
-SCHEMA = "edgewatch.reference/1"
 
 
 @dataclasses.dataclass
@@ -93,10 +94,31 @@ class ReferenceProfile:
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
 
+    def to_contract(self, device: str = "") -> Reference:
+        """The profile as its contract type (the retained ``reference`` message when
+        ``device`` is set)."""
+        try:
+            return msgspec.convert({**self.to_dict(), "device": device}, Reference)
+        except msgspec.ValidationError as exc:
+            raise ProfileError(f"reference profile {self.id} is out of its contract: {exc}"
+                               ) from exc
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReferenceProfile:
-        if d.get("schema") != SCHEMA:
-            raise ProfileError(f"not an edgewatch reference profile (schema {d.get('schema')!r})")
+        """A profile from its JSON form, checked against the contract first."""
+        if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+            schema = d.get("schema") if isinstance(d, dict) else None
+            raise ProfileError(f"not an edgewatch reference profile (schema {schema!r})")
+        try:
+            contract = codec.decode_as(Reference, msgspec.json.encode(d), codec.JSON)
+        except (Rejected, msgspec.EncodeError, OverflowError) as exc:
+            raise ProfileError(f"reference profile is damaged: {exc}") from exc
+        return cls.from_contract(contract)
+
+    @classmethod
+    def from_contract(cls, ref: Reference) -> ReferenceProfile:
+        """A profile from a decoded ``edgewatch.reference/1`` message or file."""
+        d = msgspec.to_builtins(ref)
         try:
             return cls(
                 d["model_sha256"], d["model_name"], d["adapter"], d["feature_set_version"],
@@ -115,12 +137,22 @@ class ReferenceProfile:
         if not str(path):
             raise ProfileError("no reference profile given (reference.path or --reference)")
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            raw = p.read_bytes()
         except OSError as exc:
             raise ProfileError(f"cannot read reference profile {p}: {exc.strerror}") from exc
-        except json.JSONDecodeError as exc:
-            raise ProfileError(f"reference profile {p} is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
+        try:  # the message type: a "schema" field is required
+            contract = codec.decode_as(codec.DEVICE_MESSAGES["reference"], raw, codec.JSON)
+            if not isinstance(contract, Reference):
+                raise Rejected("schema", f"schema {getattr(contract, 'schema', '?')!r}")
+        except Rejected as exc:
+            if exc.reason == "encoding":
+                raise ProfileError(f"reference profile {p} is not valid JSON: {exc.detail}"
+                                   ) from None
+            if exc.reason == "schema":
+                raise ProfileError(f"{p} is not an edgewatch reference profile ({exc.detail})"
+                                   ) from None
+            raise ProfileError(f"reference profile {p} is damaged: {exc}") from None
+        return cls.from_contract(contract)
 
     def check_compatible(self, model_sha256: str, adapter: str, analysis_width: int) -> None:
         """Raise ProfileMismatch unless this profile was built for the same set-up."""

@@ -2,6 +2,11 @@
 
 Two summaries of consecutive windows with the same reference merge exactly: histogram and
 label counts add, moments and latency sketches merge, frame counters add.
+
+Two forms leave the process, both defined in :mod:`edgewatch.contracts.summary`: the replay
+line (``edgewatch.summary/1``, :meth:`WindowSummary.to_dict`) and the compact wire form
+(``edgewatch.summary/2``, :meth:`WindowSummary.to_wire`). Both read back into a mergeable
+summary (:meth:`WindowSummary.from_dict`, :meth:`WindowSummary.from_wire`).
 """
 
 from __future__ import annotations
@@ -10,11 +15,14 @@ import dataclasses
 import math
 from typing import Any
 
+import msgspec
+
+from edgewatch.contracts import summary as contract
+from edgewatch.contracts.summary import SCHEMA_V1
 from edgewatch.errors import StatsError
 from edgewatch.reference import ReferenceProfile
 from edgewatch.stats import BinnedHistogram, CategoricalCounts, LogSketch, Moments
 
-SCHEMA = "edgewatch.summary/1"
 LATENCY_STAGES = ("preprocess_ms", "inference_ms", "postprocess_ms", "total_ms", "monitor_ms")
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 
@@ -191,10 +199,10 @@ class WindowSummary:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """The replay line / MQTT payload (without transport fields such as seq)."""
+        """The replay line (``edgewatch.summary/1``), without transport fields such as seq."""
         return {
             "type": "summary",
-            "schema": SCHEMA,
+            "schema": SCHEMA_V1,
             "window": {"start": self.start, "end": self.end, "windows": self.windows},
             "reference_id": self.reference_id,
             "frames": self.frames.to_dict(),
@@ -211,7 +219,7 @@ class WindowSummary:
     @classmethod
     def from_dict(cls, d: dict[str, Any], reference: ReferenceProfile) -> WindowSummary:
         """Rebuild a summary from its JSON form; edges come from the reference."""
-        if d.get("schema") != SCHEMA:
+        if d.get("schema") != SCHEMA_V1:
             raise StatsError(f"unsupported summary schema {d.get('schema')!r}")
         numeric = {
             name: NumericWindow.from_dict(v, reference.numeric[name].hist.edges)
@@ -232,3 +240,67 @@ class WindowSummary:
             windows=int(d["window"].get("windows", 1)),
             extra={k: v for k, v in d.items() if k not in known},
         )
+
+    def to_v1(self) -> contract.SummaryV1:
+        """The replay line as its contract type (validated: every bound holds)."""
+        try:
+            return msgspec.convert(self.to_dict(), contract.SummaryV1)
+        except msgspec.ValidationError as exc:
+            raise StatsError(f"window summary out of its contract: {exc}") from exc
+
+    def to_wire(self) -> contract.Summary:
+        """The compact wire form (``edgewatch.summary/2``), without transport fields."""
+        return contract.compact(self.to_v1())
+
+    @classmethod
+    def from_wire(cls, s: contract.Summary, reference: ReferenceProfile) -> WindowSummary:
+        """Rebuild a mergeable summary from its wire form; edges come from the reference.
+
+        The drift verdict and outbox state go to ``extra`` in the replay-line shape (features
+        judged ``ok`` keep only their effect), so ``to_wire`` gives the same message back."""
+        if s.reference_id != reference.id:
+            raise StatsError(f"summary counted against reference {s.reference_id!r}, "
+                             f"not {reference.id!r}")
+        numeric = {
+            name: NumericWindow(
+                BinnedHistogram(reference.numeric[name].hist.edges, v.counts, v.missing),
+                Moments(v.n, v.mean, v.m2, v.min, v.max) if v.n else Moments())
+            for name, v in s.features.items() if name in reference.numeric
+        }
+        extra: dict[str, Any] = {}
+        if s.drift is not None:
+            extra["drift"] = _drift_v1(s.drift)
+        if s.outbox is not None:
+            extra["outbox"] = msgspec.to_builtins(s.outbox)
+        a = s.anomaly
+        return cls(
+            start=s.window.start, end=s.window.end, reference_id=s.reference_id,
+            frames=FrameCounts(**msgspec.structs.asdict(s.frames)), numeric=numeric,
+            categorical={k: CategoricalCounts(v.counts, v.missing) for k, v in s.labels.items()},
+            latency={k: _sketch(v) for k, v in s.latency.items()},
+            resources=msgspec.to_builtins(s.resources), quality=dict(s.quality),
+            quality_onsets=dict(s.quality_onsets),
+            anomaly=AnomalyWindow(float("nan") if a.threshold is None else a.threshold,
+                                  a.scored, a.frames, a.score_sum, a.score_max),
+            windows=s.window.windows, extra=extra,
+        )
+
+
+def _sketch(v: contract.Sketch) -> LogSketch:
+    if len(v.keys) != len(v.counts):
+        raise StatsError("sketch keys and counts differ in length")
+    out = LogSketch(v.accuracy)
+    out.buckets.update(dict(zip(contract.undelta_keys(v.keys), v.counts)))
+    out.zero, out.count = v.zero, v.n
+    out.max = -math.inf if v.max is None else v.max
+    return out
+
+
+def _drift_v1(d: contract.Drift) -> dict[str, Any]:
+    """A schema-2 drift verdict in the replay-line shape (``features``: the flagged ones in
+    full, the others with their effect)."""
+    features = {name: {"effect": effect, "status": "ok"} for name, effect in d.effects.items()}
+    features.update({name: msgspec.to_builtins(f) for name, f in d.flagged.items()})
+    return {"detected": d.detected, "severity": d.severity, "score": d.score,
+            "reasons": list(d.reasons), "features": dict(sorted(features.items())),
+            "insufficient": d.insufficient}

@@ -58,10 +58,14 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 from edgewatch import __version__
 from edgewatch.clock import Clock, SystemClock
+from edgewatch.contracts.alert import Alert, Expected, Span
 from edgewatch.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -102,72 +106,72 @@ def rfc3339(t: float) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
-def _seconds(value: Any, default: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return default
-    return float(value)
+AlertPayload = Alert | Mapping[str, Any]
+"""An alert message: decoded, or (tests, older callers) as a JSON object to be decoded."""
 
 
-def _iso_window(window: Any) -> str:
-    if not isinstance(window, dict):
+def as_alert(payload: AlertPayload) -> Alert:
+    """The message as an :class:`Alert`; msgspec.ValidationError when a mapping is not one."""
+    if isinstance(payload, Alert):
+        return payload
+    return msgspec.convert(dict(payload), type=Alert)
+
+
+def _iso_window(window: Span) -> str:
+    if window.start is None or window.end is None:
         return ""
-    start, end = _seconds(window.get("start"), -1.0), _seconds(window.get("end"), -1.0)
-    if start < 0 or end < 0:
-        return ""
-    return f"{rfc3339(start)}/{rfc3339(end)}"
+    return f"{rfc3339(window.start)}/{rfc3339(window.end)}"
 
 
-def _expected(expected: Any) -> str:
-    if not isinstance(expected, dict):
-        return ""
-    return f"{expected.get('op', '')} {expected.get('value', '')}".strip()
+def _expected(expected: Expected | None) -> str:
+    return "" if expected is None else f"{expected.op} {expected.value}"
 
 
-def _labels(fleet: str, payload: dict[str, Any]) -> dict[str, str]:
-    rule = str(payload.get("rule") or "unknown")
-    labels = {"alertname": f"edgewatch_{rule}", "device": str(payload.get("device") or ""),
-              "fleet": fleet, "rule": rule, "subject": str(payload.get("subject") or ""),
-              "severity": str(payload.get("severity") or "warning"),
-              "edgewatch_id": str(payload.get("id") or "")}
+def _labels(fleet: str, alert: Alert) -> dict[str, str]:
+    rule = alert.rule or "unknown"
+    labels = {"alertname": f"edgewatch_{rule}", "device": alert.device,
+              "fleet": fleet, "rule": rule, "subject": alert.subject,
+              "severity": alert.severity, "edgewatch_id": alert.id}
     return {k: v for k, v in labels.items() if v}  # an empty label is no label
 
 
-def _annotations(payload: dict[str, Any]) -> dict[str, str]:
-    notes = {"summary": str(payload.get("message") or ""),
-             "observed": "" if payload.get("observed") is None else str(payload["observed"]),
-             "expected": _expected(payload.get("expected")),
-             "window": _iso_window(payload.get("window")),
-             "state": str(payload.get("state") or "")}
-    if payload.get("state") == "snoozed" and payload.get("snoozed_until") is not None:
-        notes["snoozed_until"] = rfc3339(_seconds(payload["snoozed_until"], 0.0))
-    if payload.get("historical") is True:
+def _annotations(alert: Alert) -> dict[str, str]:
+    notes = {"summary": alert.message,
+             "observed": "" if alert.observed is None else str(alert.observed),
+             "expected": _expected(alert.expected),
+             "window": _iso_window(alert.window),
+             "state": alert.state}
+    if alert.state == "snoozed" and alert.snoozed_until is not None:
+        notes["snoozed_until"] = rfc3339(alert.snoozed_until)
+    if alert.historical:
         notes["historical"] = "true"
     return {k: v for k, v in notes.items() if v}
 
 
-def alertmanager_alert(fleet: str, payload: dict[str, Any], now: float,
+def alertmanager_alert(fleet: str, payload: AlertPayload, now: float,
                        active_ttl_s: float = ACTIVE_TTL_S,
                        generator_url: str = "") -> dict[str, Any]:
-    """The Alertmanager API v2 alert for an ``edgewatch.alert/1`` payload (module docs)."""
-    since = _seconds(payload.get("since"), now)
-    if payload.get("state") == "resolved":
-        ends = max(min(_seconds(payload.get("updated"), now), now), since)
+    """The Alertmanager API v2 alert for an ``edgewatch.alert/1`` message (module docs)."""
+    alert = as_alert(payload)
+    since = alert.since
+    if alert.state == "resolved":
+        ends = max(min(alert.updated, now), since)
     else:
         ends = max(now, since) + active_ttl_s
-    alert: dict[str, Any] = {"labels": _labels(fleet, payload),
-                             "annotations": _annotations(payload),
-                             "startsAt": rfc3339(since), "endsAt": rfc3339(ends)}
+    out: dict[str, Any] = {"labels": _labels(fleet, alert),
+                           "annotations": _annotations(alert),
+                           "startsAt": rfc3339(since), "endsAt": rfc3339(ends)}
     if generator_url:
-        alert["generatorURL"] = generator_url
-    return alert
+        out["generatorURL"] = generator_url
+    return out
 
 
-def slack_text(payload: dict[str, Any]) -> str:
+def slack_text(payload: AlertPayload) -> str:
     """``[FIRING] warning cam-12: <sentence>``."""
-    state = str(payload.get("state") or "")
-    tag = _STATE_TAGS.get(state, state.upper() or "ALERT")
-    message = payload.get("message") or payload.get("rule") or "alert"
-    return f"[{tag}] {payload.get('severity', 'warning')} {payload.get('device', '?')}: {message}"
+    alert = as_alert(payload)
+    tag = _STATE_TAGS.get(alert.state, alert.state.upper())
+    message = alert.message or alert.rule or "alert"
+    return f"[{tag}] {alert.severity} {alert.device or '?'}: {message}"
 
 
 def _where(url: str) -> str:
@@ -254,13 +258,14 @@ class AlertRouter:
         with self._lock:
             return len(self._pending)
 
-    def route(self, fleet: str, payload: dict[str, Any]) -> None:
-        """Send one ``edgewatch.alert/1`` payload to every configured target; never raises."""
+    def route(self, fleet: str, payload: AlertPayload) -> None:
+        """Send one ``edgewatch.alert/1`` message to every configured target; never raises."""
         try:
-            deliveries = self._deliveries(fleet, payload)
+            deliveries = self._deliveries(fleet, as_alert(payload))
         except Exception as exc:  # a malformed payload must not stop the caller
             self.errors["payload"] += 1
-            log.error("cannot route alert %r: %s", str(payload.get("id"))[:80], exc)
+            ident = payload.id if isinstance(payload, Alert) else payload.get("id")
+            log.error("cannot route alert %r: %s", str(ident)[:80], exc)
             return
         with self._lock:
             for delivery in deliveries:
@@ -281,19 +286,19 @@ class AlertRouter:
 
     # -- building -------------------------------------------------------------------------
 
-    def _deliveries(self, fleet: str, payload: dict[str, Any]) -> list[_Delivery]:
-        what = f"{payload.get('device')}/{payload.get('id')} {payload.get('state')}"
+    def _deliveries(self, fleet: str, alert: Alert) -> list[_Delivery]:
+        what = f"{alert.device}/{alert.id} {alert.state}"
         out = []
         if self.alertmanager_url:
-            alert = alertmanager_alert(fleet, payload, self.clock.now(), self.active_ttl_s,
-                                       self.generator_url)
-            ident = payload.get("id")  # without an id, an alert stands for itself
-            ident = f"#{next(self._serial)}" if ident is None else str(ident)
-            alert_key = (fleet, str(payload.get("device")), ident)
+            request = alertmanager_alert(fleet, alert, self.clock.now(), self.active_ttl_s,
+                                         self.generator_url)
+            # without an id, an alert stands for itself
+            ident = alert.id or f"#{next(self._serial)}"
+            alert_key = (fleet, alert.device, ident)
             out.append(_Delivery(ALERTMANAGER, f"{self.alertmanager_url}/api/v2/alerts",
-                                 _json([alert]), (ALERTMANAGER, *alert_key), what))
+                                 _json([request]), (ALERTMANAGER, *alert_key), what))
         if self.webhook_url:
-            out.append(_Delivery(WEBHOOK, self.webhook_url, _json({"text": slack_text(payload)}),
+            out.append(_Delivery(WEBHOOK, self.webhook_url, _json({"text": slack_text(alert)}),
                                  (WEBHOOK, str(next(self._serial))), what))
         return out
 
@@ -368,19 +373,19 @@ class RouterThread:
                  retry_s: float = 1.0) -> None:
         self.router = router
         self.retry_s = retry_s
-        self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(queue_size)
+        self._queue: queue.Queue[tuple[str, AlertPayload] | None] = queue.Queue(queue_size)
         self._thread = threading.Thread(target=self._run, name="alert-routing", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, fleet: str, payload: dict[str, Any]) -> None:
+    def submit(self, fleet: str, payload: AlertPayload) -> None:
         try:
             self._queue.put_nowait((fleet, payload))
         except queue.Full:
             self.router.dropped["queue"] += 1
-            log.warning("alert routing is behind: dropped alert %r",
-                        str(payload.get("id"))[:80])
+            ident = payload.id if isinstance(payload, Alert) else payload.get("id")
+            log.warning("alert routing is behind: dropped alert %r", str(ident)[:80])
 
     def close(self, timeout: float = 10.0) -> None:
         """Route what was submitted (one attempt each), then stop the thread."""

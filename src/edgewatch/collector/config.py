@@ -6,8 +6,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
-from edgewatch.config import TlsConfig, read_toml
-from edgewatch.typedconfig import build, section, setting
+from edgewatch.mqtt_auth import TlsConfig
+from edgewatch.typedconfig import build, read_toml, section, setting
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,16 +1,17 @@
-"""Fleet views over stored summary payloads: merged histograms per model, peer outliers.
+"""Fleet views over stored summaries: merged histograms per model, peer outliers.
 
 A summary's ``reference_id`` names the model and reference profile its histograms are
 counted against, so summaries with the same ``reference_id`` share their bins and merge
 by adding counts, whichever device sent them. Everything here is a pure function of the
-payloads (as :meth:`edgewatch.collector.store.Store.summaries` returns them).
+summaries (schema 2, as :meth:`edgewatch.collector.store.Store.summaries` returns them).
 
->>> a = {"device": "a", "reference_id": "r", "window": {"start": 0, "end": 10, "windows": 1},
-...      "features": {"x": {"counts": [0, 2, 1], "missing": 0}},
-...      "labels": {"classes": {"counts": {"car": 2}}}}
->>> b = {"device": "b", "reference_id": "r", "window": {"start": 5, "end": 20, "windows": 3},
-...      "features": {"x": {"counts": [1, 0, 4], "missing": 2}},
-...      "labels": {"classes": {"counts": {"car": 1, "bus": 1}}}}
+>>> from edgewatch.contracts.summary import Frames, Labels, Numeric, Summary, Window
+>>> a = Summary(Window(0, 10), "r", Frames(), device="a",
+...             features={"x": Numeric([0, 2, 1])},
+...             labels={"classes": Labels({"car": 2})})
+>>> b = Summary(Window(5, 20, windows=3), "r", Frames(), device="b",
+...             features={"x": Numeric([1, 0, 4], missing=2)},
+...             labels={"classes": Labels({"car": 1, "bus": 1})})
 >>> w = fleet_histograms([a, b])["r"]
 >>> w.features["x"], w.missing["x"], w.labels["classes"], (w.devices, w.summaries, w.windows)
 ([1, 2, 5], 2, {'bus': 1, 'car': 3}, (2, 2, 4))
@@ -18,12 +19,12 @@ payloads (as :meth:`edgewatch.collector.store.Store.summaries` returns them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from edgewatch.contracts.summary import Summary
 from edgewatch.errors import StatsError
 from edgewatch.stats import BinnedHistogram
 from edgewatch.stats.drift import js_distance
@@ -40,7 +41,7 @@ class FleetWindow:
     devices: int
     """Distinct devices merged (summaries without a ``device`` field are not counted)."""
     summaries: int
-    """Summary payloads merged."""
+    """Summaries merged."""
     windows: int
     """Original windows merged (a compacted summary counts its ``window.windows``)."""
     start: float | None
@@ -77,34 +78,34 @@ class _Accumulator:
     missing: dict[str, int] = field(default_factory=dict)
     labels: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def add(self, summary: Mapping[str, Any]) -> None:
-        device = summary.get("device")
-        if isinstance(device, str):
-            self.devices.add(device)
+    def add(self, summary: Summary) -> None:
+        if summary.device:
+            self.devices.add(summary.device)
         self.summaries += 1
-        window = summary.get("window") or {}
-        self.windows += int(window.get("windows", 1))
-        self.start = _extreme(min, self.start, window.get("start"))
-        self.end = _extreme(max, self.end, window.get("end"))
-        for name, feat in (summary.get("features") or {}).items():
-            self._add_counts(summary, name, feat.get("counts") or [])
-            self.missing[name] = self.missing.get(name, 0) + int(feat.get("missing", 0))
-        for name, cat in (summary.get("labels") or {}).items():
+        window = summary.window
+        self.windows += window.windows
+        self.start = _extreme(min, self.start, window.start)
+        self.end = _extreme(max, self.end, window.end)
+        for name, feat in summary.features.items():
+            self._add_counts(summary.reference_id, summary.device, name, feat.counts)
+            self.missing[name] = self.missing.get(name, 0) + feat.missing
+        for name, cat in summary.labels.items():
             mix = self.labels.setdefault(name, {})
-            for label, n in (cat.get("counts") or {}).items():
-                mix[label] = mix.get(label, 0) + int(n)
+            for label, n in cat.counts.items():
+                mix[label] = mix.get(label, 0) + n
 
-    def _add_counts(self, summary: Mapping[str, Any], name: str, counts: list[Any]) -> None:
+    def _add_counts(self, reference_id: str, device: str, name: str,
+                    counts: list[int]) -> None:
         total = self.features.get(name)
         if total is None:
-            self.features[name] = [int(c) for c in counts]
+            self.features[name] = list(counts)
         elif len(total) != len(counts):
             raise StatsError(
-                f"reference {summary.get('reference_id')!r}, feature {name!r}: device "
-                f"{summary.get('device')!r} sent {len(counts)} bins, others {len(total)}")
+                f"reference {reference_id!r}, feature {name!r}: device "
+                f"{device!r} sent {len(counts)} bins, others {len(total)}")
         else:
             for i, c in enumerate(counts):
-                total[i] += int(c)
+                total[i] += c
 
     def freeze(self, reference_id: str) -> FleetWindow:
         return FleetWindow(
@@ -114,28 +115,25 @@ class _Accumulator:
             labels={k: dict(sorted(v.items())) for k, v in self.labels.items()})
 
 
-def _extreme(pick: Any, current: float | None, value: Any) -> float | None:
-    if value is None:
-        return current
-    v = float(value)
-    return v if current is None else float(pick(current, v))
+def _extreme(pick: Callable[[float, float], float], current: float | None,
+             value: float) -> float:
+    return value if current is None else pick(current, value)
 
 
-def _merge(summaries: Iterable[Mapping[str, Any]]) -> dict[str, _Accumulator]:
+def _merge(summaries: Iterable[Summary]) -> dict[str, _Accumulator]:
     merged: dict[str, _Accumulator] = {}
     for summary in summaries:
-        reference_id = summary.get("reference_id")
-        if not isinstance(reference_id, str):
-            raise StatsError("summary payload lacks its 'reference_id'")
-        merged.setdefault(reference_id, _Accumulator()).add(summary)
+        if not summary.reference_id:
+            raise StatsError("summary lacks its 'reference_id'")
+        merged.setdefault(summary.reference_id, _Accumulator()).add(summary)
     return merged
 
 
-def fleet_histograms(summaries: Iterable[Mapping[str, Any]]) -> dict[str, FleetWindow]:
+def fleet_histograms(summaries: Iterable[Summary]) -> dict[str, FleetWindow]:
     """Merge summaries per ``reference_id``: bin counts and label counts add.
 
-    Raises StatsError when a summary has no ``reference_id`` or when two summaries of one
-    reference disagree on a feature's number of bins.
+    Raises StatsError when a summary has an empty ``reference_id`` or when two summaries of
+    one reference disagree on a feature's number of bins.
     """
     return {ref: acc.freeze(ref) for ref, acc in sorted(_merge(summaries).items())}
 
@@ -149,7 +147,7 @@ def _js(own: list[int], peers: list[int]) -> float | None:
 
 
 def peer_outliers(
-    latest: Mapping[str, Iterable[Mapping[str, Any]]],
+    latest: Mapping[str, Iterable[Summary]],
     threshold_js: float = 0.3,
     min_windows: int = 1,
 ) -> list[PeerOutlier]:
@@ -190,5 +188,5 @@ def _totals(reference_id: str, devices: Mapping[str, _Accumulator]) -> dict[str,
     fleet = _Accumulator()
     for device, acc in devices.items():
         for name, counts in acc.features.items():
-            fleet._add_counts({"reference_id": reference_id, "device": device}, name, counts)
+            fleet._add_counts(reference_id, device, name, counts)
     return fleet.features

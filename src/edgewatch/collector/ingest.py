@@ -3,6 +3,14 @@
 Messages are acknowledged (manual PUBACK) only after the transaction holding them has
 committed, so a collector killed at any moment loses nothing: the broker redelivers
 whatever was not acknowledged, and the store ignores what it already has.
+
+Nothing a device sends stalls the ingest. A payload that does not decode into its contract
+is counted in ``stats.bad[reason]`` (reason: one of :data:`edgewatch.contracts.codec.REASONS`),
+logged at most once a minute per reason, and acknowledged. A decoded message the store
+refuses (a value the database cannot take) is kept, bytes and topic, in the store's
+``quarantine`` table in the transaction that stores the rest of its batch, and counted
+under ``store``. Only a store that fails as a whole (database unreachable) holds the batch
+back: it is retried, and not acknowledged until it commits.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
@@ -22,23 +31,29 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.collector.config import CollectorMqttConfig, StoreConfig
-from edgewatch.collector.store import RejectedPayload
-from edgewatch.collector.validate import BadPayload, check
+from edgewatch.collector.store import Item, Quarantined, RejectedPayload
+from edgewatch.collector.validate import check
+from edgewatch.contracts.alert import Alert
+from edgewatch.contracts.codec import Rejected
 from edgewatch.mqtt_auth import secure
 
 log = logging.getLogger(__name__)
 
-Item = tuple[str, str, str, dict[str, Any], float]
+LOG_EVERY_S = 60.0
+"""A refusal is logged at most once per reason in this many seconds."""
+
+__all__ = ["IngestStats", "Ingestor", "Item", "make_client", "subscription"]
 
 
 class Store(Protocol):
-    def ingest_many(self, items: list[Item]) -> list[bool]: ...
+    def ingest_many(self, items: Sequence[Item],
+                    quarantine: Sequence[Quarantined] = ()) -> list[bool]: ...
 
 
 class AlertSink(Protocol):
     """Where new alert messages go (alert_routing.RouterThread); must not block."""
 
-    def submit(self, fleet: str, payload: dict[str, Any]) -> None: ...
+    def submit(self, fleet: str, payload: Alert) -> None: ...
 
 
 @dataclasses.dataclass
@@ -49,8 +64,40 @@ class IngestStats:
     stored: Counter[str] = dataclasses.field(default_factory=Counter)
     duplicates: int = 0
     bad: Counter[str] = dataclasses.field(default_factory=Counter)
+    """Refused messages by reason (only the keys of codec.REASONS; ``store``: quarantined)."""
     store_errors: int = 0
+    """Failed store transactions (retried)."""
+    unexpected: int = 0
+    """Messages on which the ingest itself failed (a bug): logged, acknowledged, dropped."""
     connected: bool = False
+
+
+class RateLimitedLog:
+    """Logs a warning at most once per key in ``every_s`` seconds; says how many were not
+    logged in between."""
+
+    def __init__(self, clock: Clock, every_s: float = LOG_EVERY_S) -> None:
+        self.clock = clock
+        self.every_s = every_s
+        self._last: dict[str, float] = {}
+        self._skipped: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def warning(self, key: str, fmt: str, *args: Any) -> bool:
+        """Log unless ``key`` was logged less than ``every_s`` ago; whether it was."""
+        now = self.clock.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.every_s:
+                self._skipped[key] += 1
+                return False
+            self._last[key] = now
+            skipped = self._skipped.pop(key, 0)
+        if skipped:
+            fmt += " (and %d more since the last report)"
+            args = (*args, skipped)
+        log.warning(fmt, *args)
+        return True
 
 
 def subscription(cfg: CollectorMqttConfig) -> str:
@@ -80,6 +127,7 @@ class Ingestor:
         self.alerts = alerts
         self.clock = clock or SystemClock()
         self.stats = IngestStats()
+        self.refusals = RateLimitedLog(self.clock)
         self.stop_event = threading.Event()
         self._queue: queue.Queue[tuple[int, int, Item | None]] = queue.Queue(
             store_cfg.queue_size)
@@ -122,16 +170,40 @@ class Ingestor:
         self.stats.connected = False
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        self.stats.received += 1
+        """Never raises: whatever happens, the message is queued for its acknowledgement."""
+        item = None
         try:
-            parsed = check(msg.topic, msg.payload, self.cfg.topic_root)
-        except BadPayload as exc:
-            self.stats.bad[exc.reason] += 1
-            log.warning("dropped a message on %s: %s", msg.topic[:200], exc)
-            parsed = None
-        item = None if parsed is None else (*parsed, self.clock.now())
+            self.stats.received += 1
+            item = self._item(msg)
+        except Exception as exc:  # a bug: count it, log it (briefly), go on
+            self.stats.unexpected += 1
+            self.refusals.warning("unexpected", "ingest failed on a message: %s (debug logs "
+                                  "have the traceback)", type(exc).__name__)
+            log.debug("ingest failure", exc_info=True)
         # Blocks when the store falls behind: paho stops reading, the broker keeps the rest.
         self._queue.put((msg.mid, msg.qos, item))
+
+    def _item(self, msg: mqtt.MQTTMessage) -> Item | None:
+        """The message decoded for the store; None when it is refused or not stored."""
+        topic = "?"
+        try:
+            try:
+                topic = msg.topic
+            except UnicodeDecodeError:
+                raise Rejected("topic", "the topic is not UTF-8") from None
+            props = msg.properties
+            ctype = getattr(props, "ContentType", None) if props is not None else None
+            raw = bytes(msg.payload)
+            parsed = check(topic, raw, self.cfg.topic_root, ctype)
+        except Rejected as exc:
+            self.stats.bad[exc.reason] += 1
+            self.refusals.warning(exc.reason, "refused a message on %.200r: %s: %.200s",
+                                  topic, exc.reason, exc.detail)
+            return None
+        if parsed is None:
+            return None
+        kind, fleet, device, message = parsed
+        return Item(kind, fleet, device, message, self.clock.now(), topic, raw)
 
     # -- store thread ---------------------------------------------------------------------
 
@@ -156,30 +228,43 @@ class Ingestor:
 
     def _store(self, batch: list[tuple[int, int, Item | None]]) -> None:
         items = [item for _, _, item in batch if item is not None]
+        kept: list[Quarantined] = []
+        fresh: list[bool] = []
         delay = 0.5
-        while items:
+        while items or kept:
             try:
-                fresh = self.store.ingest_many(items)
+                fresh = self.store.ingest_many(items, kept)
                 break
-            except RejectedPayload as exc:  # one bad item: drop it, store the rest
-                self.stats.bad[f"store:{exc.reason}"[:40]] += 1
-                log.warning("store refused a message: %s", exc)
-                del items[exc.index]
+            except RejectedPayload as exc:  # a poison item: quarantine it, store the rest
+                bad = items.pop(exc.index)
+                kept.append(Quarantined(bad.received, bad.topic, "store", exc.detail, bad.raw))
+                self.refusals.warning("store", "the store refused a message on %.200r (kept "
+                                      "in quarantine): %.200s", bad.topic, exc.detail)
             except Exception as exc:  # the store (PostgreSQL) may be briefly unreachable
                 self.stats.store_errors += 1
-                log.error("store failed (%s); retrying in %.1f s", exc, delay)
+                log.error("store failed (%s: %.300s); retrying in %.1f s", type(exc).__name__,
+                          (str(exc).splitlines() or [""])[0], delay)
                 if self.stop_event.wait(delay):
                     return  # not acknowledged: the broker delivers them again
                 delay = min(delay * 2, 30.0)
-        else:
-            fresh = []
+        if kept:
+            self.stats.bad["store"] += len(kept)
         for item, new in zip(items, fresh):
             if new:
-                self.stats.stored[item[0]] += 1
-                if item[0] == "alert" and self.alerts is not None:
-                    self.alerts.submit(item[1], item[3])  # routed once: only when new
+                self.stats.stored[item.kind] += 1
+                if isinstance(item.message, Alert):
+                    self._route(item.fleet, item.message)  # routed once: only when new
             else:
                 self.stats.duplicates += 1
         for mid, qos, _ in batch:
             if qos > 0:
                 self.client.ack(mid, qos)
+
+    def _route(self, fleet: str, alert: Alert) -> None:
+        if self.alerts is None:
+            return
+        try:
+            self.alerts.submit(fleet, alert)
+        except Exception as exc:  # routing must not hold back acknowledgements
+            self.stats.unexpected += 1
+            log.error("cannot route alert %.80r: %s", alert.id, type(exc).__name__)

@@ -26,14 +26,15 @@ by the feature set of the agent (at most :data:`MAX_FEATURES` per device); ``fau
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -41,33 +42,49 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from edgewatch.alert_metrics import QUALITY_FAULTS, SEVERITY_RANK
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.collector.fleet import MIN_PEER_DEVICES, peer_outliers
-from edgewatch.collector.ingest import IngestStats
 from edgewatch.collector.store import DeviceState, StoreError
+from edgewatch.contracts.codec import REASONS
+from edgewatch.contracts.summary import (
+    QUALITY_FAULTS,
+    SEVERITY_RANK,
+    Drift,
+    Frames,
+    Resources,
+    Sketch,
+    Summary,
+    undelta_keys,
+)
 from edgewatch.errors import EdgewatchError, StatsError
-from edgewatch.summary import FrameCounts
+from edgewatch.stats import LogSketch
+
+if TYPE_CHECKING:
+    from edgewatch.collector.ingest import IngestStats
 
 log = logging.getLogger(__name__)
 
 PREFIX = "edgewatch_"
-SEVERITIES: dict[str, int] = {k: int(v) for k, v in SEVERITY_RANK.items()}
+SEVERITIES: dict[str, float] = dict(SEVERITY_RANK)
 """Drift verdicts and the numbers ``edgewatch_drift_severity`` exports for them."""
 DEVICE_STATES = ("online", "offline", "stale")
 """Values of the ``state`` label of ``edgewatch_fleet_devices``."""
-PERCENTILES = (("50", "p50"), ("95", "p95"), ("99", "p99"))
-"""``percentile`` label values and the summary fields they are read from. (Not
+PERCENTILES = (("50", 0.50), ("95", 0.95), ("99", 0.99))
+"""``percentile`` label values and the quantiles recomputed from the latency sketch. (Not
 ``quantile``: Prometheus reserves that label for the summary type.)"""
-FRAME_CATEGORIES = tuple(f.name for f in fields(FrameCounts))
+FRAME_CATEGORIES: tuple[str, ...] = Frames.__struct_fields__
 """``category`` label values of ``edgewatch_window_frames`` (the ``frames`` counters)."""
 # QUALITY_FAULTS (the agent's data-quality faults) are always exported, 0 when the window
 # had none; unknown fault names add up under OTHER_FAULT.
 OTHER_FAULT = "other"
 MESSAGE_KINDS = ("summary", "alert", "status", "cmd_result")
 """``kind`` label values of ``edgewatch_collector_messages_total``."""
-BAD_REASONS = ("topic", "schema", "device", "size", "json", "transport")
-"""``reason`` label values of ``edgewatch_collector_bad_payloads_total`` (always exported)."""
+BAD_REASONS = tuple(REASONS)
+"""``reason`` label values of ``edgewatch_collector_bad_payloads_total`` (always exported):
+the reasons :func:`edgewatch.contracts.decode` refuses a payload for."""
+UNEXPORTABLE_REASONS = ("invalid", "undecodable")
+"""``reason`` label values of ``edgewatch_collector_unexportable_values_total``: a value
+that is not finite, overflows or cannot be computed; a stored row that does not decode."""
 MAX_FEATURES = 64
 """Features per device exported at most (the agent's feature set has about 25)."""
 MAX_SENSORS = 16
@@ -182,6 +199,9 @@ METRICS: tuple[MetricSpec, ...] = (
     _c("collector_duplicates_total", "Messages received again and ignored by the store."),
     _c("collector_bad_payloads_total", "Messages dropped as invalid, by reason.", "reason"),
     _c("collector_store_errors_total", "Failed attempts to write a batch to the store."),
+    _c("collector_unexportable_values_total", "Device values left out of scrapes because "
+       "they could not be exported (counted at every scrape that leaves them out).",
+       "reason"),
 )
 """Every metric family the collector exports (names as they appear in the exposition)."""
 
@@ -196,37 +216,16 @@ class DeviceSource(Protocol):
 
     def devices(self) -> list[DeviceState]: ...
 
-    def summaries(self, device: str, limit: int = 20) -> list[dict[str, Any]]: ...
+    def summaries(self, device: str, limit: int = 20) -> list[Summary]: ...
 
 
-def _number(value: Any) -> float | None:
-    """A finite float, or None for anything else (bools, strings, NaN, missing)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    v = float(value)
-    return v if math.isfinite(v) else None
-
-
-def _get(data: Any, *path: str) -> Any:
-    """``data[path[0]][path[1]]...``, or None when any step is missing or not a dict."""
-    for key in path:
-        if not isinstance(data, Mapping):
-            return None
-        data = data.get(key)
-    return data
-
-
-def _dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _names(keys: Iterable[Any], limit: int) -> list[str]:
+def _names(keys: Iterable[str], limit: int) -> list[str]:
     """The usable label values among ``keys``: short plain names, sorted, at most ``limit``."""
-    return sorted(k for k in keys if isinstance(k, str) and _NAME.fullmatch(k))[:limit]
+    return sorted(k for k in keys if _NAME.fullmatch(k))[:limit]
 
 
-def _info(value: Any) -> str:
-    return "" if value is None else str(value)[:MAX_INFO_VALUE]
+def _info(value: str | None) -> str:
+    return "" if value is None else value[:MAX_INFO_VALUE]
 
 
 def device_state_of(online: bool, last_window_end: float | None, status_time: float | None,
@@ -241,20 +240,57 @@ def device_state_of(online: bool, last_window_end: float | None, status_time: fl
     return "online"
 
 
+def latency_quantile(sketch: Sketch, q: float) -> float:
+    """Quantile ``q`` of a summary's latency sketch (its keys are sent as differences), as
+    the agent computes it; NaN when the sketch is empty. StatsError or OverflowError for a
+    sketch no agent sends (an accuracy outside (0, 1), keys and counts of unequal length,
+    keys beyond any float)."""
+    restored = LogSketch.from_dict({
+        "accuracy": sketch.accuracy, "count": sketch.n, "zero": sketch.zero,
+        "max": sketch.max, "keys": undelta_keys(sketch.keys), "counts": sketch.counts})
+    return restored.quantile(q)
+
+
 class _Families:
-    """The metric families of one scrape, created on first use, yielded in METRICS order."""
+    """The metric families of one scrape, created on first use, yielded in METRICS order.
+
+    Values that cannot be exported are left out and counted in ``unexportable`` (by
+    reason): a non-finite or overflowing value (``invalid``), a stored row that does not
+    decode (``undecodable``)."""
 
     def __init__(self) -> None:
         self._families: dict[str, _Family] = {}
+        self.unexportable: dict[str, int] = dict.fromkeys(UNEXPORTABLE_REASONS, 0)
 
     def add(self, name: str, labels: Sequence[str], value: float | None) -> None:
-        """Add one sample; ``None`` values are skipped."""
+        """Add one sample; ``None`` values are skipped, non-finite ones counted."""
         if value is None:
+            return
+        try:
+            number = float(value)
+        except (OverflowError, TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            self.skip("invalid")
             return
         family = self._families.get(name)
         if family is None:
             family = self._families[name] = _family(SPECS[name])
-        family.add_metric(list(labels), value)
+        family.add_metric(list(labels), number)
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.unexportable[reason] += n
+
+    @contextlib.contextmanager
+    def guard(self, key: DeviceLabels, what: str) -> Iterator[None]:
+        """Run one device's group of samples; an error in it skips the rest of the group
+        (counted as ``invalid``), never the scrape."""
+        try:
+            yield
+        except Exception as exc:
+            self.skip("invalid")
+            log.warning("metrics: device %.130r: %s left out of this scrape: %s: %s",
+                        key[0], what, type(exc).__name__, exc)
 
     def __iter__(self) -> Iterator[Metric]:
         for spec in METRICS:
@@ -277,10 +313,13 @@ def _device_samples(out: _Families, state: DeviceState, status: DeviceStateName,
     """Status, bookkeeping and (when there is one) latest-summary metrics of one device."""
     key: DeviceLabels = (state.device, state.fleet)
     manifest = state.manifest
-    out.add(PREFIX + "device_info", (*key, _info(manifest.get("model_name")),
-                                     _info(manifest.get("adapter")),
-                                     _info(manifest.get("reference_id")),
-                                     _info(manifest.get("agent_version"))), 1.0)
+    if manifest is not None:
+        out.add(PREFIX + "device_info", (*key, _info(manifest.model_name),
+                                         _info(manifest.adapter),
+                                         _info(manifest.reference_id),
+                                         _info(manifest.agent_version)), 1.0)
+    else:
+        out.add(PREFIX + "device_info", (*key, "", "", "", ""), 1.0)
     out.add(PREFIX + "device_online", key, float(state.online))
     out.add(PREFIX + "device_stale", key, float(status == "stale"))
     out.add(PREFIX + "device_last_seen_timestamp_seconds", key, state.last_seen)
@@ -293,96 +332,92 @@ def _device_samples(out: _Families, state: DeviceState, status: DeviceStateName,
     out.add(PREFIX + "historical_messages", key, float(state.historical))
     out.add(PREFIX + "seq_gaps", key, float(state.gaps))
     out.add(PREFIX + "active_alerts", key, float(state.active_alerts))
+    if state.unreadable:
+        out.skip("undecodable", state.unreadable)
     if state.last_summary is not None:
         _summary_samples(out, key, state.last_summary)
 
 
-def _summary_samples(out: _Families, key: DeviceLabels, summary: Mapping[str, Any]) -> None:
-    """Metrics read from one device's latest summary payload."""
-    _drift_samples(out, key, _dict(summary.get("drift")))
-    _frame_samples(out, key, summary)
-    _latency_samples(out, key, _dict(summary.get("latency")))
-    _resource_samples(out, key, _dict(summary.get("resources")))
-    quality = summary.get("quality")
-    if isinstance(quality, Mapping):
-        _quality_samples(out, key, quality)
-    out.add(PREFIX + "anomaly_rate", key, _number(_get(summary, "anomaly", "rate")))
-    outbox = summary.get("outbox")
-    if isinstance(outbox, Mapping):
-        out.add(PREFIX + "outbox_pending_messages", key, _number(outbox.get("pending")))
-        out.add(PREFIX + "outbox_degraded", key, float(bool(outbox.get("degraded"))))
-
-
-def _severity(value: Any) -> float | None:
-    level = SEVERITIES.get(value) if isinstance(value, str) else None
-    return None if level is None else float(level)
-
-
-def _drift_samples(out: _Families, key: DeviceLabels, drift: Mapping[str, Any]) -> None:
-    if not drift:
-        return
-    out.add(PREFIX + "drift_severity", key, _severity(drift.get("severity")))
-    out.add(PREFIX + "drift_score", key, _number(drift.get("score")))
-    out.add(PREFIX + "drift_insufficient_data", key, float(drift.get("insufficient") is True))
-    features = _dict(drift.get("features"))
-    for name in _names(features, MAX_FEATURES):
-        feature = _dict(features[name])
-        out.add(PREFIX + "feature_drift_effect", (*key, name), _number(feature.get("effect")))
-        out.add(PREFIX + "feature_drift_status", (*key, name), _severity(feature.get("status")))
-
-
-def _frame_samples(out: _Families, key: DeviceLabels, summary: Mapping[str, Any]) -> None:
-    frames = _dict(summary.get("frames"))
-    for category in FRAME_CATEGORIES:
-        out.add(PREFIX + "window_frames", (*key, category), _number(frames.get(category)))
-    start = _number(_get(summary, "window", "start"))
-    end = _number(_get(summary, "window", "end"))
-    length = None if start is None or end is None else end - start
-    out.add(PREFIX + "window_duration_seconds", key, length)
-    seen = _number(frames.get("seen"))
-    if seen is not None and length is not None and length > 0:
-        out.add(PREFIX + "frames_per_second", key, seen / length)
-    dropped, monitored = _number(frames.get("dropped")), _number(frames.get("monitored"))
-    if dropped is not None and monitored is not None:  # of the frames sampling selected
-        offered = monitored + dropped
-        out.add(PREFIX + "frames_dropped_ratio", key, dropped / offered if offered > 0 else 0.0)
-
-
-def _latency_samples(out: _Families, key: DeviceLabels, latency: Mapping[str, Any]) -> None:
+def _summary_samples(out: _Families, key: DeviceLabels, summary: Summary) -> None:
+    """Metrics read from one device's latest summary; each group stands alone."""
+    if summary.drift is not None:
+        with out.guard(key, "drift"):
+            _drift_samples(out, key, summary.drift)
+    with out.guard(key, "frames"):
+        _frame_samples(out, key, summary)
     for metric, stage in (("inference_latency_seconds", "inference_ms"),
                           ("frame_latency_seconds", "total_ms")):
-        values = _dict(latency.get(stage))
-        for percentile, field in PERCENTILES:
-            ms = _number(values.get(field))
-            out.add(PREFIX + metric, (*key, percentile), None if ms is None else ms * _MS)
+        sketch = summary.latency.get(stage)
+        if sketch is not None:
+            with out.guard(key, f"latency {stage}"):
+                _latency_samples(out, key, metric, sketch)
+    with out.guard(key, "resources"):
+        _resource_samples(out, key, summary.resources)
+    if summary.quality:
+        with out.guard(key, "quality"):
+            _quality_samples(out, key, summary.quality)
+    anomaly = summary.anomaly
+    out.add(PREFIX + "anomaly_rate", key,
+            anomaly.frames / anomaly.scored if anomaly.scored else 0.0)
+    if summary.outbox is not None:
+        out.add(PREFIX + "outbox_pending_messages", key, float(summary.outbox.pending))
+        out.add(PREFIX + "outbox_degraded", key, float(bool(summary.outbox.degraded)))
 
 
-def _resource_samples(out: _Families, key: DeviceLabels, res: Mapping[str, Any]) -> None:
-    for name in ("process_cpu_percent", "system_cpu_percent", "memory_percent",
-                 "disk_percent"):
-        out.add(PREFIX + name, key, _number(res.get(name)))
-    for metric, field in (("process_rss_bytes", "process_rss_mb"),
-                          ("disk_free_bytes", "disk_free_mb")):
-        mib = _number(res.get(field))
+def _drift_samples(out: _Families, key: DeviceLabels, drift: Drift) -> None:
+    out.add(PREFIX + "drift_severity", key, SEVERITIES[drift.severity])
+    out.add(PREFIX + "drift_score", key, drift.score)
+    out.add(PREFIX + "drift_insufficient_data", key, float(drift.insufficient))
+    for name in _names({*drift.effects, *drift.flagged}, MAX_FEATURES):
+        flagged = drift.flagged.get(name)
+        effect = drift.effects.get(name, None if flagged is None else flagged.effect)
+        status = "ok" if flagged is None else flagged.status
+        out.add(PREFIX + "feature_drift_effect", (*key, name), effect)
+        out.add(PREFIX + "feature_drift_status", (*key, name), SEVERITIES[status])
+
+
+def _frame_samples(out: _Families, key: DeviceLabels, summary: Summary) -> None:
+    frames = summary.frames
+    for category in FRAME_CATEGORIES:
+        out.add(PREFIX + "window_frames", (*key, category), float(getattr(frames, category)))
+    length = summary.window.end - summary.window.start
+    out.add(PREFIX + "window_duration_seconds", key, length)
+    if length > 0:
+        out.add(PREFIX + "frames_per_second", key, frames.seen / length)
+    offered = frames.monitored + frames.dropped  # of the frames sampling selected
+    out.add(PREFIX + "frames_dropped_ratio", key,
+            frames.dropped / offered if offered > 0 else 0.0)
+
+
+def _latency_samples(out: _Families, key: DeviceLabels, metric: str, sketch: Sketch) -> None:
+    if sketch.n == 0:
+        return  # no frame timed: unknown, not bad
+    for percentile, q in PERCENTILES:
+        out.add(PREFIX + metric, (*key, percentile), latency_quantile(sketch, q) * _MS)
+
+
+def _resource_samples(out: _Families, key: DeviceLabels, res: Resources) -> None:
+    out.add(PREFIX + "process_cpu_percent", key, res.process_cpu_percent)
+    out.add(PREFIX + "system_cpu_percent", key, res.system_cpu_percent)
+    out.add(PREFIX + "memory_percent", key, res.memory_percent)
+    out.add(PREFIX + "disk_percent", key, res.disk_percent)
+    for metric, mib in (("process_rss_bytes", res.process_rss_mb),
+                        ("disk_free_bytes", res.disk_free_mb)):
         out.add(PREFIX + metric, key, None if mib is None else mib * _MIB)
-    temperatures = _dict(res.get("temperatures_c"))
+    temperatures = res.temperatures_c or {}
     for sensor in _names(temperatures, MAX_SENSORS):
-        out.add(PREFIX + "temperature_celsius", (*key, sensor),
-                _number(temperatures[sensor]))
+        out.add(PREFIX + "temperature_celsius", (*key, sensor), temperatures[sensor])
 
 
-def _quality_samples(out: _Families, key: DeviceLabels, quality: Mapping[str, Any]) -> None:
+def _quality_samples(out: _Families, key: DeviceLabels, quality: Mapping[str, int]) -> None:
     """Every known fault (0 when absent from the window); unknown ones sum to ``other``."""
     counts = dict.fromkeys(QUALITY_FAULTS, 0.0)
     other: float | None = None
     for fault, frames in quality.items():
-        n = _number(frames)
-        if n is None:
-            continue
         if fault in counts:
-            counts[fault] += n
+            counts[fault] += frames
         else:
-            other = (other or 0.0) + n
+            other = (other or 0.0) + frames
     for fault, n in counts.items():
         out.add(PREFIX + "quality_fault_frames", (*key, fault), n)
     out.add(PREFIX + "quality_fault_frames", (*key, OTHER_FAULT), other)
@@ -400,9 +435,10 @@ def _fleet_samples(out: _Families, states: Sequence[DeviceState],
         counts[status[state.device]] = counts.get(status[state.device], 0.0) + 1
         if status[state.device] == "offline":
             continue
-        severity = _get(state.last_summary, "drift", "severity")
-        if isinstance(severity, str) and severity in SEVERITIES:
-            counts["severity:" + severity] = counts.get("severity:" + severity, 0.0) + 1
+        drift = None if state.last_summary is None else state.last_summary.drift
+        if drift is not None:
+            counts["severity:" + drift.severity] = counts.get("severity:" + drift.severity,
+                                                              0.0) + 1
     for fleet, counts in sorted(fleets.items()):
         for name in DEVICE_STATES:
             out.add(PREFIX + "fleet_devices", (fleet, name), counts.get(name, 0.0))
@@ -419,15 +455,17 @@ def _peer_samples(out: _Families, source: DeviceSource, states: Sequence[DeviceS
     fresh = [s for s in states if status[s.device] == "online" and s.last_summary is not None]
     if len(fresh) < MIN_PEER_DEVICES:
         return
-    latest: dict[str, list[dict[str, Any]]] = {}
+    latest: dict[str, list[Summary]] = {}
     for s in fresh:
         if windows > 1:
             latest[s.device] = source.summaries(s.device, windows)
+            # rows the store could not decode are left out of its answer
+            out.skip("undecodable", max(min(windows, s.summaries) - len(latest[s.device]), 0))
         else:
             latest[s.device] = [s.last_summary] if s.last_summary is not None else []
     try:
         found = peer_outliers(latest, threshold_js=threshold, min_windows=1)
-    except (StatsError, TypeError, ValueError, KeyError) as exc:
+    except (StatsError, ArithmeticError, ValueError) as exc:
         log.warning("peer outliers skipped in this scrape: %s", exc)
         return
     fleet_of = {s.device: s.fleet for s in fresh}
@@ -466,7 +504,10 @@ class FleetCollector(Collector):
     summaries with those of the other devices sharing its reference (1: no extra query);
     they are computed at every scrape (``peers=False`` turns them off).
     A store that cannot be read gives ``edgewatch_collector_store_up 0`` and no device
-    metrics; the scrape itself still succeeds.
+    metrics; the scrape itself still succeeds. A device value that cannot be exported (not
+    finite, overflowing, or in a stored row that does not decode) is left out and counted
+    in ``edgewatch_collector_unexportable_values_total``: one device's data never fails
+    the scrape.
     """
 
     def __init__(self, store: DeviceSource, stats: IngestStats | None = None,
@@ -485,6 +526,8 @@ class FleetCollector(Collector):
         self.peers = peers
         self.peer_js_threshold = float(peer_js_threshold)
         self.peer_windows = int(peer_windows)
+        self._unexportable: dict[str, int] = dict.fromkeys(UNEXPORTABLE_REASONS, 0)
+        self._lock = threading.Lock()  # scrapes may run concurrently
         if registry is not None:
             registry.register(self)
 
@@ -499,11 +542,21 @@ class FleetCollector(Collector):
             log.warning("metrics: cannot read the store: %s", exc)
             out = _Families()  # no half-built device metrics
             up = 0.0
+        except Exception:  # a store answer no reader foresaw: still answer the scrape
+            log.exception("metrics: reading the store failed")
+            out = _Families()
+            up = 0.0
         out.add(PREFIX + "collector_store_up", (), up)
         out.add(PREFIX + "collector_scrape_duration_seconds", (),
                 time.perf_counter() - started)
         if self.stats is not None:
             _ingest_samples(out, self.stats)
+        with self._lock:
+            for reason, n in out.unexportable.items():
+                self._unexportable[reason] += n
+            totals = dict(self._unexportable)
+        for reason, n in totals.items():
+            out.add(PREFIX + "collector_unexportable_values_total", (reason,), float(n))
         return list(out)
 
     def _store_samples(self, out: _Families) -> None:
@@ -512,7 +565,8 @@ class FleetCollector(Collector):
         status = {s.device: device_state_of(s.online, s.last_window_end, s.status_time, now,
                                             self.stale_after_s) for s in states}
         for state in states:
-            _device_samples(out, state, status[state.device], now)
+            with out.guard((state.device, state.fleet), "device"):
+                _device_samples(out, state, status[state.device], now)
         _fleet_samples(out, states, status)
         if self.peers:
             _peer_samples(out, self.store, states, status, self.peer_js_threshold,

@@ -11,6 +11,9 @@ The device answers through its outbox, so an answer takes a few hundred millisec
 Devices keep no persistent session: a command sent while the device is offline is not
 queued anywhere, it is simply lost (:class:`CommandTimeout` says so).
 
+Answers are decoded like every device message (:func:`edgewatch.contracts.decode`: JSON or
+compressed MessagePack) into :class:`~edgewatch.contracts.CommandResult`.
+
 The client uses the collector's ``[mqtt]`` settings (host, port, user, TLS): the broker ACL
 lets the collector's identity write commands and read results.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import threading
 import time
 import uuid
@@ -27,14 +31,19 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+import msgspec
+
 from edgewatch.collector.config import CollectorMqttConfig
 from edgewatch.collector.ingest import make_client
-from edgewatch.commands import RESULT_SCHEMA
-from edgewatch.commands import SCHEMA as CMD_SCHEMA
-from edgewatch.errors import EdgewatchError
+from edgewatch.contracts.alert import SCHEMA as ALERT_SCHEMA
+from edgewatch.contracts.alert import SEVERITY_ORDER, Alert
+from edgewatch.contracts.codec import Rejected, decode
+from edgewatch.contracts.command import RESULT_SCHEMA, CommandResult
+from edgewatch.contracts.command import SCHEMA as CMD_SCHEMA
 from edgewatch.contracts.topics import ID_PATTERN, Topics
+from edgewatch.errors import EdgewatchError
 
-SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+log = logging.getLogger(__name__)
 _NO_SUBSCRIBERS = 0x10
 _POLL_S = 0.05
 _MESSAGE_WIDTH = 80
@@ -56,47 +65,53 @@ class CommandNotDelivered(CommandTimeout):
 
 
 class AlertSource(Protocol):
-    def alerts(self, device: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
+    def alerts(self, device: str | None = None, limit: int = 100) -> list[Alert]: ...
 
 
-def _seq(payload: dict[str, Any]) -> int:
-    seq = payload.get("seq")
-    return seq if isinstance(seq, int) and not isinstance(seq, bool) else -1
-
-
-def _alert_key(payload: dict[str, Any]) -> tuple[str, str]:
+def _alert_key(alert: Alert) -> tuple[str, str]:
     """(device, alert id); an alert without an id stands for itself."""
-    ident = payload.get("id")
-    own = f"{payload.get('boot_id')}#{payload.get('seq')}"
-    return str(payload.get("device")), own if ident is None else str(ident)
+    own = f"{alert.boot_id}#{alert.seq}"
+    return alert.device, alert.id or own
 
 
-def _number(value: Any) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return float(value) if ok else 0.0
-
-
-def _order(payload: dict[str, Any]) -> tuple[int, float, str]:
+def _order(alert: Alert) -> tuple[int, float, str]:
     """Most severe first, then newest first, then by device."""
-    return (SEVERITY_ORDER.get(str(payload.get("severity")), len(SEVERITY_ORDER)),
-            -_number(payload.get("since")), str(payload.get("device")))
+    return (SEVERITY_ORDER.get(alert.severity, len(SEVERITY_ORDER)), -alert.since,
+            alert.device)
 
 
 def list_alerts(store: AlertSource, device: str | None = None, active_only: bool = True,
-                *, limit: int = 10000) -> list[dict[str, Any]]:
-    """The latest payload of each alert (per device and id, highest ``seq``), most severe
+                *, limit: int = 10000) -> list[Alert]:
+    """The latest message of each alert (per device and id, highest ``seq``), most severe
     and newest first; ``active_only`` leaves out resolved ones.
 
     Reads the newest ``limit`` alert messages: an alert whose last message is older than
     that is not listed.
     """
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for payload in store.alerts(device, limit):
-        key = _alert_key(payload)
-        if key not in latest or _seq(payload) > _seq(latest[key]):
-            latest[key] = payload
-    rows = [p for p in latest.values() if not active_only or p.get("state") != "resolved"]
+    latest: dict[tuple[str, str], Alert] = {}
+    for alert in store.alerts(device, limit):
+        key = _alert_key(alert)
+        if key not in latest or alert.seq > latest[key].seq:
+            latest[key] = alert
+    rows = [a for a in latest.values() if not active_only or a.state != "resolved"]
     return sorted(rows, key=_order)
+
+
+def _full(schema: str, message: msgspec.Struct) -> dict[str, Any]:
+    """Every field of a message, defaults included (the wire form leaves them out)."""
+    return {"schema": schema, **{name: msgspec.to_builtins(getattr(message, name))
+                                 for name in message.__struct_fields__}}
+
+
+def alert_rows(alerts: Iterable[Alert]) -> list[dict[str, Any]]:
+    """Alerts as plain data (``alerts list --json``): every field, defaults included, so
+    that each row has the same keys."""
+    return [_full(ALERT_SCHEMA, a) for a in alerts]
+
+
+def result_row(result: CommandResult) -> dict[str, Any]:
+    """A command's result as plain data (``alerts ... --json``), ``ok`` always present."""
+    return _full(RESULT_SCHEMA, result)
 
 
 class DeviceSource(AlertSource, Protocol):
@@ -109,8 +124,8 @@ def command_target(store: DeviceSource, device: str | None = None,
     it, the device that raised the active alert with id ``alert``. OperatorError when the
     store cannot tell."""
     if device is None and alert:
-        found = {str(a.get("device")) for a in list_alerts(store, None, active_only=True)
-                 if a.get("id") == alert}
+        found = {a.device for a in list_alerts(store, None, active_only=True)
+                 if a.id == alert}
         if len(found) != 1:
             raise OperatorError(f"no active alert with id {alert[:80]!r} in the collector's "
                                 "store: name the device")
@@ -124,38 +139,31 @@ def command_target(store: DeviceSource, device: str | None = None,
     return str(state.fleet), device
 
 
-def _utc(t: Any) -> str:
-    if isinstance(t, bool) or not isinstance(t, (int, float)):
-        return "-"
+def _utc(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _cells(p: dict[str, Any]) -> list[str]:
-    expected = p.get("expected")
-    if not isinstance(expected, dict):
-        expected = {}
-    observed = p.get("observed")
-    message = str(p.get("message") or "")
+def _cells(a: Alert) -> list[str]:
+    expected = "-" if a.expected is None else f"{a.expected.op} {a.expected.value}"
+    message = a.message
     if len(message) > _MESSAGE_WIDTH:
         message = message[:_MESSAGE_WIDTH - 3] + "..."
-    return [str(p.get("severity", "-")), str(p.get("state", "-")), str(p.get("device", "-")),
-            str(p.get("rule", "-")), str(p.get("subject") or "-"), _utc(p.get("since")),
-            f"{observed:.4g}" if isinstance(observed, (int, float)) else "-",
-            f"{expected.get('op', '')} {expected.get('value', '')}".strip() or "-",
-            str(p.get("id", "-")), message]
+    return [a.severity, a.state, a.device or "-", a.rule, a.subject or "-", _utc(a.since),
+            "-" if a.observed is None else f"{a.observed:.4g}", expected, a.id or "-",
+            message]
 
 
 _HEADER = ["severity", "state", "device", "rule", "subject", "since (UTC)", "observed",
            "expected", "id", "message"]
 
 
-def _footer(rows: list[dict[str, Any]]) -> str:
-    states = Counter(str(r.get("state")) for r in rows)
+def _footer(rows: list[Alert]) -> str:
+    states = Counter(r.state for r in rows)
     parts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
     return f"{len(rows)} alert{'s' if len(rows) != 1 else ''} ({parts})"
 
 
-def format_alerts(rows: Iterable[dict[str, Any]]) -> str:
+def format_alerts(rows: Iterable[Alert]) -> str:
     """A terminal table of :func:`list_alerts` rows, with a count by state at the end."""
     rows = list(rows)
     if not rows:
@@ -185,7 +193,7 @@ class _Exchange:
     answered: threading.Event = dataclasses.field(default_factory=threading.Event)
     error: str = ""
     publish_reason: Any = None
-    result: dict[str, Any] | None = None
+    result: CommandResult | None = None
 
     def on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
         if reason.is_failure:
@@ -208,13 +216,14 @@ class _Exchange:
     def on_message(self, client: Any, _u: Any, msg: Any) -> None:
         if msg.qos > 0:
             client.ack(msg.mid, msg.qos)
+        ctype = getattr(msg.properties, "ContentType", None) or None
         try:
-            payload = json.loads(msg.payload)
-        except ValueError:
+            result = decode("cmd_result", msg.payload, ctype)
+        except Rejected as exc:  # not an answer anyone can read: not ours either
+            log.debug("ignoring a cmd_result that does not decode: %s", exc)
             return
-        if isinstance(payload, dict) and str(payload.get("id")) == self.command_id \
-                and payload.get("schema", RESULT_SCHEMA) == RESULT_SCHEMA:
-            self.result = payload
+        if isinstance(result, CommandResult) and str(result.id) == self.command_id:
+            self.result = result
             self.answered.set()
 
 
@@ -296,10 +305,10 @@ def _exchange(client: Any, topics: Topics, name: str, raw: bytes, ex: _Exchange,
 
 def send_command(mqtt_cfg: CollectorMqttConfig, fleet: str, device: str, name: str,
                  args: dict[str, Any], timeout_s: float = 10.0,
-                 token: str = "") -> dict[str, Any]:
-    """Send command ``name`` to one device and return its ``cmd_result`` payload.
+                 token: str = "") -> CommandResult:
+    """Send command ``name`` to one device and return its ``cmd_result``, decoded.
 
-    The result is returned as the device sent it, ``"ok": false`` included (its ``error``
+    The result is returned as the device sent it, ``ok`` false included (its ``error``
     says why). Raises :class:`CommandTimeout` when no answer arrives within ``timeout_s``
     (:class:`CommandNotDelivered` at once when the broker says nobody subscribes to the
     command topic) and :class:`OperatorError` when the broker cannot be used.

@@ -5,7 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-SEVERITY_ORDER = {"drift": 0, "warning": 1, "ok": 2, "-": 3}
+import msgspec
+
+from edgewatch.collector.store import DeviceState
+from edgewatch.contracts.summary import SEVERITY_RANK, Summary
+
+SEVERITY_ORDER = {s: len(SEVERITY_RANK) - 1 - int(r) for s, r in SEVERITY_RANK.items()} | {
+    "-": len(SEVERITY_RANK)}
+"""Table order of drift verdicts: drift first, devices without a verdict (``-``) last."""
 
 
 def _age(now: float, t: float | None) -> str:
@@ -21,20 +28,21 @@ def _age(now: float, t: float | None) -> str:
     return f"{s / 86400:.0f}d ago"
 
 
-def device_row(d: Any) -> dict[str, Any]:
+def device_row(d: DeviceState) -> dict[str, Any]:
     """One device as plain data (the --json form of a table row)."""
-    drift = (d.last_summary or {}).get("drift", {})
+    drift = None if d.last_summary is None else d.last_summary.drift
     return {
         "device": d.device, "fleet": d.fleet, "online": bool(d.online),
         "last_seen": d.last_seen, "last_window_end": d.last_window_end,
-        "drift_severity": drift.get("severity", "-"), "drift_score": drift.get("score"),
+        "drift_severity": "-" if drift is None else drift.severity,
+        "drift_score": None if drift is None else drift.score,
         "active_alerts": d.active_alerts, "gaps": d.gaps, "historical": d.historical,
-        "model": (d.manifest or {}).get("model_name"),
-        "reference_id": (d.manifest or {}).get("reference_id"),
+        "model": None if d.manifest is None else d.manifest.model_name,
+        "reference_id": None if d.manifest is None else d.manifest.reference_id,
     }
 
 
-def status_table(devices: list[Any], now: float) -> str:
+def status_table(devices: list[DeviceState], now: float) -> str:
     rows = sorted((device_row(d) for d in devices),
                   key=lambda r: (SEVERITY_ORDER.get(r["drift_severity"], 3), r["device"]))
     header = (f"{'device':20} {'fleet':12} {'state':8} {'last seen':10} {'drift':8} "
@@ -52,20 +60,33 @@ def status_table(devices: list[Any], now: float) -> str:
     return "\n".join(lines)
 
 
-def device_view(d: Any, summaries: list[dict[str, Any]]) -> dict[str, Any]:
+def _features(s: Summary) -> dict[str, dict[str, Any]]:
+    """Effect and status of every judged feature (status ``ok`` unless flagged)."""
+    if s.drift is None:
+        return {}
+    effects, flagged = s.drift.effects, s.drift.flagged
+    out = {}
+    for name in sorted({*effects, *flagged}):
+        f = flagged.get(name)
+        out[name] = {"effect": effects.get(name, None if f is None else f.effect),
+                     "status": "ok" if f is None else f.status}
+    return out
+
+
+def device_view(d: DeviceState, summaries: list[Summary]) -> dict[str, Any]:
+    """One device and its recent windows as plain data (``fleet device --json``)."""
     windows = []
     for s in summaries:
-        drift = s.get("drift", {})
-        feats = drift.get("features", {})
         windows.append({
-            "start": s["window"]["start"], "end": s["window"]["end"],
-            "seq": s.get("seq"), "historical": bool(s.get("historical")),
-            "frames": s.get("frames", {}), "severity": drift.get("severity", "-"),
-            "score": drift.get("score"), "quality": s.get("quality", {}),
-            "features": {k: {"effect": v.get("effect"), "status": v.get("status")}
-                         for k, v in sorted(feats.items())},
+            "start": s.window.start, "end": s.window.end,
+            "seq": s.seq, "historical": s.historical,
+            "frames": msgspec.structs.asdict(s.frames),
+            "severity": "-" if s.drift is None else s.drift.severity,
+            "score": None if s.drift is None else s.drift.score, "quality": dict(s.quality),
+            "features": _features(s),
         })
-    return {**device_row(d), "manifest": d.manifest, "windows": windows}
+    manifest = {} if d.manifest is None else msgspec.to_builtins(d.manifest)
+    return {**device_row(d), "manifest": manifest, "windows": windows}
 
 
 def device_text(view: dict[str, Any], now: float) -> str:

@@ -19,6 +19,12 @@ Idempotence
     devices by id) so that concurrent batches cannot deadlock each other; a deadlock or
     serialisation failure reported by PostgreSQL anyway is retried.
 
+Poison
+    An item whose values the database refuses (out of a column's range, a character it
+    cannot store) makes ``ingest_many`` try each item alone, rolled back, and raise
+    :class:`RejectedPayload` naming the first one refused: the caller keeps it in the
+    ``quarantine`` table and stores the rest.
+
 Schema
     ``devices``: one row per device (status, manifest, last message time).
     ``messages``: every stored message, its payload as JSON text; ``alert_id`` and
@@ -26,6 +32,12 @@ Schema
     ``covered``: the original seqs listed in ``merged_seqs`` of compacted summaries, so
     gap detection counts them as present. Gaps are counted over the union of message seqs
     and covered seqs, per device across boots (seqs are per device).
+    ``references``: the reference profiles devices publish (retained), by (device,
+    reference id): the bins and histograms of the windows stored.
+    ``quarantine``: messages the store refused (a value the database cannot take...), kept
+    as received (topic, bytes, reason, detail) for an operator; never read by ingest.
+    Payloads are the canonical JSON of the decoded message (``msgspec.json.encode``),
+    summaries as schema 2.
     Schema creation is idempotent (``CREATE ... IF NOT EXISTS``) and, on PostgreSQL, runs
     in one transaction under ``pg_advisory_xact_lock`` so that two processes starting at
     once do not race on the catalog.
@@ -38,7 +50,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import json
+import logging
 import math
 import sqlite3
 import threading
@@ -47,13 +59,22 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from edgewatch.alerts import ACTIVE
+import msgspec
+
+from edgewatch.contracts.alert import ACTIVE, Alert
+from edgewatch.contracts.codec import REASONS, Message
+from edgewatch.contracts.command import CommandResult
+from edgewatch.contracts.reference import Reference
+from edgewatch.contracts.status import Manifest, Status
+from edgewatch.contracts.summary import Summary, SummaryV1, compact
 from edgewatch.errors import EdgewatchError
 
 if TYPE_CHECKING:
     import psycopg
+
+log = logging.getLogger(__name__)
 
 MESSAGE_KINDS = ("summary", "alert", "cmd_result")
 """Kinds stored in ``messages``, keyed by (device, boot_id, seq)."""
@@ -62,8 +83,42 @@ STATUS_KIND = "status"
 ACTIVE_ALERT_STATES = ACTIVE
 """Alert states that count as active (in the alert's latest message)."""
 
-Item = tuple[str, str, str, dict[str, Any], float]
-"""One message to ingest: (kind, fleet, device, payload, received)."""
+REFERENCE_KIND = "reference"
+"""The retained reference profile: stored in ``references`` by (device, reference id)."""
+KINDS: dict[type, str] = {Summary: "summary", Alert: "alert", CommandResult: "cmd_result",
+                          Status: STATUS_KIND, Reference: REFERENCE_KIND}
+"""The kind of each device message type (the leaf of its topic)."""
+
+
+class Item(NamedTuple):
+    """One message to ingest, decoded (:func:`edgewatch.contracts.codec.decode`)."""
+
+    kind: str
+    fleet: str
+    device: str
+    """The topic's device (the message must name the same)."""
+    message: Message
+    received: float
+    topic: str = ""
+    """The topic it arrived on, and its bytes as received: what :class:`Quarantined`
+    keeps when the store refuses the message."""
+    raw: bytes = b""
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A message the store refused, kept as received in the ``quarantine`` table."""
+
+    received: float
+    topic: str
+    reason: str
+    """One of :data:`edgewatch.contracts.codec.REASONS` (``store`` from the ingest)."""
+    detail: str
+    payload: bytes
+    id: int | None = None
+    """Assigned by the store."""
+
+
 Row = tuple[Any, ...]
 T = TypeVar("T")
 
@@ -103,7 +158,27 @@ _DDL = (
         device TEXT NOT NULL,
         seq BIGINT NOT NULL,
         PRIMARY KEY (device, seq))""",
+    """CREATE TABLE IF NOT EXISTS "references" (
+        device TEXT NOT NULL,
+        reference_id TEXT NOT NULL,
+        fleet TEXT NOT NULL,
+        received DOUBLE PRECISION NOT NULL,
+        created DOUBLE PRECISION NOT NULL,
+        model_sha256 TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        PRIMARY KEY (device, reference_id))""",
 )
+_QUARANTINE_DDL = (
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        id {id} PRIMARY KEY,
+        received DOUBLE PRECISION NOT NULL,
+        topic TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        payload {blob} NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS quarantine_received ON quarantine (received)",
+)
+"""The dead-letter table; ``{id}`` and ``{blob}`` are the backend's column types."""
 
 _INSERT_MESSAGE = (
     "INSERT INTO messages (device, boot_id, seq, kind, fleet, received, window_start, "
@@ -111,6 +186,13 @@ _INSERT_MESSAGE = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 _INSERT_COVERED = "INSERT INTO covered (device, seq) VALUES (?, ?) ON CONFLICT DO NOTHING"
+_INSERT_REFERENCE = (
+    'INSERT INTO "references" (device, reference_id, fleet, received, created, model_sha256, '
+    "payload) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+_INSERT_QUARANTINE = (
+    "INSERT INTO quarantine (received, topic, reason, detail, payload) VALUES (?, ?, ?, ?, ?)"
+)
 _LATEST = (
     "CASE WHEN excluded.last_seen IS NULL THEN devices.last_seen "
     "WHEN devices.last_seen IS NULL OR excluded.last_seen > devices.last_seen "
@@ -138,13 +220,44 @@ class RejectedPayload(StoreError):
     """An item the store will never accept (retrying is pointless); nothing was written.
 
     ``index`` is the item's position in the ``ingest_many`` batch (0 for ``ingest``): drop
-    it and ingest the rest again.
+    it (quarantine it) and ingest the rest again. ``detail`` says why, in a line of at most
+    a few hundred characters that a database stores.
     """
 
-    def __init__(self, index: int, reason: str) -> None:
-        super().__init__(f"item {index}: {reason}")
+    def __init__(self, index: int, detail: str) -> None:
+        detail = _clean(detail, 500)
+        super().__init__(f"item {index}: {detail}")
         self.index = index
-        self.reason = reason
+        self.detail = detail
+        self.reason = detail
+        """The same as ``detail`` (the older name)."""
+
+
+class _Refused(StoreError):
+    """The database (or its driver) refused a value of the batch: one of its items is
+    poison, not the database unreachable."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class _DryRun(Exception):
+    """Raised to roll a trial write back (:meth:`Store._culprit`)."""
+
+
+def _first_line(exc: BaseException) -> str:
+    """The error's class and first line: PostgreSQL's DETAIL lines may quote the row, that
+    is the payload."""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+def _clean(text: str, limit: int) -> str:
+    """``text`` as a line any database stores: no NUL, no lone surrogate, at most about
+    ``limit`` characters."""
+    text = text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\x00", "\\x00")
 
 
 @dataclass(frozen=True)
@@ -161,10 +274,11 @@ class DeviceState:
     """When the latest message or birth from the device was received."""
     boot_id: str | None
     """Boot id of the latest status."""
-    manifest: dict[str, Any]
-    """Manifest of the latest birth ({} when none)."""
-    last_summary: dict[str, Any] | None
-    """Payload of the summary with the greatest window end."""
+    manifest: Manifest | None
+    """Manifest of the latest birth (None when none, or when it does not decode)."""
+    last_summary: Summary | None
+    """The summary with the greatest window end (None when none, or when it does not
+    decode)."""
     last_window_end: float | None
     summaries: int
     historical: int
@@ -173,6 +287,46 @@ class DeviceState:
     """Alert ids whose latest message (highest seq) is firing, acknowledged or snoozed."""
     gaps: int
     """Seqs missing between the device's smallest and largest known seq."""
+    unreadable: int = 0
+    """Stored payloads of the device this read could not decode (manifest, latest summary):
+    left out above, logged."""
+
+
+class UnreadableRow(EdgewatchError):
+    """A stored payload that does not decode into its contract (a row written by hand, by a
+    broken writer, or damaged). Not a :class:`StoreError`: the store itself works, and the
+    readers skip the row."""
+
+
+# --------------------------------------------------------------------------- reading rows
+
+
+def _decode(text: str | bytes, kind: Any, what: str) -> Any:
+    try:
+        return msgspec.json.decode(text, type=kind)
+    except msgspec.DecodeError as exc:  # ValidationError included
+        raise UnreadableRow(f"stored {what} does not decode: {str(exc)[:200]}") from None
+    except (RecursionError, TypeError) as exc:
+        raise UnreadableRow(f"stored {what} does not decode: {type(exc).__name__}") from None
+
+
+def read_summary(text: str | bytes) -> Summary:
+    """A stored summary as schema 2: rows stored as schema 1 JSON are compacted.
+    UnreadableRow when the text is not a summary within the contract's bounds."""
+    found = _decode(text, Summary | SummaryV1, "summary")
+    return compact(found) if isinstance(found, SummaryV1) else found
+
+
+def read_alert(text: str | bytes) -> Alert:
+    """A stored alert message (UnreadableRow when it does not decode)."""
+    alert: Alert = _decode(text, Alert, "alert")
+    return alert
+
+
+def read_manifest(text: str | bytes) -> Manifest:
+    """A stored birth manifest (UnreadableRow when it does not decode)."""
+    manifest: Manifest = _decode(text, Manifest, "manifest")
+    return manifest
 
 
 # --------------------------------------------------------------------------- payloads
@@ -180,7 +334,7 @@ class DeviceState:
 
 @dataclass(frozen=True)
 class _Message:
-    """A validated device -> collector message, ready to insert."""
+    """A device -> collector message, ready to insert."""
 
     index: int
     device: str
@@ -194,147 +348,123 @@ class _Message:
 
 @dataclass(frozen=True)
 class _Status:
-    """A validated status message, ready to upsert into ``devices``."""
+    """A status message, ready to upsert into ``devices``."""
 
+    index: int
     device: str
     row: Row
 
 
-def _text(payload: dict[str, Any], key: str) -> str:
-    value = payload.get(key)
-    if not isinstance(value, str) or not value:
-        raise StoreError(f"payload field {key!r} must be a non-empty string, got {value!r}")
-    return value
+@dataclass(frozen=True)
+class _Reference:
+    """A reference profile, ready to insert into ``references``."""
+
+    index: int
+    device: str
+    reference_id: str
+    row: Row
 
 
-def _integer(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise StoreError(f"{what} must be a non-negative integer, got {value!r}")
-    return value
+@dataclass(frozen=True)
+class _Batch:
+    """The rows of a batch; messages sorted by key, statuses and references by device."""
+
+    messages: list[_Message]
+    statuses: list[_Status]
+    references: list[_Reference]
+
+    def singles(self) -> list[tuple[int, _Batch]]:
+        """One batch per item, in the order of the items."""
+        out = [(m.index, _Batch([m], [], [])) for m in self.messages]
+        out += [(s.index, _Batch([], [s], [])) for s in self.statuses]
+        out += [(r.index, _Batch([], [], [r])) for r in self.references]
+        return sorted(out, key=lambda pair: pair[0])
 
 
-def _number(value: Any, what: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise StoreError(f"{what} must be a number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise StoreError(f"{what} must be finite, got {value!r}")
-    return v
+def _json(message: msgspec.Struct) -> str:
+    """The canonical JSON text of a message (summaries: schema 2)."""
+    return msgspec.json.encode(message).decode("utf-8")
 
 
-def _dumps(value: Any) -> str:
-    try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise StoreError(f"payload is not plain JSON: {exc}") from exc
+def _message(index: int, item: Item, m: Summary | Alert | CommandResult) -> _Message:
+    if not m.boot_id:
+        raise StoreError(f"{item.kind} without a boot_id: it has no key")
+    start = end = None
+    alert_id = state = None
+    merged: tuple[int, ...] = ()
+    if isinstance(m, Summary):
+        start, end = m.window.start, m.window.end
+        merged = tuple(m.merged_seqs or ())
+    elif isinstance(m, Alert):
+        start, end = m.window.start, m.window.end
+        alert_id, state = m.id or None, m.state  # without an id, an alert stands for itself
+    row = (m.device, m.boot_id, m.seq, item.kind, item.fleet, item.received, start, end,
+           m.historical, alert_id, state, _json(m))
+    return _Message(index, m.device, m.boot_id, m.seq, item.fleet, item.received, row, merged)
 
 
-def _check_device(device: str, payload: dict[str, Any]) -> str:
-    named = _text(payload, "device")
-    if named != device:
-        raise StoreError(f"payload device {named!r} does not match the topic's {device!r}")
-    return named
+def _status(index: int, item: Item, s: Status) -> _Status:
+    online = s.state == "online"
+    manifest = _json(s.manifest) if online and s.manifest is not None else None
+    row = (item.device, item.fleet, online, item.received if s.time is None else s.time,
+           item.received if online else None, s.boot_id or None, manifest)
+    return _Status(index, item.device, row)
 
 
-def _window(kind: str, payload: dict[str, Any]) -> tuple[float | None, float | None]:
-    """(window_start, window_end); summaries must have a numeric ``window.end``."""
-    window = payload.get("window")
-    if not isinstance(window, dict):
-        if kind == "summary":
-            raise StoreError("summary payload lacks its 'window'")
-        return None, None
-    start = _number(window.get("start"), "window.start")
-    end = _number(window.get("end"), "window.end")
-    if kind == "summary" and end is None:
-        raise StoreError("summary payload lacks 'window.end'")
-    return start, end
+def _reference(index: int, item: Item, r: Reference) -> _Reference:
+    row = (item.device, r.id, item.fleet, item.received, r.created, r.model_sha256, _json(r))
+    return _Reference(index, item.device, r.id, row)
 
 
-def _merged_seqs(payload: dict[str, Any]) -> tuple[int, ...]:
-    merged = payload.get("merged_seqs")
-    if merged is None:
-        return ()
-    if not isinstance(merged, list):
-        raise StoreError(f"merged_seqs must be a list, got {merged!r}")
-    return tuple(_integer(s, "merged_seqs entry") for s in merged)
-
-
-def _alert_fields(kind: str, payload: dict[str, Any]) -> tuple[str | None, str | None]:
-    if kind != "alert":
-        return None, None
-    alert_id, state = payload.get("id"), payload.get("state")
-    return (None if alert_id is None else str(alert_id),
-            state if isinstance(state, str) else None)
-
-
-def _message(index: int, item: Item) -> _Message:
-    kind, fleet, device, payload, received = item
-    name = _check_device(device, payload)
-    boot_id = _text(payload, "boot_id")
-    seq = _integer(payload.get("seq"), "payload field 'seq'")
-    start, end = _window(kind, payload)
-    alert_id, state = _alert_fields(kind, payload)
-    row = (name, boot_id, seq, kind, fleet, received, start, end,
-           payload.get("historical") is True, alert_id, state, _dumps(payload))
-    return _Message(index, name, boot_id, seq, fleet, received, row, _merged_seqs(payload))
-
-
-def _status(item: Item) -> _Status:
-    _kind, fleet, device, payload, received = item
-    if "device" in payload:
-        _check_device(device, payload)
-    state = payload.get("state")
-    if not isinstance(state, str):
-        raise StoreError(f"status payload field 'state' must be a string, got {state!r}")
-    online = state == "online"
-    when = _number(payload.get("time"), "status time")
-    boot_id = payload.get("boot_id")
-    manifest = payload.get("manifest") if online else None
-    if manifest is not None and not isinstance(manifest, dict):
-        raise StoreError(f"status manifest must be an object, got {manifest!r}")
-    row = (device, fleet, online, received if when is None else when,
-           received if online else None, boot_id if isinstance(boot_id, str) else None,
-           None if manifest is None else _dumps(manifest))
-    return _Status(device, row)
-
-
-def _prepare_one(index: int, item: Item) -> _Message | _Status:
-    if len(item) != 5:
-        raise StoreError("expected (kind, fleet, device, payload, received)")
-    kind, fleet, device, payload, received = item
-    if not isinstance(payload, dict):
-        raise StoreError("payload must be a JSON object")
-    if not (isinstance(fleet, str) and fleet and isinstance(device, str) and device):
+def _prepare_one(index: int, item: Item) -> _Message | _Status | _Reference:
+    if not isinstance(item, Item):
+        item = Item(*item)
+    kind = KINDS.get(type(item.message))
+    if kind is None:
+        raise StoreError(f"not a device message: {type(item.message).__name__}")
+    if item.kind != kind:
+        raise StoreError(f"unknown kind {item.kind!r}" if item.kind not in KINDS.values()
+                         else f"a {kind} message ingested as {item.kind!r}")
+    if not (isinstance(item.fleet, str) and item.fleet and isinstance(item.device, str)
+            and item.device):
         raise StoreError("fleet and device must be non-empty strings")
-    at = _number(received, "received")
-    if at is None:
-        raise StoreError("'received' must be a number")
-    fixed: Item = (kind, fleet, device, payload, at)
-    if kind == STATUS_KIND:
-        return _status(fixed)
-    if kind in MESSAGE_KINDS:
-        return _message(index, fixed)
-    raise StoreError(f"unknown kind {kind!r}")
+    m = item.message
+    if m.device != item.device:
+        raise StoreError(f"payload device {m.device[:130]!r} does not match the topic's "
+                         f"{item.device[:130]!r}")
+    if isinstance(m, Status):
+        return _status(index, item, m)
+    if isinstance(m, Reference):
+        return _reference(index, item, m)
+    return _message(index, item, m)
 
 
-def _prepare(items: Sequence[Item]) -> tuple[list[_Message], list[_Status]]:
-    """Validate every item before anything is written; messages sorted by key."""
-    messages: list[_Message] = []
-    statuses: list[_Status] = []
+def _prepare(items: Sequence[Item]) -> _Batch:
+    """Every item's rows, before anything is written (RejectedPayload names a bad item)."""
+    batch = _Batch([], [], [])
     for index, item in enumerate(items):
         try:
             prepared = _prepare_one(index, item)
-        except StoreError as exc:
-            raise RejectedPayload(index, str(exc)) from exc
+        except Exception as exc:  # StoreError, or a message that does not encode
+            raise RejectedPayload(index, str(exc) or type(exc).__name__) from exc
         if isinstance(prepared, _Status):
-            statuses.append(prepared)
+            batch.statuses.append(prepared)
+        elif isinstance(prepared, _Reference):
+            batch.references.append(prepared)
         else:
-            messages.append(prepared)
-    messages.sort(key=lambda m: (m.device, m.boot_id, m.seq))
-    statuses.sort(key=lambda s: s.device)  # stable: a device's statuses stay in order
-    return messages, statuses
+            batch.messages.append(prepared)
+    batch.messages.sort(key=lambda m: (m.device, m.boot_id, m.seq))
+    batch.statuses.sort(key=lambda s: s.device)  # stable: a device's statuses stay in order
+    batch.references.sort(key=lambda r: (r.device, r.reference_id))
+    return batch
+
+
+def _quarantine_row(q: Quarantined) -> Row:
+    if q.reason not in REASONS:
+        raise StoreError(f"unknown quarantine reason {q.reason!r}: expected one of "
+                         f"{', '.join(REASONS)}")
+    return (float(q.received), _clean(q.topic, 1024), q.reason, _clean(q.detail, 1000),
+            bytes(q.payload))
 
 
 def _device_writes(
@@ -358,6 +488,7 @@ class _Driver(abc.ABC):
 
     errors: tuple[type[Exception], ...]
     where: str
+    ddl: tuple[str, ...]
 
     @abc.abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -392,11 +523,17 @@ class _Driver(abc.ABC):
         """Whether a failed transaction may simply be run again."""
         return False
 
+    def refused(self, exc: Exception) -> bool:
+        """Whether a failed write failed on a value (one poison item), not on the database:
+        a value the driver cannot send or the database cannot take."""
+        return isinstance(exc, (ValueError, OverflowError))
+
 
 class _SQLiteDriver(_Driver):
     def __init__(self, path: str) -> None:
         self.errors = (sqlite3.Error,)
         self.where = f"sqlite {path}"
+        self.ddl = (*_DDL, *(d.format(id="INTEGER", blob="BLOB") for d in _QUARANTINE_DDL))
         self.conn = sqlite3.connect(path, timeout=_SQLITE_BUSY_TIMEOUT_S,
                                     isolation_level=None, check_same_thread=False)
         self.conn.execute(f"PRAGMA busy_timeout = {int(_SQLITE_BUSY_TIMEOUT_S * 1000)}")
@@ -442,10 +579,14 @@ class _SQLiteDriver(_Driver):
     def close(self) -> None:
         self.conn.close()
 
+    def refused(self, exc: Exception) -> bool:
+        return super().refused(exc) or isinstance(exc, (sqlite3.DataError,
+                                                        sqlite3.IntegrityError))
+
     def create_schema(self) -> None:
         self.begin(write=True)
         try:
-            for ddl in _DDL:
+            for ddl in self.ddl:
                 self.conn.execute(ddl)
             self.commit()
         except BaseException:
@@ -460,6 +601,8 @@ class _PostgresDriver(_Driver):
         self._psycopg = psycopg
         self.errors = (psycopg.Error,)
         self.where = f"postgresql {_redact(url)}"
+        self.ddl = (*_DDL, *(d.format(id="BIGINT GENERATED BY DEFAULT AS IDENTITY",
+                                      blob="BYTEA") for d in _QUARANTINE_DDL))
         self.url = url
         self.conn = self._connect()
 
@@ -514,7 +657,7 @@ class _PostgresDriver(_Driver):
     def create_schema(self) -> None:
         try:
             self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_SCHEMA_LOCK,))
-            for ddl in _DDL:
+            for ddl in self.ddl:
                 self.conn.execute(ddl)
             self._lz4_payloads()
             self.conn.commit()
@@ -541,6 +684,11 @@ class _PostgresDriver(_Driver):
     def transient(self, exc: Exception) -> bool:
         errors = self._psycopg.errors
         return isinstance(exc, (errors.DeadlockDetected, errors.SerializationFailure))
+
+    def refused(self, exc: Exception) -> bool:
+        psycopg = self._psycopg
+        return super().refused(exc) or isinstance(exc, (psycopg.DataError,
+                                                        psycopg.IntegrityError))
 
 
 def _redact(url: str) -> str:
@@ -626,7 +774,8 @@ class Store:
         """Run ``work`` in one transaction under the lock; database errors -> StoreError.
 
         Writes that fail with a transient error (deadlock, serialisation failure) are
-        rolled back and run again, up to a few times.
+        rolled back and run again, up to a few times. Writes that fail on a value (the
+        driver or the database refuses it) raise :class:`_Refused`.
         """
         with self._lock:
             if self._closed:
@@ -641,10 +790,17 @@ class Store:
                     return result
                 except driver.errors as exc:
                     self._abort()
+                    if write and driver.refused(exc):
+                        raise _Refused(_first_line(exc)) from exc
                     if write and attempt < _RETRIES and driver.transient(exc):
                         time.sleep(_RETRY_PAUSE_S * (attempt + 1))
                         continue
                     raise StoreError(f"{driver.where}: {exc}") from exc
+                except (ValueError, OverflowError) as exc:  # a value the driver cannot send
+                    self._abort()
+                    if write and driver.refused(exc):
+                        raise _Refused(_first_line(exc)) from exc
+                    raise
                 except BaseException:
                     self._abort()
                     raise
@@ -657,41 +813,115 @@ class Store:
 
     # ----------------------------------------------------------------- writes
 
-    def ingest(self, kind: str, fleet: str, device: str, payload: dict[str, Any],
+    def ingest(self, kind: str, fleet: str, device: str, message: Message,
                received: float) -> bool:
-        """Store one message; True if it was new, False for a duplicate.
+        """Store one decoded message; True if it was new, False for a duplicate.
 
-        ``summary``, ``alert`` and ``cmd_result`` payloads are keyed by their ``device``,
-        ``boot_id`` and ``seq`` (StoreError when missing, or when the payload's device is
-        not ``device``) and bump the device's ``last_seen``. ``status`` updates the device
-        row (online state, status time, boot id, manifest of a birth) and returns True.
+        ``summary``, ``alert`` and ``cmd_result`` messages are keyed by their ``device``,
+        ``boot_id`` and ``seq`` (RejectedPayload when the boot id is empty, or when the
+        message's device is not ``device``) and bump the device's ``last_seen``. ``status``
+        updates the device row (online state, status time, boot id, manifest of a birth)
+        and returns True. ``reference`` is kept by (device, reference id).
         """
-        return self.ingest_many([(kind, fleet, device, payload, received)])[0]
+        return self.ingest_many([Item(kind, fleet, device, message, received)])[0]
 
-    def ingest_many(self, items: Sequence[Item]) -> list[bool]:
+    def ingest_many(self, items: Sequence[Item],
+                    quarantine: Sequence[Quarantined] = ()) -> list[bool]:
         """Store a batch in one transaction; one ``ingest`` result per item, in order.
 
-        Every item is validated first: a bad one raises :class:`RejectedPayload` (naming it)
-        and nothing is written. Other StoreErrors (database unreachable...) may be retried.
+        A bad item raises :class:`RejectedPayload` naming it, and nothing is written: one
+        that cannot be turned into rows at once, one whose values the database refuses
+        after a trial of each item alone. The caller drops it (into ``quarantine``) and
+        ingests the rest again. ``quarantine`` entries are written in the same
+        transaction. Other StoreErrors (database unreachable...) may be retried.
         """
-        messages, statuses = _prepare(items)
-        if not items:
+        batch = _prepare(items)
+        kept = [_quarantine_row(q) for q in quarantine]
+        if not items and not kept:
             return []
+        try:
+            return self._run(write=True, work=lambda: self._write(batch, len(items), kept))
+        except _Refused as exc:
+            culprit = self._culprit(batch, len(items))
+            if culprit is None:
+                raise StoreError(f"{self._driver.where}: the batch was refused, yet each of "
+                                 f"its items alone is accepted: {exc.detail}") from exc
+            raise RejectedPayload(*culprit) from exc
 
-        def work() -> list[bool]:
-            driver = self._driver
-            results = [True] * len(items)
-            inserted = driver.insert_new(_INSERT_MESSAGE, [m.row for m in messages])
-            for m, new in zip(messages, inserted):
-                results[m.index] = new
-            fresh = [m for m, new in zip(messages, inserted) if new]
-            covered, seen, status_rows = _device_writes(fresh, messages, statuses)
-            driver.execute_many(_INSERT_COVERED, covered)
-            driver.execute_many(_SEEN_DEVICE, seen)
-            driver.execute_many(_STATUS_DEVICE, status_rows)
-            return results
+    def _write(self, batch: _Batch, n: int, quarantine: Sequence[Row]) -> list[bool]:
+        """Insert a prepared batch (in the transaction of the caller); one result per item.
 
-        return self._run(write=True, work=work)
+        The order of the tables, and of the rows within each, is the same in every batch
+        (messages by key, covered seqs, references, devices by id) so that concurrent
+        batches cannot deadlock each other."""
+        driver = self._driver
+        results = [True] * n
+        messages = batch.messages
+        inserted = driver.insert_new(_INSERT_MESSAGE, [m.row for m in messages])
+        for m, new in zip(messages, inserted):
+            results[m.index] = new
+        fresh = [m for m, new in zip(messages, inserted) if new]
+        covered, seen, status_rows = _device_writes(fresh, messages, batch.statuses)
+        driver.execute_many(_INSERT_COVERED, covered)
+        refs = batch.references
+        for r, new in zip(refs, driver.insert_new(_INSERT_REFERENCE, [r.row for r in refs])):
+            results[r.index] = new
+        driver.execute_many(_SEEN_DEVICE, seen)
+        driver.execute_many(_STATUS_DEVICE, status_rows)
+        driver.execute_many(_INSERT_QUARANTINE, quarantine)
+        return results
+
+    def _culprit(self, batch: _Batch, n: int) -> tuple[int, str] | None:
+        """(index, why) of the first item whose values the database refuses when written
+        alone; each trial is rolled back. None when every item alone is accepted."""
+        for index, one in batch.singles():
+            def trial(one: _Batch = one) -> None:
+                self._write(one, n, ())
+                raise _DryRun
+
+            try:
+                self._run(write=True, work=trial)
+            except _DryRun:
+                continue
+            except _Refused as exc:
+                return index, exc.detail
+        return None
+
+    def quarantine(self, entries: Sequence[Quarantined]) -> None:
+        """Keep messages the store refused (as ``ingest_many(..., quarantine=...)``)."""
+        self.ingest_many([], entries)
+
+    def quarantined(self, limit: int = 100) -> list[Quarantined]:
+        """The messages kept in quarantine, newest first."""
+        sql = ("SELECT id, received, topic, reason, detail, payload FROM quarantine "
+               "ORDER BY received DESC, id DESC LIMIT ?")
+        rows = self._run(False, lambda: self._driver.query(sql, (_limit(limit),)))
+        return [Quarantined(float(received), str(topic), str(reason), str(detail),
+                            bytes(payload), int(ident))
+                for ident, received, topic, reason, detail, payload in rows]
+
+    def purge_quarantine(self, before: float | None = None) -> int:
+        """Delete the quarantined messages received before ``before`` (every one when
+        None); how many were deleted."""
+        sql = "DELETE FROM quarantine RETURNING id"
+        params: tuple[float, ...] = ()
+        if before is not None:
+            if isinstance(before, bool) or not isinstance(before, (int, float)) or not (
+                    math.isfinite(before)):
+                raise StoreError(f"'before' must be a finite time, got {before!r}")
+            sql = "DELETE FROM quarantine WHERE received < ? RETURNING id"
+            params = (float(before),)
+        return len(self._run(True, lambda: self._driver.query(sql, params)))
+
+    def reference(self, device: str, reference_id: str) -> Reference | None:
+        """The reference profile a device published under ``reference_id`` (None when the
+        store has none)."""
+        sql = 'SELECT payload FROM "references" WHERE device = ? AND reference_id = ?'
+        rows = self._run(False, lambda: self._driver.query(sql, (device, reference_id)))
+        if not rows:
+            return None
+        found: Reference = _decode(rows[0][0], Reference, "reference")
+        return found
 
     # ----------------------------------------------------------------- reads
 
@@ -704,25 +934,27 @@ class Store:
         found = self._run(write=False, work=lambda: self._device_states(device))
         return found[0] if found else None
 
-    def summaries(self, device: str, limit: int = 20) -> list[dict[str, Any]]:
-        """The device's summary payloads, newest window first."""
-        sql = ("SELECT payload FROM messages WHERE device = ? AND kind = 'summary' "
-               "ORDER BY window_end DESC, seq DESC LIMIT ?")
+    def summaries(self, device: str, limit: int = 20) -> list[Summary]:
+        """The device's summaries (schema 2), newest window first; rows that do not decode
+        are left out (and logged)."""
+        sql = ("SELECT device, boot_id, seq, payload FROM messages WHERE device = ? "
+               "AND kind = 'summary' ORDER BY window_end DESC, seq DESC LIMIT ?")
         rows = self._run(False, lambda: self._driver.query(sql, (device, _limit(limit))))
-        return [json.loads(r[0]) for r in rows]
+        return _readable(rows, read_summary)
 
-    def alerts(self, device: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Alert payloads, newest first (by seq for one device, by arrival for all)."""
+    def alerts(self, device: str | None = None, limit: int = 100) -> list[Alert]:
+        """Alert messages, newest first (by seq for one device, by arrival for all); rows
+        that do not decode are left out (and logged)."""
         if device is None:
-            sql = ("SELECT payload FROM messages WHERE kind = 'alert' "
+            sql = ("SELECT device, boot_id, seq, payload FROM messages WHERE kind = 'alert' "
                    "ORDER BY received DESC, device, seq DESC LIMIT ?")
             params: tuple[Any, ...] = (_limit(limit),)
         else:
-            sql = ("SELECT payload FROM messages WHERE kind = 'alert' AND device = ? "
-                   "ORDER BY seq DESC LIMIT ?")
+            sql = ("SELECT device, boot_id, seq, payload FROM messages WHERE kind = 'alert' "
+                   "AND device = ? ORDER BY seq DESC LIMIT ?")
             params = (device, _limit(limit))
         rows = self._run(False, lambda: self._driver.query(sql, params))
-        return [json.loads(r[0]) for r in rows]
+        return _readable(rows, read_alert)
 
     def count(self, kind: str | None = None) -> int:
         """Stored messages, of one kind or all."""
@@ -758,20 +990,42 @@ class Store:
                             int(active.get(row[0], 0))) for row in base]
 
     def _state(self, row: Row, counts: Row | None, gaps: int, active: int) -> DeviceState:
-        device, fleet, online, status_time, last_seen, boot_id, manifest = row
+        device, fleet, online, status_time, last_seen, boot_id, manifest_text = row
         summaries, historical, last_end = counts if counts is not None else (0, 0, None)
+        unreadable = 0
+        manifest = None
+        if manifest_text:
+            try:
+                manifest = read_manifest(manifest_text)
+            except UnreadableRow as exc:
+                log.warning("device %.130r: %s", device, exc)
+                unreadable += 1
         last = None
         if summaries:
             found = self._driver.query(
-                "SELECT payload FROM messages WHERE device = ? AND kind = 'summary' "
-                "ORDER BY window_end DESC, seq DESC LIMIT 1", (device,))
-            last = json.loads(found[0][0]) if found else None
+                "SELECT device, boot_id, seq, payload FROM messages WHERE device = ? "
+                "AND kind = 'summary' ORDER BY window_end DESC, seq DESC LIMIT 1", (device,))
+            readable = _readable(found, read_summary)
+            last = readable[0] if readable else None
+            unreadable += len(found) - len(readable)
         return DeviceState(
             device=device, fleet=fleet, online=bool(online), status_time=_float(status_time),
-            last_seen=_float(last_seen), boot_id=boot_id,
-            manifest=json.loads(manifest) if manifest else {}, last_summary=last,
+            last_seen=_float(last_seen), boot_id=boot_id, manifest=manifest, last_summary=last,
             last_window_end=_float(last_end), summaries=int(summaries or 0),
-            historical=int(historical or 0), active_alerts=active, gaps=gaps)
+            historical=int(historical or 0), active_alerts=active, gaps=gaps,
+            unreadable=unreadable)
+
+
+def _readable(rows: Sequence[Row], read: Callable[[str], T]) -> list[T]:
+    """The payloads (last column) of ``rows`` that decode; the others are logged with
+    their key (the first three columns) and left out."""
+    out = []
+    for row in rows:
+        try:
+            out.append(read(row[-1]))
+        except UnreadableRow as exc:
+            log.warning("skipping %.130r boot %.130r seq %s: %s", row[0], row[1], row[2], exc)
+    return out
 
 
 def _active_alerts_sql(one_device: bool) -> str:
@@ -788,7 +1042,14 @@ def _active_alerts_sql(one_device: bool) -> str:
 
 
 def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
+    """A number column as a float; None for NULL and for what is not a number (SQLite
+    keeps whatever was written into a column)."""
+    if value is None or isinstance(value, (bytes, str)):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _limit(limit: int) -> int:

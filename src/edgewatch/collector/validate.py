@@ -1,71 +1,37 @@
 """Checking what arrives from devices before it is stored; a bad payload is counted, never
-fatal."""
+fatal.
+
+:func:`check` parses the topic, decodes the payload into its contract
+(:func:`edgewatch.contracts.codec.decode`: every bound checked, schema 1 summaries compacted
+to schema 2) and checks that the message names the topic's device. A refusal raises
+:class:`~edgewatch.contracts.codec.Rejected`, whose ``reason`` is one of
+:data:`~edgewatch.contracts.codec.REASONS`. What passes may still be refused by the store (a
+keyed message without a boot id, a value the database cannot take): the ingest quarantines
+it.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from edgewatch import alerts, commands, status, summary
-from edgewatch.errors import EdgewatchError
+from edgewatch.contracts import codec
+from edgewatch.contracts.codec import Message, Rejected
 from edgewatch.contracts.topics import parse
 
-SCHEMAS = {
-    "summary": summary.SCHEMA,
-    "alert": alerts.SCHEMA,
-    "status": status.SCHEMA,
-    "cmd_result": commands.RESULT_SCHEMA,
-}
-MAX_PAYLOAD = 4 * 1024 * 1024
+__all__ = ["Rejected", "check"]
 
 
-class BadPayload(EdgewatchError):
-    """A message that cannot be stored; ``reason`` is a short label for the metrics."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-
-
-def check(topic: str, raw: bytes, root: str) -> tuple[str, str, str, dict[str, Any]] | None:
-    """(kind, fleet, device, payload) of a device message; None for topics the collector
-    does not store (commands it sent itself). Raises BadPayload."""
+def check(topic: str, raw: bytes, root: str,
+          content_type: str | None = None) -> tuple[str, str, str, Message] | None:
+    """(leaf, fleet, device, message) of a device message; None for topics the collector
+    does not store (commands it sent itself). ``content_type`` is the MQTT 5 property
+    (None: recognised from the bytes). Raises :class:`Rejected`."""
     parts = parse(topic, root)
     if parts is None:
-        raise BadPayload("topic", f"unexpected topic {topic[:200]!r}")
+        raise Rejected("topic", f"unexpected topic {topic[:200]!r}")
     fleet, device, leaf = parts
     if leaf.startswith("cmd/"):
         return None
-    if leaf not in SCHEMAS:
-        raise BadPayload("topic", f"unknown leaf {leaf[:50]!r}")
-    payload = _decode(raw)
-    schema = payload.get("schema")
-    if schema != SCHEMAS[leaf]:
-        raise BadPayload("schema", f"{leaf} with schema {str(schema)[:60]!r}, expected "
-                                   f"{SCHEMAS[leaf]}")
-    if payload.get("device") != device:
-        raise BadPayload("device", f"payload device {str(payload.get('device'))[:60]!r} "
-                                   f"published under {device!r}")
-    if leaf != "status":
-        _transport(payload)
-    return leaf, fleet, device, payload
-
-
-def _decode(raw: bytes) -> dict[str, Any]:
-    if len(raw) > MAX_PAYLOAD:
-        raise BadPayload("size", f"{len(raw)} bytes")
-    try:
-        payload = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadPayload("json", str(exc)[:120]) from exc
-    if not isinstance(payload, dict):
-        raise BadPayload("json", "not a JSON object")
-    return payload
-
-
-def _transport(payload: dict[str, Any]) -> None:
-    boot_id, seq = payload.get("boot_id"), payload.get("seq")
-    if not isinstance(boot_id, str) or not boot_id:
-        raise BadPayload("transport", "missing boot_id")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        raise BadPayload("transport", f"bad seq {str(seq)[:30]!r}")
+    message = codec.decode(leaf, raw, content_type)
+    if message.device != device:
+        raise Rejected("device", f"payload device {message.device[:130]!r} published under "
+                                 f"{device!r}")
+    return leaf, fleet, device, message

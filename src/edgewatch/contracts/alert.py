@@ -14,6 +14,8 @@ AlertState = Literal["firing", "acknowledged", "snoozed", "resolved"]
 ACTIVE: tuple[AlertState, ...] = ("firing", "acknowledged", "snoozed")
 """States in which an alert counts as active."""
 AlertSeverity = Literal["info", "warning", "critical"]
+SEVERITY_ORDER: dict[str, int] = {"critical": 0, "warning": 1, "info": 2}
+"""Alert severities, most severe first (how operators list alerts)."""
 
 
 class Expected(Struct, forbid_unknown_fields=True):

@@ -57,13 +57,17 @@ REASONS: dict[str, str] = {
 }
 """Why a payload is refused: the only values of the ``reason`` metric label."""
 
+class _Unknown(msgspec.Struct, tag_field="schema", tag="edgewatch.unknown/0"):
+    """Never sent: in a union with a message type, it makes the ``schema`` tag required."""
+
+
 Message = Summary | Alert | Status | CommandResult | Reference
 DEVICE_MESSAGES: dict[str, Any] = {
     "summary": Summary | SummaryV1,
-    "alert": Alert,
-    "status": Status,
-    "cmd_result": CommandResult,
-    "reference": Reference,
+    "alert": Alert | _Unknown,
+    "status": Status | _Unknown,
+    "cmd_result": CommandResult | _Unknown,
+    "reference": Reference | _Unknown,
 }
 """The type a device message decodes into, by topic leaf."""
 
@@ -115,7 +119,7 @@ def encode(message: msgspec.Struct | dict[str, Any], encoding: str = "msgpack") 
     """The payload bytes of a message in an encoding ('msgpack' or 'json')."""
     if content_type(encoding) == JSON:
         return _json_encoder.encode(message)
-    packer = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, WIRE_WORDS)
+    packer = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, WIRE_WORDS)
     return packer.compress(_msgpack_encoder.encode(message)) + packer.flush()
 
 
@@ -150,6 +154,8 @@ def _inflate(raw: bytes) -> bytes:
         raise Rejected("size", f"more than {MAX_DECODED_BYTES} bytes decompressed")
     if not unpacker.eof:
         raise Rejected("encoding", "truncated zlib stream")
+    if unpacker.unused_data:
+        raise Rejected("encoding", "bytes after the end of the zlib stream")
     return out
 
 
@@ -184,6 +190,8 @@ def decode(leaf: str, raw: bytes, ctype: str | None = None) -> Message:
     if kind is None:
         raise Rejected("topic", f"unknown leaf {leaf[:50]!r}")
     message = decode_as(kind, raw, ctype)
+    if isinstance(message, _Unknown):
+        raise Rejected("schema", f"schema {_Unknown.__struct_config__.tag!r} on a {leaf!r} topic")
     return compact(message) if isinstance(message, SummaryV1) else message
 
 

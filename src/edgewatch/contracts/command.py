@@ -54,8 +54,8 @@ class CommandResult(Struct, forbid_unknown_fields=True, omit_defaults=True, tag_
 
     command: Text
     """The command's name (the topic's last level)."""
-    ok: bool = False
-    """True when the command was carried out."""
+    ok: bool
+    """True when the command was carried out (always present)."""
     id: CommandId = None
     """The command's id, echoed."""
     error: Text | None = None

@@ -83,7 +83,7 @@ def type_name(t: Any, nested: list[type]) -> str:
 def _default(f: mi.Field) -> str:
     if f.required:
         return "required"
-    if f.default_factory is not mi.NODEFAULT:
+    if f.default_factory is not msgspec.NODEFAULT:
         return f"`{msgspec.json.encode(f.default_factory()).decode()}`"
     return f"`{msgspec.json.encode(f.default).decode()}`"
 

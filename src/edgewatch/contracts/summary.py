@@ -40,6 +40,13 @@ from edgewatch.contracts.envelope import Loss
 SCHEMA_V1 = "edgewatch.summary/1"
 SCHEMA = "edgewatch.summary/2"
 Severity = Literal["ok", "warning", "drift"]
+SEVERITY_RANK: dict[str, float] = {"ok": 0.0, "warning": 1.0, "drift": 2.0}
+"""Drift verdicts as numbers (alert rules' ``drift.severity``, the collector's metrics)."""
+QUALITY_FAULTS: tuple[str, ...] = (
+    "decode_error", "black", "blank", "frozen", "overexposed", "underexposed", "blurred",
+    "greyscale_switch", "resolution_change", "nonfinite_output", "empty_output_streak",
+)
+"""The data-quality faults agents report in ``quality`` (names outside it may appear)."""
 Counts = Annotated[list[Count], Meta(max_length=MAX_BINS)]
 LabelMap = Annotated[dict[Name, Count], Meta(max_length=MAX_LABELS)]
 Faults = Annotated[dict[Name, Count], Meta(max_length=MAX_ITEMS)]
@@ -104,6 +111,15 @@ class OutboxState(Struct, forbid_unknown_fields=True, omit_defaults=True):
     degraded: Text | None = None
 
 
+KeyDelta = Annotated[int, Meta(ge=-(2**32), le=2**32)]
+"""The difference of two sketch keys (each a 32-bit integer)."""
+
+
+def _same_length(keys: list[int], counts: list[int]) -> None:
+    if len(keys) != len(counts):
+        raise ValueError(f"sketch has {len(keys)} keys but {len(counts)} counts")
+
+
 # -- schema 2: the wire form -----------------------------------------------------------------
 
 
@@ -129,12 +145,15 @@ class Sketch(Struct, forbid_unknown_fields=True, array_like=True):
     n: Count = 0
     zero: Count = 0
     max: Real | None = None
-    keys: Annotated[list[SmallInt], Meta(max_length=MAX_SKETCH_BUCKETS)] = field(
+    keys: Annotated[list[KeyDelta], Meta(max_length=MAX_SKETCH_BUCKETS)] = field(
         default_factory=list)
     """Bucket keys as differences: the first key, then each key minus the one before."""
     counts: Annotated[list[Count], Meta(max_length=MAX_SKETCH_BUCKETS)] = field(
         default_factory=list)
     accuracy: Real = 0.01
+
+    def __post_init__(self) -> None:
+        _same_length(self.keys, self.counts)
 
 
 class Anomaly(Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -257,6 +276,9 @@ class SketchV1(Struct, forbid_unknown_fields=True):
         default_factory=list)
     counts: Annotated[list[Count], Meta(max_length=MAX_SKETCH_BUCKETS)] = field(
         default_factory=list)
+
+    def __post_init__(self) -> None:
+        _same_length(self.keys, self.counts)
 
 
 class LatencyV1(Struct, forbid_unknown_fields=True):
