@@ -31,16 +31,16 @@ import cv2
 import numpy as np
 from scipy import stats as sps
 
-from edgewatch.agent import make_measurer
-from edgewatch.config import AgentConfig, parse_config
-from edgewatch.drift_judge import DriftJudge
-from edgewatch.frame_checks import FrameChecks
-from edgewatch.inference import InferenceEngine
-from edgewatch.measure import FrameMeasurement
-from edgewatch.records import Frame
-from edgewatch.reference import ReferenceBuilder, ReferenceProfile
-from edgewatch.sampling import RateCap
-from edgewatch.window import WindowAccumulator
+from edgewatch.agent.app import make_measurer
+from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.measure.checks import FrameChecks
+from edgewatch.agent.measure.frame import FrameMeasurement
+from edgewatch.agent.measure.sampling import RateCap
+from edgewatch.agent.records import Frame
+from edgewatch.agent.window.accumulator import WindowAccumulator
+from edgewatch.agent.window.drift_judge import DriftJudge
+from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
+from edgewatch.config.agent import AgentConfig, parse_config
 
 FPS = 10.0
 WINDOW = 100

@@ -37,16 +37,16 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from edgewatch.agent import Agent, build_reference, make_measurer
-from edgewatch.config import AgentConfig, parse_config
-from edgewatch.image_features import ImageFeatureExtractor
-from edgewatch.inference import InferenceEngine
-from edgewatch.monitor import Monitor
-from edgewatch.records import Frame, Image
-from edgewatch.reference import ReferenceProfile
-from edgewatch.sinks import ListSink
-from edgewatch.sources import open_source
-from edgewatch.window import WindowAccumulator
+from edgewatch.agent.app import Agent, build_reference, make_measurer
+from edgewatch.agent.delivery.sinks import ListSink
+from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.measure.image import ImageFeatureExtractor
+from edgewatch.agent.records import Frame, Image
+from edgewatch.agent.source import open_source
+from edgewatch.agent.window.accumulator import WindowAccumulator
+from edgewatch.agent.window.monitor import Monitor
+from edgewatch.agent.window.reference import ReferenceProfile
+from edgewatch.config.agent import AgentConfig, parse_config
 
 FPS = 10.0  # vtest's own frame rate, for the frames' timestamps
 WARMUP_FRAMES = 20

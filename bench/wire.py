@@ -28,13 +28,13 @@ from typing import Any
 
 import msgspec
 
-from edgewatch.agent import Agent, build_reference
-from edgewatch.config import AgentConfig, parse_config
+from edgewatch.agent.app import Agent, build_reference
+from edgewatch.agent.delivery.assembly import Delivery
+from edgewatch.agent.delivery.sinks import ListSink, Tee
+from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.source import open_source
+from edgewatch.config.agent import AgentConfig, parse_config
 from edgewatch.contracts import MSGPACK, Summary, codec
-from edgewatch.delivery import Delivery
-from edgewatch.inference import InferenceEngine
-from edgewatch.sinks import ListSink, Tee
-from edgewatch.sources import open_source
 
 LIMIT = 2048
 """Largest default-encoding summary accepted (bytes)."""

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from broker import MosquittoBroker, mosquitto_binary
-from edgewatch.agent import build_reference
-from edgewatch.config import AgentConfig, parse_config
-from edgewatch.inference import InferenceEngine
-from edgewatch.reference import ReferenceProfile
-from edgewatch.sources import open_source
+from edgewatch.agent.app import build_reference
+from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.source import open_source
+from edgewatch.agent.window.reference import ReferenceProfile
+from edgewatch.config.agent import AgentConfig, parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 

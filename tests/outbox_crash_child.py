@@ -100,8 +100,8 @@ def _carried_evictions(payload: dict[str, Any]) -> int:
 
 def child_main(argv: list[str] | None = None) -> int:
     """Open the outbox and write until killed."""
+    from edgewatch.agent.delivery.outbox import Outbox
     from edgewatch.clock import SystemClock
-    from edgewatch.outbox import Outbox
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("db", type=Path)

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from edgewatch.config import ModelConfig, parse_config
+from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.inference.preprocess import LETTERBOX_FILL, Preprocessor
+from edgewatch.agent.records import Classification, Detections, RawOutputs
+from edgewatch.config.agent import ModelConfig, parse_config
 from edgewatch.errors import AdapterMismatch, ModelError
-from edgewatch.inference import InferenceEngine
-from edgewatch.preprocess import LETTERBOX_FILL, Preprocessor
-from edgewatch.records import Classification, Detections, RawOutputs
 from onnx_models import (
     classifier_model,
     constant_model,

@@ -20,10 +20,11 @@ import pytest
 
 from alertmanager import AlertmanagerServer, alertmanager_binary
 from broker import free_port
-from edgewatch.alert_state import AlertStore
-from edgewatch.alerts import AlertEngine
+from edgewatch.agent.alerts.engine import AlertEngine
+from edgewatch.agent.alerts.state import AlertStore
+from edgewatch.agent.commands import CommandRouter
 from edgewatch.clock import ManualClock
-from edgewatch.collector.alert_routing import (
+from edgewatch.collector.routing import (
     ALERTMANAGER,
     WEBHOOK,
     AlertRouter,
@@ -32,8 +33,7 @@ from edgewatch.collector.alert_routing import (
     rfc3339,
     slack_text,
 )
-from edgewatch.commands import CommandRouter
-from edgewatch.config import AlertsConfig, RuleConfig
+from edgewatch.config.agent import AlertsConfig, RuleConfig
 from edgewatch.contracts import Alert
 from edgewatch.contracts.alert import Span
 from edgewatch.errors import ConfigError

@@ -14,10 +14,10 @@ import pytest
 
 from alertmanager import AlertmanagerServer, alertmanager_binary
 from broker import MosquittoBroker
+from edgewatch.agent.commands import CommandRouter
 from edgewatch.cli import main
-from edgewatch.collector.config import load_collector_config
 from edgewatch.collector.service import CollectorService
-from edgewatch.commands import CommandRouter
+from edgewatch.config.collector import load_collector_config
 from edgewatch.errors import ConfigError
 from test_alert_routing import Device, ours
 from test_operator import StandInDevice

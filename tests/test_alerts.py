@@ -12,21 +12,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgewatch.alert_state import AlertStore
-from edgewatch.alerts import AlertEngine
+from edgewatch.agent.alerts.engine import AlertEngine
+from edgewatch.agent.alerts.state import AlertStore
+from edgewatch.agent.commands import CommandRouter
+from edgewatch.agent.delivery.assembly import OutboxSink, make_alerting
+from edgewatch.agent.delivery.outbox import Outbox
+from edgewatch.agent.delivery.sinks import Tee
+from edgewatch.agent.measure.frame import FrameMeasurer
+from edgewatch.agent.measure.image import ImageFeatureExtractor
+from edgewatch.agent.measure.outputs import OutputFeatureExtractor
+from edgewatch.agent.records import Frame
+from edgewatch.agent.window.reference import ReferenceBuilder
+from edgewatch.agent.window.summary import WindowSummary
 from edgewatch.clock import ManualClock
-from edgewatch.commands import CommandRouter
-from edgewatch.config import AlertsConfig, RuleConfig, parse_config
+from edgewatch.config.agent import AlertsConfig, RuleConfig, parse_config
 from edgewatch.contracts import Alert, CommandResult, codec
-from edgewatch.delivery import OutboxSink, make_alerting
-from edgewatch.image_features import ImageFeatureExtractor
-from edgewatch.measure import FrameMeasurer
-from edgewatch.outbox import Outbox
-from edgewatch.output_features import OutputFeatureExtractor
-from edgewatch.records import Frame
-from edgewatch.reference import ReferenceBuilder
-from edgewatch.sinks import Tee
-from edgewatch.summary import WindowSummary
 
 
 def summary(t: float, severity: str = "ok", pending: int = 0) -> dict[str, Any]:

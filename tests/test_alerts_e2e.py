@@ -13,13 +13,13 @@ import numpy as np
 
 from broker import MosquittoBroker
 from conftest import ssd_config_dict
-from edgewatch.agent import Agent
-from edgewatch.config import parse_config
-from edgewatch.delivery import Delivery, make_alerting
-from edgewatch.inference import InferenceEngine
-from edgewatch.records import Frame
-from edgewatch.reference import ReferenceProfile
-from edgewatch.sinks import Tee
+from edgewatch.agent.app import Agent
+from edgewatch.agent.delivery.assembly import Delivery, make_alerting
+from edgewatch.agent.delivery.sinks import Tee
+from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.records import Frame
+from edgewatch.agent.window.reference import ReferenceProfile
+from edgewatch.config.agent import parse_config
 from test_store_forward import Collector
 
 FPS = 10.0

@@ -11,8 +11,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from edgewatch.agent.window.reference import ReferenceProfile
 from edgewatch.cli import main
-from edgewatch.reference import ReferenceProfile
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

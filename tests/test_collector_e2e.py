@@ -71,7 +71,7 @@ def test_replay_publishes_into_the_collector(broker: MosquittoBroker, store_url:
     client_id = f"c-{uuid.uuid4().hex[:6]}"
     collector_toml.write_text(f'[mqtt]\nport = {broker.port}\nclient_id = "{client_id}"\n'
                               f'[store]\nurl = "{store_url}"\n[http]\nport = 0\n')
-    from edgewatch.collector.config import load_collector_config
+    from edgewatch.config.collector import load_collector_config
 
     service = CollectorService(load_collector_config(collector_toml))
     service.start()

@@ -27,9 +27,9 @@ from broker import MosquittoBroker
 from edgewatch.cli import main
 from edgewatch.clock import ManualClock
 from edgewatch.collector import ingest as ingest_module
-from edgewatch.collector.config import CollectorMqttConfig, StoreConfig
 from edgewatch.collector.ingest import Ingestor, RateLimitedLog
 from edgewatch.collector.store import Item, Quarantined, Store, StoreError, open_store
+from edgewatch.config.collector import CollectorMqttConfig, StoreConfig
 from edgewatch.contracts import codec
 from edgewatch.contracts.summary import Summary
 from test_collector_store import pg_admin, pg_url, store_url  # noqa: F401  (fixtures)

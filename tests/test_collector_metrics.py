@@ -379,7 +379,7 @@ def test_every_declared_metric_is_exported_and_documented(scrape: Scrape) -> Non
 
 
 def test_quality_faults_match_the_agent() -> None:
-    from edgewatch.quality import QUALITY_FAULTS as AGENT_FAULTS
+    from edgewatch.agent.measure.quality import QUALITY_FAULTS as AGENT_FAULTS
 
     assert tuple(AGENT_FAULTS) == QUALITY_FAULTS
 

@@ -8,9 +8,9 @@ import pytest
 
 from conftest import REPO
 from edgewatch.cli import main
-from edgewatch.config import AgentConfig, AlertsConfig, load_config, parse_config
+from edgewatch.config.agent import AgentConfig, AlertsConfig, load_config, parse_config
+from edgewatch.config.typed import describe
 from edgewatch.errors import ConfigError
-from edgewatch.typedconfig import describe
 
 
 def test_example_config_loads_and_shows_every_key() -> None:

@@ -8,18 +8,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgewatch.agent import make_measurer
-from edgewatch.alert_state import AlertStore
-from edgewatch.alerts import AlertEngine
-from edgewatch.config import AgentConfig, AlertsConfig, DriftConfig
-from edgewatch.drift_judge import DriftJudge, sampling_stride
-from edgewatch.frame_checks import FrameChecks
-from edgewatch.inference import InferenceEngine
-from edgewatch.measure import FrameMeasurement
-from edgewatch.records import Frame
-from edgewatch.reference import ReferenceBuilder, ReferenceProfile
-from edgewatch.summary import WindowSummary
-from edgewatch.window import WindowAccumulator
+from edgewatch.agent.alerts.engine import AlertEngine
+from edgewatch.agent.alerts.state import AlertStore
+from edgewatch.agent.app import make_measurer
+from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.measure.checks import FrameChecks
+from edgewatch.agent.measure.frame import FrameMeasurement
+from edgewatch.agent.records import Frame
+from edgewatch.agent.window.accumulator import WindowAccumulator
+from edgewatch.agent.window.drift_judge import DriftJudge, sampling_stride
+from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
+from edgewatch.agent.window.summary import WindowSummary
+from edgewatch.config.agent import AgentConfig, AlertsConfig, DriftConfig
 
 FPS = 10.0
 SPLIT = 400

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgewatch.image_features import IMAGE_FEATURES, ImageFeatureExtractor
+from edgewatch.agent.measure.image import IMAGE_FEATURES, ImageFeatureExtractor
 
 fx = ImageFeatureExtractor(analysis_width=256)
 

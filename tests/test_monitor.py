@@ -8,15 +8,15 @@ import time
 import numpy as np
 import pytest
 
+from edgewatch.agent.delivery.sinks import ListSink
+from edgewatch.agent.measure.frame import FrameMeasurement, FrameMeasurer
+from edgewatch.agent.measure.image import ImageFeatureExtractor
+from edgewatch.agent.measure.outputs import OutputFeatureExtractor
+from edgewatch.agent.records import Detections, Frame, InferenceResult, Timings
+from edgewatch.agent.window.monitor import Monitor
+from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
+from edgewatch.agent.window.summary import WindowSummary
 from edgewatch.clock import ManualClock
-from edgewatch.image_features import ImageFeatureExtractor
-from edgewatch.measure import FrameMeasurement, FrameMeasurer
-from edgewatch.monitor import Monitor
-from edgewatch.output_features import OutputFeatureExtractor
-from edgewatch.records import Detections, Frame, InferenceResult, Timings
-from edgewatch.reference import ReferenceBuilder, ReferenceProfile
-from edgewatch.sinks import ListSink
-from edgewatch.summary import WindowSummary
 
 RNG = np.random.default_rng(0)
 

@@ -11,16 +11,16 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edgewatch.agent import make_measurer
+from edgewatch.agent.app import make_measurer
+from edgewatch.agent.delivery.sinks import ListSink
+from edgewatch.agent.embed import AppMonitor, MonitoredSession
+from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.records import Frame, Timings
+from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
+from edgewatch.agent.window.summary import WindowSummary
 from edgewatch.clock import ManualClock
-from edgewatch.config import AgentConfig, parse_config
+from edgewatch.config.agent import AgentConfig, parse_config
 from edgewatch.errors import AdapterMismatch
-from edgewatch.inference import InferenceEngine
-from edgewatch.monitored_session import AppMonitor, MonitoredSession
-from edgewatch.records import Frame, Timings
-from edgewatch.reference import ReferenceBuilder, ReferenceProfile
-from edgewatch.sinks import ListSink
-from edgewatch.summary import WindowSummary
 from onnx_models import classifier_model, constant_model, statistics_model, yolo_v8_output
 
 SIZE = 16

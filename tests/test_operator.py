@@ -19,10 +19,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from broker import MosquittoBroker, free_port
-from edgewatch.alert_state import AlertStore
-from edgewatch.alerts import AlertEngine
-from edgewatch.collector.config import CollectorMqttConfig
-from edgewatch.collector.operator import (
+from edgewatch.agent.alerts.engine import AlertEngine
+from edgewatch.agent.alerts.state import AlertStore
+from edgewatch.agent.commands import CommandRouter
+from edgewatch.collector.operations import (
     CommandNotDelivered,
     CommandTimeout,
     OperatorError,
@@ -33,8 +33,8 @@ from edgewatch.collector.operator import (
     send_command,
 )
 from edgewatch.collector.store import open_store
-from edgewatch.commands import CommandRouter
-from edgewatch.config import AlertsConfig, RuleConfig
+from edgewatch.config.agent import AlertsConfig, RuleConfig
+from edgewatch.config.collector import CollectorMqttConfig
 from edgewatch.contracts import Alert, CommandResult, codec
 from edgewatch.errors import EdgewatchError
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from edgewatch.agent.delivery.outbox import Outbox, OutboxError
 from edgewatch.clock import ManualClock
-from edgewatch.outbox import Outbox, OutboxError
 from outbox_crash_child import merge_counts, run_campaign
 
 KIB = 1024

@@ -10,21 +10,21 @@ import msgspec
 import pytest
 
 from conftest import ssd_config_dict
-from edgewatch.agent import Agent
+from edgewatch.agent.app import Agent
+from edgewatch.agent.delivery.assembly import summary_merger
+from edgewatch.agent.delivery.outbox import Outbox
+from edgewatch.agent.delivery.sinks import ListSink
+from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.measure.image import IMAGE_FEATURES
+from edgewatch.agent.measure.outputs import DETECTOR_FEATURES
+from edgewatch.agent.source import open_source
+from edgewatch.agent.window.reference import ReferenceProfile
+from edgewatch.agent.window.summary import WindowSummary
 from edgewatch.cli import main
 from edgewatch.clock import ManualClock
-from edgewatch.config import parse_config
+from edgewatch.config.agent import parse_config
 from edgewatch.contracts import Summary, SummaryV1, codec, compact
 from edgewatch.contracts.summary import SEVERITY_RANK
-from edgewatch.delivery import summary_merger
-from edgewatch.image_features import IMAGE_FEATURES
-from edgewatch.inference import InferenceEngine
-from edgewatch.outbox import Outbox
-from edgewatch.output_features import DETECTOR_FEATURES
-from edgewatch.reference import ReferenceProfile
-from edgewatch.sinks import ListSink
-from edgewatch.sources import open_source
-from edgewatch.summary import WindowSummary
 
 
 @pytest.fixture(scope="module")

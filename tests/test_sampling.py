@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edgewatch.sampling import RateCap
+from edgewatch.agent.measure.sampling import RateCap
 
 EPOCH = 1_767_225_600.0  # 2026-01-01, as wall-clock timestamps of a live source
 

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from edgewatch.agent.source import ImageDirSource, LiveSource, open_source, parse_range
 from edgewatch.errors import SourceError
-from edgewatch.sources import ImageDirSource, LiveSource, open_source, parse_range
 
 
 def test_video_file_timestamps_from_its_frame_rate(vtest: Path) -> None:

@@ -18,15 +18,15 @@ from paho.mqtt.properties import Properties
 
 from broker import MosquittoBroker
 from conftest import ssd_config_dict
-from edgewatch.agent import Agent
-from edgewatch.config import AgentConfig, parse_config
+from edgewatch.agent.app import Agent
+from edgewatch.agent.delivery.assembly import Delivery
+from edgewatch.agent.delivery.sinks import ListSink, Tee
+from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.source import open_source
+from edgewatch.agent.window.reference import ReferenceProfile
+from edgewatch.agent.window.summary import WindowSummary
+from edgewatch.config.agent import AgentConfig, parse_config
 from edgewatch.contracts import JSON, MSGPACK, Reference, Rejected, Summary, codec
-from edgewatch.delivery import Delivery
-from edgewatch.inference import InferenceEngine
-from edgewatch.reference import ReferenceProfile
-from edgewatch.sinks import ListSink, Tee
-from edgewatch.sources import open_source
-from edgewatch.summary import WindowSummary
 
 
 class Collector:

@@ -30,12 +30,12 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edgewatch.clock import Clock, SystemClock
-from edgewatch.collector.config import CollectorMqttConfig, StoreConfig
 from edgewatch.collector.store import Item, Quarantined, RejectedPayload
 from edgewatch.collector.validate import check
+from edgewatch.config.collector import CollectorMqttConfig, StoreConfig
+from edgewatch.config.mqtt import secure
 from edgewatch.contracts.alert import Alert
 from edgewatch.contracts.codec import Rejected
-from edgewatch.mqtt_auth import secure
 
 log = logging.getLogger(__name__)
 

@@ -91,7 +91,7 @@ def run(config: str, command: str, *, limit: int = 50, as_json: bool = False,
         everything: bool = False, before: str | None = None) -> str:
     """What ``edgewatch quarantine <command>`` prints, for the collector configuration
     ``config``."""
-    from edgewatch.collector.config import load_collector_config
+    from edgewatch.config.collector import load_collector_config
 
     cfg = load_collector_config(config)
     with open_store(cfg.store.url) as store:

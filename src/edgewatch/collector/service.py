@@ -7,10 +7,10 @@ import threading
 from typing import Any
 
 from edgewatch.clock import Clock, SystemClock
-from edgewatch.collector.alert_routing import AlertRouter, RouterThread
-from edgewatch.collector.config import AlertingConfig, CollectorConfig
 from edgewatch.collector.ingest import Ingestor
+from edgewatch.collector.routing import AlertRouter, RouterThread
 from edgewatch.collector.store import open_store
+from edgewatch.config.collector import AlertingConfig, CollectorConfig
 
 log = logging.getLogger(__name__)
 

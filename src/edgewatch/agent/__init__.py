@@ -1,0 +1,1 @@
+"""The device side: from frames to verdicts, alerts and the outbox."""

@@ -1,0 +1,1 @@
+"""Alert rules, their state machine and the operator commands that act on them."""

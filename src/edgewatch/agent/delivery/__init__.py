@@ -1,0 +1,1 @@
+"""Getting windows off the device: outbox, publisher, sinks, status."""

@@ -1,0 +1,345 @@
+"""Draining the outbox to the broker: QoS 1, a row leaves the outbox only after PUBACK.
+
+One thread owns the paho client and drives its network loop itself, so connecting,
+reconnecting (exponential backoff with full jitter), publishing and acknowledging happen
+in one place. Each connection uses a fresh client: after a reconnect, anything not
+acknowledged is published again from the outbox (same seq; the collector drops
+duplicates by (device, boot_id, seq)), never from paho's own memory.
+
+Payloads leave in ``mqtt.encoding`` (codec.encode: compressed MessagePack or JSON); under
+MQTT 5 each names its content type. The outbox keeps JSON rows; a row is encoded when it is
+published. The reference profile goes out once per boot, retained, on ``<device>/reference``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable, Collection
+from typing import Any, Protocol
+
+import msgspec
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edgewatch.agent.delivery import status
+from edgewatch.agent.delivery.status import Manifest
+from edgewatch.clock import Clock, SystemClock
+from edgewatch.config.agent import MqttConfig
+from edgewatch.config.mqtt import secure
+from edgewatch.contracts import CommandResult, Reference, codec
+from edgewatch.contracts.topics import Topics
+
+log = logging.getLogger(__name__)
+
+ACK_BATCH = 64
+CommandHandler = Callable[[str, bytes], CommandResult]
+"""Called with (command name, raw payload); returns the result to send back."""
+
+
+class Row(Protocol):
+    seq: int
+    kind: str
+    created: float
+    body: str
+
+
+class Queue(Protocol):
+    def pending(self, limit: int, exclude: Collection[int] = ()) -> list[Any]: ...
+    def ack_many(self, seqs: list[int]) -> None: ...
+    def reject(self, seq: int, reason: str) -> None: ...
+    def put(self, kind: str, payload: dict[str, Any], *, priority: int | None = None) -> int: ...
+
+
+class Backoff:
+    """Exponential backoff with full jitter (AWS architecture blog, 2015)."""
+
+    def __init__(self, low: float, high: float, rng: random.Random | None = None) -> None:
+        self.low, self.high = low, high
+        self.attempt = 0
+        self.rng = rng or random.Random()
+
+    def next(self) -> float:
+        cap = min(self.high, self.low * 2.0**self.attempt)
+        self.attempt += 1
+        return self.rng.uniform(self.low, max(cap, self.low))
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
+    """A paho client configured for the broker (TLS, credentials, protocol)."""
+    protocol = mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311
+    kwargs: dict[str, Any] = {} if protocol == mqtt.MQTTv5 else {"clean_session": True}
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=protocol, **kwargs)
+    client.max_inflight_messages_set(cfg.max_inflight)
+    client.max_queued_messages_set(0)
+    secure(client, cfg.username, cfg.password, cfg.tls)
+    return client
+
+
+class Publisher:
+    """Keeps a connection to the broker and drains the outbox through it."""
+
+    def __init__(self, cfg: MqttConfig, queue: Queue, topics: Topics, manifest: Manifest, *,
+                 clock: Clock | None = None, commands: CommandHandler | None = None,
+                 rng: random.Random | None = None, reference: Reference | None = None) -> None:
+        self.cfg = cfg
+        self.queue = queue
+        self.topics = topics
+        self.manifest = manifest
+        self.encoding = cfg.encoding
+        self.content_type = codec.content_type(cfg.encoding)
+        self.reference = reference
+        """Published once per boot, retained, on the reference topic (None: never)."""
+        self.reference_sent = threading.Event()
+        """Set when the broker acknowledged the reference."""
+        self._reference_mid: int | None = None
+        self.clock = clock or SystemClock()
+        self.commands = commands
+        self.client_id = cfg.client_id or f"edgewatch-{topics.device}"
+        self.backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s, rng)
+        self.stop_event = threading.Event()
+        self.connected = threading.Event()
+        self.connections = 0
+        self._wake = threading.Event()
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
+        self._sent: set[int] = set()  # seqs published on the current connection
+        self._connected_at = 0.0
+        self._client: mqtt.Client | None = None
+        self._thread = threading.Thread(target=self._run, name="edgewatch-publisher",
+                                        daemon=True)
+        self._tokens = 0.0
+        self._last_refill = time.monotonic()
+        self._acked: list[int] = []
+        self._acked_since = 0.0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Tell the publisher that the outbox has something new."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Announce a clean shutdown (retained 'offline') and disconnect."""
+        self.stop_event.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def wait_drained(self, timeout: float) -> bool:
+        """Block until the outbox is empty (True) or the timeout passes (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.queue.pending(1) and not self._inflight and not self._acked:
+                return True
+            time.sleep(0.05)
+        return False
+
+    # -- the thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            client = self._connect()
+            if client is None:
+                self.stop_event.wait(self.backoff.next())
+                continue
+            self._serve(client)
+            self.connected.clear()
+            if not self.stop_event.is_set():
+                self.stop_event.wait(self.backoff.next())
+
+    def _properties(self, packet: int = PacketTypes.PUBLISH) -> Properties | None:
+        """The content-type property (MQTT 5 only; 3.1.1 has no properties)."""
+        if self.cfg.protocol != "5":
+            return None
+        props = Properties(packet)
+        props.ContentType = self.content_type
+        return props
+
+    def encode(self, message: msgspec.Struct | dict[str, Any]) -> bytes:
+        """A message's payload in the configured encoding."""
+        return codec.encode(message, self.encoding)
+
+    def _connect(self) -> mqtt.Client | None:
+        client = make_client(self.cfg, self.client_id)
+        client.will_set(self.topics.status,
+                        self.encode(status.offline(self.manifest, None, "connection lost")),
+                        qos=1, retain=True, properties=self._properties(PacketTypes.WILLMESSAGE))
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        self._inflight.clear()
+        self._sent.clear()
+        self._reference_mid = None
+        try:
+            client.connect(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
+        except (OSError, ssl.SSLError) as exc:
+            log.warning("cannot reach broker %s:%d: %s", self.cfg.host, self.cfg.port, exc)
+            return None
+        self._client = client
+        return client
+
+    def _serve(self, client: mqtt.Client) -> None:
+        """Run the network loop and publish while the connection lasts."""
+        deadline = time.monotonic() + max(10.0, self.cfg.keepalive_s)
+        while not self.stop_event.is_set():
+            rc = client.loop(timeout=0.05)
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                break
+            if not self.connected.is_set():
+                if time.monotonic() > deadline:
+                    log.warning("broker did not accept the connection in time")
+                    break
+                continue
+            self._flush_acks(force=False)
+            self._publish_pending(client)
+        self._flush_acks(force=True)
+        if self.stop_event.is_set() and self.connected.is_set():
+            self._goodbye(client)
+        with contextlib.suppress(OSError, ValueError):  # the socket may already be gone
+            client.disconnect()
+        self._client = None
+
+    def _goodbye(self, client: mqtt.Client) -> None:
+        info = client.publish(self.topics.status,
+                              self.encode(status.offline(self.manifest, self.clock.now(),
+                                                         "shutdown")),
+                              qos=1, retain=True, properties=self._properties())
+        end = time.monotonic() + 2.0
+        while not info.is_published() and time.monotonic() < end:
+            if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                return
+
+    # -- publishing -----------------------------------------------------------------------
+
+    def _publish_pending(self, client: mqtt.Client) -> None:
+        """Publish what the outbox holds, reading it only when told it may hold more
+        (``_wake``: a new message, a connection, or a full batch last time)."""
+        room = self.cfg.max_inflight - len(self._inflight)
+        if room <= 0 or not self._wake.is_set():
+            return
+        self._wake.clear()
+        rows = self.queue.pending(room, exclude=self._sent)
+        for row in rows:
+            if not self._take_token() or not self._publish_row(client, row):
+                self._wake.set()  # try the rest on a later turn
+                return
+        if len(rows) == room:
+            self._wake.set()  # there may be more behind them
+
+    def _publish_row(self, client: mqtt.Client, row: Row) -> bool:
+        try:
+            message: dict[str, Any] = msgspec.json.decode(row.body)
+            if row.created < self._connected_at or \
+                    self.clock.now() - row.created > self.cfg.historical_after_s:
+                message["historical"] = True
+            payload = self.encode(message)
+        except (msgspec.DecodeError, msgspec.EncodeError, TypeError) as exc:
+            log.error("outbox row seq %d cannot be encoded (%s); dropping it", row.seq, exc)
+            self.queue.reject(row.seq, f"cannot be encoded: {exc}")
+            return True
+        info = client.publish(self.topics.for_kind(row.kind), payload, qos=1,
+                              properties=self._properties())
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        self._inflight[info.mid] = row.seq
+        self._sent.add(row.seq)
+        return True
+
+    def _take_token(self) -> bool:
+        rate = self.cfg.drain_rate
+        if rate <= 0:
+            return True
+        now = time.monotonic()
+        self._tokens = min(rate, self._tokens + (now - self._last_refill) * rate)
+        self._last_refill = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+    # -- paho callbacks (on this thread, inside client.loop) ------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode,
+                    _p: Any = None) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        self.connections += 1
+        self._connected_at = self.clock.now()
+        self.backoff.reset()
+        client.publish(self.topics.status, self.encode(status.birth(self.manifest,
+                                                                    self.clock.now())),
+                       qos=1, retain=True, properties=self._properties())
+        if self.reference is not None and not self.reference_sent.is_set():
+            info = client.publish(self.topics.for_kind("reference"), self.encode(self.reference),
+                                  qos=1, retain=True, properties=self._properties())
+            self._reference_mid = info.mid
+        client.subscribe(self.topics.commands, qos=1)
+        self._wake.set()  # whatever waited while we were away
+        log.info("connected to %s:%d", self.cfg.host, self.cfg.port)
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, _codes: Any,
+                      _p: Any = None) -> None:
+        self.connected.set()  # connected and listening for commands
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode,
+                       _p: Any = None) -> None:
+        if self.connected.is_set():
+            log.warning("disconnected from broker: %s", reason)
+        self.connected.clear()
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode,
+                    _p: Any = None) -> None:
+        if mid == self._reference_mid:
+            self._reference_mid = None
+            if reason.is_failure and reason.value != 0x10:
+                log.error("broker rejected the reference profile: %s", reason)
+            else:
+                self.reference_sent.set()
+            return
+        seq = self._inflight.pop(mid, None)
+        if seq is None:
+            return
+        if reason.is_failure and reason.value != 0x10:  # 0x10: no matching subscribers
+            log.error("broker rejected message seq %d: %s", seq, reason)
+            self.queue.reject(seq, str(reason))
+            self._sent.discard(seq)
+            return
+        if not self._acked:
+            self._acked_since = time.monotonic()
+        self._acked.append(seq)
+
+    def _flush_acks(self, force: bool) -> None:
+        """Delete acknowledged rows in batches: one transaction per ACK_BATCH or 50 ms.
+
+        A crash before the flush only means those messages are published again; the
+        collector drops the duplicates."""
+        if self._acked and (force or len(self._acked) >= ACK_BATCH
+                            or time.monotonic() - self._acked_since > 0.05):
+            self.queue.ack_many(self._acked)
+            self._sent.difference_update(self._acked)
+            self._acked = []
+
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        name = msg.topic.rsplit("/", 1)[-1]
+        if self.commands is None:
+            result = CommandResult(command=name[:100], ok=False,
+                                   error="this agent accepts no commands")
+        else:
+            result = self.commands(name, msg.payload)
+        self.queue.put("cmd_result", msgspec.to_builtins(result))  # durable, with device/seq
+        self._wake.set()

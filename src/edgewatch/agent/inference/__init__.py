@@ -1,0 +1,1 @@
+"""Running the model: pre-processing, the onnxruntime session, output adapters."""

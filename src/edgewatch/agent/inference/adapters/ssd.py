@@ -1,0 +1,57 @@
+"""TensorFlow Object Detection API outputs (SSD, SSDLite, ...), NMS done inside the graph.
+
+Outputs, matched by name: ``num_detections`` [N], ``detection_boxes`` [N, K, 4] as normalised
+(y1, x1, y2, x2), ``detection_scores`` [N, K] and ``detection_classes`` [N, K] (class ids as
+floats, 1-based for COCO).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from edgewatch.agent.inference.adapters.base import OutputAdapter, TensorSpec
+from edgewatch.agent.inference.preprocess import Geometry
+from edgewatch.agent.records import Detections
+
+ROLES = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
+
+
+class SsdAdapter(OutputAdapter):
+    name = "ssd"
+    _order: tuple[int, int, int, int] = (0, 1, 2, 3)
+
+    def check(self, outputs: Sequence[TensorSpec]) -> None:
+        order = []
+        for role in ROLES:
+            found = [i for i, o in enumerate(outputs) if role in o.name]
+            if len(found) != 1:
+                raise self.mismatch(f"expected exactly one output named like '{role}'", outputs)
+            order.append(found[0])
+        boxes = outputs[order[1]]
+        if len(boxes.shape) != 3 or boxes.fixed(2) not in (None, 4):
+            raise self.mismatch("detection_boxes must be [N, K, 4]", outputs)
+        self._order = (order[0], order[1], order[2], order[3])
+
+    def decode(
+        self, outputs: Sequence[npt.NDArray[np.generic]], geometry: Geometry
+    ) -> Detections:
+        num, boxes, scores, classes = (outputs[i] for i in self._order)
+        n = int(np.asarray(num).ravel()[0])
+        s = np.asarray(scores, np.float32)[0, :n]
+        if s.size == 0:
+            return Detections.empty()
+        best = float(s.max())
+        keep = np.flatnonzero(s >= self.floor)[: self.post.max_detections]
+        yxyx = np.asarray(boxes, np.float32)[0, keep]
+        return Detections(
+            boxes=np.clip(yxyx[:, [1, 0, 3, 2]], 0.0, 1.0),
+            scores=s[keep],
+            classes=np.asarray(classes)[0, keep].astype(np.int64),
+            best_score=best,
+        )
+
+    def empty(self) -> Detections:
+        return Detections.empty()

@@ -1,0 +1,139 @@
+"""The onnxruntime session, its pre-processing and its output adapter, timed per frame."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from edgewatch.agent.inference.adapters import OutputAdapter, TensorSpec, make_adapter
+from edgewatch.agent.inference.preprocess import Geometry, Preprocessor
+from edgewatch.agent.records import DeferredResult, Image, InferenceResult, Timings
+from edgewatch.config.agent import ModelConfig, PreprocessConfig
+from edgewatch.errors import AdapterMismatch, ModelError
+
+_ORT_TYPES = {"uint8": "tensor(uint8)", "float32": "tensor(float)", "float16": "tensor(float16)"}
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def session_options(cfg: ModelConfig) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if cfg.intra_op_threads:
+        opts.intra_op_num_threads = cfg.intra_op_threads
+    opts.add_session_config_entry(
+        "session.intra_op.allow_spinning", "1" if cfg.allow_spinning else "0"
+    )
+    return opts
+
+
+def load_session(cfg: ModelConfig) -> ort.InferenceSession:
+    """Open the model, translating every failure into a one-line ModelError."""
+    path = Path(cfg.path)
+    if not cfg.path:
+        raise ModelError("model.path is not set")
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    try:
+        return ort.InferenceSession(str(path), session_options(cfg), providers=cfg.providers)
+    except Exception as exc:  # onnxruntime raises several unrelated types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load model {path}: {first}") from exc
+
+
+def tensor_specs(args: Sequence[Any]) -> list[TensorSpec]:
+    return [TensorSpec(a.name, tuple(a.shape), a.type) for a in args]
+
+
+def check_input(spec: TensorSpec, pre: PreprocessConfig) -> None:
+    """Raise AdapterMismatch when the configured pre-processing cannot feed this input."""
+    where = f"model input '{spec.name}' {list(spec.shape)} {spec.type}"
+    if len(spec.shape) != 4:
+        raise AdapterMismatch(f"{where}: expected a 4-D image batch ({pre.layout})")
+    channel_axis, h_axis, w_axis = (3, 1, 2) if pre.layout == "NHWC" else (1, 2, 3)
+    channels = spec.fixed(channel_axis)
+    if channels is not None and channels != 3:
+        raise AdapterMismatch(
+            f"{where}: has {channels} channels on the {pre.layout} channel axis; "
+            "check model.preprocess.layout"
+        )
+    if spec.type != _ORT_TYPES[pre.dtype]:
+        raise AdapterMismatch(f"{where}: model.preprocess.dtype is '{pre.dtype}'")
+    for axis, size, key in ((h_axis, pre.height, "height"), (w_axis, pre.width, "width")):
+        fixed = spec.fixed(axis)
+        if fixed is not None and fixed != size:
+            raise AdapterMismatch(
+                f"{where}: fixed {key} {fixed}, but model.preprocess.{key} is {size}"
+            )
+
+
+class InferenceEngine:
+    """Runs one frame through pre-processing, the session and the adapter, with timings."""
+
+    def __init__(self, cfg: ModelConfig, session: ort.InferenceSession | None = None) -> None:
+        self.cfg = cfg
+        self.session = session if session is not None else load_session(cfg)
+        self.preprocess = Preprocessor(cfg.preprocess)
+        self.adapter: OutputAdapter = make_adapter(cfg.adapter, cfg.postprocess)
+        inputs = tensor_specs(self.session.get_inputs())
+        names = [i.name for i in inputs]
+        if cfg.input_name and cfg.input_name not in names:
+            raise AdapterMismatch(f"model.input_name '{cfg.input_name}' not among inputs {names}")
+        self.input = inputs[names.index(cfg.input_name)] if cfg.input_name else inputs[0]
+        check_input(self.input, cfg.preprocess)
+        self.outputs = tensor_specs(self.session.get_outputs())
+        self.adapter.check(self.outputs)
+        self.model_sha256 = file_sha256(cfg.path) if cfg.path else ""
+
+    @property
+    def model_name(self) -> str:
+        return Path(self.cfg.path).name
+
+    def run(self, tensor: npt.NDArray[np.generic]) -> list[npt.NDArray[np.generic]]:
+        try:
+            return list(self.session.run(None, {self.input.name: tensor}))
+        except Exception as exc:
+            raise ModelError(f"inference failed: {str(exc).strip()[:200]}") from exc
+
+    def infer(self, image: Image) -> InferenceResult:
+        """Pre-process, run and decode one frame, with the time of each stage."""
+        return self.infer_deferred(image).resolve()
+
+    def infer_deferred(self, image: Image) -> DeferredResult:
+        """Like ``infer``, but the adapter decodes only if the monitor measures the frame."""
+        t0 = time.perf_counter()
+        tensor, geometry = self.preprocess(image)
+        t1 = time.perf_counter()
+        outputs = self.run(tensor)
+        t2 = time.perf_counter()
+        timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, 0.0)
+        return defer_decoding(self.adapter, outputs, geometry, timings)
+
+
+def defer_decoding(adapter: OutputAdapter, outputs: Sequence[npt.NDArray[np.generic]],
+                   geometry: Geometry, timings: Timings) -> DeferredResult:
+    """The adapter's decoding of these outputs, to run later; its empty output when any
+    float tensor holds NaN or Inf (checked now, so the frame is counted either way)."""
+    if not all_finite(outputs):
+        return DeferredResult(adapter.empty, timings, nonfinite=True)
+    return DeferredResult(partial(adapter.decode, outputs, geometry), timings)
+
+
+def all_finite(outputs: Sequence[npt.NDArray[np.generic]]) -> bool:
+    """No float output tensor holds NaN or Inf."""
+    return all(o.dtype.kind != "f" or bool(np.isfinite(o).all()) for o in outputs)

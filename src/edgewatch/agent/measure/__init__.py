@@ -1,0 +1,1 @@
+"""Measuring one frame: image features, output features, quality faults, anomaly score."""

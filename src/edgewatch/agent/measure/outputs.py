@@ -1,0 +1,139 @@
+"""Output features of one frame: what the model said, reduced to numbers and labels.
+
+Numeric features are either one value per frame or one value per detection (box area,
+aspect); categorical features are labels counted per detection (class, position) or per
+frame (predicted class).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from edgewatch.agent.records import Classification, Detections, ModelOutput, RawOutputs
+
+DETECTOR_FEATURES: dict[str, tuple[str, str]] = {
+    "det_count": ("detections", "Detections at or above the operating threshold."),
+    "score_max": ("score", "Highest score of any candidate (0 when there is none)."),
+    "score_mean": ("score", "Mean score of the detections (missing when there are none)."),
+    "near_threshold": (
+        "detections", "Candidates whose score lies within the near-threshold band of the "
+        "operating threshold (uncertain decisions)."
+    ),
+    "box_area": ("fraction of frame", "Area of each detection's box (one value per box)."),
+    "box_aspect": ("log2(w/h)", "Aspect ratio of each detection's box in frame pixels."),
+}
+CLASSIFIER_FEATURES: dict[str, tuple[str, str]] = {
+    "top1_prob": ("probability", "Probability of the predicted class."),
+    "margin": ("probability", "Top-1 minus top-2 probability."),
+    "prob_entropy": ("bits", "Entropy of the class probabilities."),
+}
+CATEGORICAL_FEATURES: dict[str, tuple[str, str]] = {
+    "classes": ("label", "Detector: class of each detection; classifier: predicted class."),
+    "position": ("grid cell", "Detector: 3x3 grid cell (row, column) of each box centre."),
+}
+RAW_STATISTICS = ("mean", "std", "min", "max")
+"""Per output tensor of a 'raw' model: features named ``raw.<output>.<statistic>``."""
+
+_CELLS = np.array([[f"r{r}c{c}" for c in range(3)] for r in range(3)])
+
+
+@dataclasses.dataclass(slots=True)
+class OutputFeatures:
+    """Numeric values (scalars or per-detection arrays) and categorical labels of a frame."""
+
+    numeric: dict[str, float | np.ndarray]
+    labels: dict[str, list[str]]
+
+
+class OutputFeatureExtractor:
+    """Computes output features for any adapter's output."""
+
+    def __init__(
+        self,
+        score_threshold: float,
+        near_band: float,
+        frame_aspect: float = 4.0 / 3.0,
+        labels: dict[int, str] | None = None,
+    ) -> None:
+        self.threshold = score_threshold
+        self.band = near_band
+        self.frame_aspect = frame_aspect
+        self.labels = labels or {}
+
+    def label(self, class_id: int) -> str:
+        return self.labels.get(class_id, str(class_id))
+
+    def __call__(self, output: ModelOutput, frame_aspect: float | None = None) -> OutputFeatures:
+        if isinstance(output, Detections):
+            return self._detections(output, frame_aspect or self.frame_aspect)
+        if isinstance(output, Classification):
+            return self._classification(output)
+        return self._raw(output)
+
+    def _detections(self, d: Detections, aspect: float) -> OutputFeatures:
+        kept = d.above(self.threshold)
+        scores = kept.scores
+        boxes = kept.boxes.astype(np.float64)
+        w = boxes[:, 2] - boxes[:, 0]
+        h = boxes[:, 3] - boxes[:, 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            box_aspect = np.log2((w * aspect) / h)
+        cx = np.clip(((boxes[:, 0] + boxes[:, 2]) * 1.5).astype(np.int64), 0, 2)
+        cy = np.clip(((boxes[:, 1] + boxes[:, 3]) * 1.5).astype(np.int64), 0, 2)
+        near = np.count_nonzero(np.abs(d.scores - self.threshold) <= self.band)
+        numeric: dict[str, float | np.ndarray] = {
+            "det_count": float(scores.size),
+            "score_max": float(d.best_score),
+            "score_mean": float(scores.mean()) if scores.size else float("nan"),
+            "near_threshold": float(near),
+            "box_area": w * h,
+            "box_aspect": box_aspect,
+        }
+        labels = {
+            "classes": [self.label(int(c)) for c in kept.classes],
+            "position": _CELLS[cy, cx].tolist(),
+        }
+        return OutputFeatures(numeric, labels)
+
+    def _classification(self, c: Classification) -> OutputFeatures:
+        p = c.probs.astype(np.float64)
+        if p.size < 2:
+            nan = float("nan")
+            return OutputFeatures(
+                {"top1_prob": nan, "margin": nan, "prob_entropy": nan}, {"classes": []}
+            )
+        top2 = np.partition(p, -2)[-2:]
+        nz = p[p > 0]
+        return OutputFeatures(
+            {
+                "top1_prob": float(top2[1]),
+                "margin": float(top2[1] - top2[0]),
+                "prob_entropy": float(-(nz * np.log2(nz)).sum()),
+            },
+            {"classes": [self.label(int(p.argmax()))]},
+        )
+
+    @staticmethod
+    def _raw(r: RawOutputs) -> OutputFeatures:
+        numeric: dict[str, float | np.ndarray] = {}
+        for name, tensor in r.tensors.items():
+            x = np.asarray(tensor, np.float64)
+            finite = x[np.isfinite(x)]
+            stats = (
+                (finite.mean(), finite.std(), finite.min(), finite.max())
+                if finite.size else (float("nan"),) * 4
+            )
+            for stat, value in zip(RAW_STATISTICS, stats):
+                numeric[f"raw.{name}.{stat}"] = float(value)
+        return OutputFeatures(numeric, {})
+
+
+def load_labels(path: str, offset: int) -> dict[int, str]:
+    """Class names from a file, one per line; line k (from 0) is class id k + offset."""
+    if not path:
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        names = [line.strip() for line in fh]
+    return {i + offset: n for i, n in enumerate(names) if n}

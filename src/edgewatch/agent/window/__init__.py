@@ -1,0 +1,1 @@
+"""Windows: assigning frames, accumulating histograms, judging drift against the reference."""

@@ -1,0 +1,240 @@
+"""The monitor: measures frames off the inference thread and closes windows.
+
+``observe`` runs on the caller's (inference) thread and only does O(1) bookkeeping: it
+assigns the frame to a window, counts it, decides whether it is sampled (``every_nth``,
+``max_fps``) and offers it to a bounded queue. When the queue is full the frame is not
+monitored and the skip is counted. A single worker thread
+measures frames, accumulates windows and hands each closed window to the sink.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from edgewatch.agent.measure.frame import FrameMeasurement, FrameMeasurer
+from edgewatch.agent.measure.sampling import RateCap
+from edgewatch.agent.records import DeferredResult, Frame, InferenceResult
+from edgewatch.agent.window.accumulator import WindowAccumulator
+from edgewatch.agent.window.assigner import WindowAssigner, WindowSlot
+from edgewatch.agent.window.reference import ReferenceProfile
+from edgewatch.agent.window.resources import ResourceSampler
+from edgewatch.agent.window.summary import WindowSummary
+from edgewatch.clock import Clock, SystemClock
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[WindowSummary], None]
+_STOP = object()
+
+
+class Monitor:
+    """Measures observed frames into windows and emits a WindowSummary per window.
+
+    Its own defaults measure every frame (``every_nth=1``, ``max_fps=0``); ``make_monitor``
+    builds one from the configuration, whose ``features.max_fps`` defaults to 2.5.
+    """
+
+    def __init__(
+        self,
+        reference: ReferenceProfile,
+        measurer: FrameMeasurer,
+        sink: Sink,
+        *,
+        window_seconds: float = 60.0,
+        window_frames: int = 0,
+        queue_size: int = 32,
+        every_nth: int = 1,
+        max_fps: float = 0.0,
+        live: bool = False,
+        lossless: bool = False,
+        clock: Clock | None = None,
+        resources: ResourceSampler | None = None,
+        decorate: Callable[[WindowSummary], None] | None = None,
+        checks: Callable[[FrameMeasurement], None] | None = None,
+    ) -> None:
+        self.reference = reference
+        self.measurer = measurer
+        self.sink = sink
+        self.every_nth = every_nth
+        self._rate_cap = RateCap(max_fps)
+        self.live = live
+        self.lossless = lossless
+        self.clock = clock or SystemClock()
+        self.resources = resources
+        self.decorate = decorate
+        self.checks = checks
+        self._assigner = WindowAssigner(window_seconds, window_frames)
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._accumulators: dict[int, WindowAccumulator] = {}
+        self._last_key: int | None = None
+        """Window key of the last measured frame (worker thread only)."""
+        self._observed = 0
+        self._closed = False
+        self.errors = 0
+        self._worker = threading.Thread(target=self._run, name="edgewatch-monitor", daemon=True)
+        self._worker.start()
+
+    # -- inference thread -------------------------------------------------------------
+
+    def observe(self, frame: Frame, result: InferenceResult | DeferredResult | None,
+                inference_error: bool = False) -> bool:
+        """Count a frame and queue it for measurement; False when it was not queued.
+
+        A DeferredResult is decoded here, on the caller's thread, only when the frame is to
+        be measured. With ``lossless`` (replays), a full queue makes the caller wait instead
+        of skipping.
+        """
+        with self._lock:
+            slot = self._assigner.assign(frame.timestamp)
+            counts = slot.counts
+            counts.seen += 1
+            if frame.image is None and result is None and not inference_error:
+                counts.decode_errors += 1
+            if inference_error:
+                counts.inference_errors += 1
+            if result is not None and result.nonfinite:
+                counts.nonfinite_outputs += 1
+            self._observed += 1
+            if (self._observed - 1) % self.every_nth or not self._rate_cap(frame.timestamp):
+                counts.sampled_out += 1
+                return False
+            if isinstance(result, DeferredResult):
+                try:
+                    result = result.resolve()
+                except Exception:  # an adapter bug must not reach the application
+                    self.errors += 1
+                    log.exception("could not decode the outputs of frame %d", frame.index)
+                    return False
+            try:
+                self._queue.put_nowait((slot.key, frame, result))
+                return True
+            except queue.Full:
+                if not self.lossless:
+                    counts.dropped += 1
+                    return False
+        self._queue.put((slot.key, frame, result))  # lossless replay: wait for the worker
+        return True
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every frame queued so far has been measured.
+
+        False when ``timeout`` seconds passed first or the worker has stopped (after
+        ``close``). Not to be called from the sink, which runs on the worker.
+        """
+        if threading.current_thread() is self._worker:
+            raise RuntimeError("Monitor.drain() called from the monitor thread")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        q = self._queue
+        with q.all_tasks_done:
+            while q.unfinished_tasks:
+                if not self._worker.is_alive():
+                    return False
+                wait = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+                if wait <= 0:
+                    return False
+                q.all_tasks_done.wait(wait)
+        return True
+
+    def close(self, timeout: float | None = None) -> None:
+        """Measure what is queued, emit every open window and stop the worker."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._worker.join(timeout)
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- worker thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=0.5 if self.live else None)
+            except queue.Empty:
+                item = None
+            try:
+                if item is None:
+                    self._tick()
+                elif item is _STOP:
+                    self._flush(None)
+                else:
+                    self._measure(*item)
+            except Exception:  # nothing may stop the worker: frames would pile up unseen
+                self.errors += 1
+                log.exception("monitor worker error")
+            finally:
+                if item is not None:
+                    self._queue.task_done()
+            if item is _STOP:
+                return
+
+    def _measure(self, key: int, frame: Frame, result: InferenceResult | None) -> None:
+        try:
+            m = self.measurer(frame, result)
+            if self.checks is not None:
+                self.checks(m)
+        except Exception:  # a bad frame must never stop the monitor
+            self.errors += 1
+            log.exception("could not measure frame %d", frame.index)
+            return
+        if key != self._last_key:  # earlier windows can only be complete when the key moves
+            self._flush(key - 1)
+            self._last_key = key
+        acc = self._accumulators.get(key)
+        if acc is None:
+            acc = self._accumulators[key] = WindowAccumulator(self.reference, 0.0, 0.0)
+        acc.add(m)
+
+    def _tick(self) -> None:
+        with self._lock:
+            key = self._assigner.expire(self.clock.now())
+        if key is not None:
+            self._flush(key)
+
+    def _flush(self, through: int | None) -> None:
+        """Emit every window up to key ``through`` (all windows when None)."""
+        with self._lock:
+            if through is None:
+                self._assigner.current = None
+                slots = self._assigner.pop_through(1 << 62)
+            else:
+                if through < 0 or not any(k <= through for k in self._assigner.slots):
+                    return
+                slots = self._assigner.pop_through(through)
+        for slot in slots:
+            self._emit(slot)
+
+    def _emit(self, slot: WindowSlot) -> None:
+        acc = self._accumulators.pop(slot.key, None)
+        summary = acc.summary if acc is not None else WindowSummary.empty(
+            self.reference, slot.start, slot.end
+        )
+        summary.start, summary.end = slot.start, slot.end
+        monitored = summary.frames.monitored
+        summary.frames = slot.counts
+        summary.frames.monitored = monitored
+        if self.resources is not None:
+            try:
+                summary.resources = self.resources.sample()
+            except Exception:  # the window goes out without resource figures
+                self.errors += 1
+                log.exception("could not sample resources")
+        try:
+            if self.decorate is not None:
+                self.decorate(summary)
+            self.sink(summary)
+        except Exception:
+            self.errors += 1
+            log.exception("window sink failed; window %.3f-%.3f not delivered",
+                          slot.start, slot.end)

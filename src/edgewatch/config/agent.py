@@ -1,0 +1,421 @@
+"""The agent's configuration tree: one TOML file, validated at start-up.
+
+Every key is declared here with its documentation; ``configs/agent.toml`` shows them all
+and ``docs/configuration.md`` is checked against this module by the tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Literal
+
+from edgewatch.config.mqtt import TlsConfig
+from edgewatch.config.typed import build, read_toml, section, setting
+from edgewatch.contracts.topics import ID_PATTERN
+
+Adapter = Literal["ssd", "yolo", "classification", "raw"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceConfig:
+    id: str = setting("", "Device identifier in messages and topics; empty means the host name.")
+    fleet: str = setting("default", "Fleet the device belongs to (MQTT topic level).")
+
+    def validate(self) -> None:
+        for key, value in (("id", self.id), ("fleet", self.fleet)):
+            if value and not ID_PATTERN.fullmatch(value):
+                raise ValueError(f"{key} {value!r}: expected letters, digits, '.', '_' or '-'"
+                                 " (starting with a letter or digit)")
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+    width: int = setting(0, "Model input width in pixels; 0 keeps the frame's width.", minimum=0)
+    height: int = setting(0, "Model input height in pixels; 0 keeps the frame's height.", minimum=0)
+    resize: Literal["stretch", "letterbox"] = setting(
+        "stretch", "How frames are fitted to width x height: 'stretch' or 'letterbox' "
+        "(aspect kept, padded with grey 114)."
+    )
+    layout: Literal["NHWC", "NCHW"] = setting("NHWC", "Tensor layout the model expects.")
+    color: Literal["RGB", "BGR"] = setting("RGB", "Channel order the model expects.")
+    dtype: Literal["uint8", "float32", "float16"] = setting("uint8", "Input tensor type.")
+    scale: float = setting(
+        1.0, "Pixel values are first multiplied by this (0.00392157 for 1/255).", minimum=0.0
+    )
+    mean: list[float] = setting(
+        [0.0, 0.0, 0.0], "Then this per-channel mean (in model channel order) is subtracted."
+    )
+    std: list[float] = setting(
+        [1.0, 1.0, 1.0], "Then the result is divided by this per-channel standard deviation."
+    )
+
+    def validate(self) -> None:
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError("mean and std need exactly 3 values (one per channel)")
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std values must be > 0")
+        if (self.width == 0) != (self.height == 0):
+            raise ValueError("width and height must both be set or both be 0")
+        if self.resize == "letterbox" and self.width == 0:
+            raise ValueError("resize = 'letterbox' needs width and height")
+
+
+@dataclasses.dataclass(frozen=True)
+class PostprocessConfig:
+    score_threshold: float = setting(
+        0.4, "Operating threshold: detections at or above it count as detections.",
+        minimum=0.0, maximum=1.0,
+    )
+    near_band: float = setting(
+        0.1, "Scores within this distance below or above the threshold count as 'near threshold'.",
+        minimum=0.0, maximum=1.0,
+    )
+    iou_threshold: float = setting(
+        0.45, "IoU above which the yolo adapter's NMS suppresses a box.", minimum=0.0, maximum=1.0
+    )
+    max_detections: int = setting(300, "Upper bound on detections kept per frame.", minimum=1)
+    softmax: Literal["auto", "always", "never"] = setting(
+        "auto", "Classification: apply softmax to outputs ('auto': only when they are not "
+        "already probabilities)."
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    path: str = setting("", "Path to the ONNX model file (relative paths: to the config file).")
+    adapter: Adapter = setting(
+        "ssd", "How outputs are read: 'ssd' (TF Object Detection API), 'yolo' "
+        "(Ultralytics v5/v8/v11), 'classification', or 'raw' (tensor statistics only)."
+    )
+    labels: str = setting("", "Optional class-name file, one per line (line k = class id k).")
+    labels_offset: int = setting(
+        1, "Class id of the first line of the labels file (1 for COCO-style SSD ids, 0 for "
+        "YOLO and most classifiers).", minimum=0,
+    )
+    input_name: str = setting("", "Model input to feed; empty means the first input.")
+    intra_op_threads: int = setting(
+        0, "onnxruntime intra-op threads; 0 lets onnxruntime choose (one per core).", minimum=0
+    )
+    allow_spinning: bool = setting(
+        True, "Let onnxruntime's idle threads spin (lowest latency when the cores are free).",
+    )
+    providers: list[str] = setting(
+        ["CPUExecutionProvider"], "onnxruntime execution providers, in order of preference."
+    )
+    preprocess: PreprocessConfig = section(PreprocessConfig, "Turning a frame into a tensor.")
+    postprocess: PostprocessConfig = section(PostprocessConfig, "Reading detections and scores.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceConfig:
+    uri: str = setting(
+        "", "Video file, directory of images, camera index ('0') or rtsp/http URL."
+    )
+    fps: float = setting(
+        0.0, "Frame rate for timestamps of recorded sources; 0 uses the file's own rate.",
+        minimum=0.0,
+    )
+    reconnect_initial_s: float = setting(
+        1.0, "First wait before reopening a live source that failed.", minimum=0.01
+    )
+    reconnect_max_s: float = setting(
+        60.0, "Longest wait between reopen attempts (the wait doubles up to it).", minimum=0.01
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class FeaturesConfig:
+    analysis_width: int = setting(
+        160, "Input features are computed on the frame downscaled (nearest neighbour) to "
+        "this width.", minimum=16, maximum=4096,
+    )
+    every_nth: int = setting(1, "Monitor one frame in N (1 monitors every frame).", minimum=1)
+    max_fps: float = setting(
+        2.5, "Monitor at most this many frames per second of stream time (0: no limit). "
+        "Frames past the cap, like those skipped by every_nth, are counted as sampled_out; "
+        "the drift tests account for the sampling (see docs/drift.md).", minimum=0.0,
+    )
+    queue_size: int = setting(
+        32, "Frames waiting for the monitor thread; when full, frames are skipped and counted.",
+        minimum=1, maximum=10000,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowConfig:
+    seconds: float = setting(60.0, "A window closes after this many seconds.", minimum=0.1)
+    frames: int = setting(
+        0, "If > 0, a window also closes after this many frames seen.", minimum=0
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceConfig:
+    path: str = setting("", "Reference profile JSON (from 'edgewatch profile build').")
+    bins: int = setting(
+        20, "Quantile bins per feature when building a profile.", minimum=2, maximum=1000
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class DriftConfig:
+    warning_effect: float = setting(
+        2.0, "Effect size (shift in reference spreads, see docs/drift.md) at which a "
+        "significant feature counts as a warning.", minimum=0.0,
+    )
+    drift_effect: float = setting(
+        4.0, "Effect size at which a significant feature counts as drifted.", minimum=0.0
+    )
+    alpha: float = setting(
+        0.01, "False discovery rate across features (Benjamini-Hochberg) for the "
+        "autocorrelation-corrected tests.", minimum=1e-12, maximum=0.5,
+    )
+    persistence: int = setting(
+        2, "Consecutive windows a feature must stay drifted before the verdict is 'drift' "
+        "(before that it is 'warning').", minimum=1, maximum=100,
+    )
+    immediate_effect: float = setting(
+        8.0, "Effect size so large that one window suffices for 'drift'.", minimum=0.0
+    )
+    min_frames: int = setting(
+        10, "Windows with fewer monitored frames get no drift verdict ('ok', insufficient).",
+        minimum=1,
+    )
+    categorical_warning_js: float = setting(
+        0.3, "Jensen-Shannon distance of a label mix (classes, positions) for a warning.",
+        minimum=0.0, maximum=1.0,
+    )
+    categorical_drift_js: float = setting(
+        0.5, "Jensen-Shannon distance of a label mix for drift.", minimum=0.0, maximum=1.0
+    )
+    ignore: list[str] = setting(
+        [], "Features left out of the verdict (still measured and reported)."
+    )
+
+    def validate(self) -> None:
+        if self.drift_effect < self.warning_effect:
+            raise ValueError("drift_effect must be >= warning_effect")
+        if self.categorical_drift_js < self.categorical_warning_js:
+            raise ValueError("categorical_drift_js must be >= categorical_warning_js")
+
+
+@dataclasses.dataclass(frozen=True)
+class QualityConfig:
+    black_brightness: float = setting(
+        16.0, "A uniform frame at or below this mean luma is 'black'.", minimum=0.0
+    )
+    blank_contrast: float = setting(
+        3.0, "Luma standard deviation at or below which a frame is uniform (black or blank).",
+        minimum=0.0,
+    )
+    frozen_max_diff: float = setting(
+        0.25, "Mean absolute difference (grey levels, 32x24 thumbnail) below which two "
+        "consecutive frames are the same picture.", minimum=0.0,
+    )
+    frozen_seconds: float = setting(
+        2.0, "How long the picture must stay unchanged to count as frozen.", minimum=0.0
+    )
+    overexposed_fraction: float = setting(
+        0.3, "Share of clipped-bright pixels from which a frame is over-exposed.",
+        minimum=0.0, maximum=1.0,
+    )
+    underexposed_fraction: float = setting(
+        0.5, "Share of clipped-dark pixels from which a frame is under-exposed.",
+        minimum=0.0, maximum=1.0,
+    )
+    blur_ratio: float = setting(
+        0.25, "A frame is blurred when its sharpness is below this fraction of the "
+        "reference's median sharpness.", minimum=0.0, maximum=1.0,
+    )
+    empty_streak_seconds: float = setting(
+        10.0, "Seconds without any detection that count as an empty-output streak (only for "
+        "cameras whose reference frames mostly have detections).", minimum=0.0,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourcesConfig:
+    enabled: bool = setting(True, "Sample process and system resources once per window.")
+    disk_path: str = setting("/", "Filesystem whose usage is reported.")
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputConfig:
+    jsonl: str = setting(
+        "", "If set, 'edgewatch run' appends every summary line to this file."
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = setting(False, "Publish summaries and alerts to an MQTT broker.")
+    host: str = setting("127.0.0.1", "Broker host name or address.")
+    port: int = setting(1883, "Broker port (8883 is usual for TLS).", minimum=1, maximum=65535)
+    protocol: Literal["5", "3.1.1"] = setting("5", "MQTT protocol version.")
+    encoding: Literal["msgpack", "json"] = setting(
+        "msgpack", "Payload encoding: MessagePack deflated with a preset dictionary (about a "
+        "third of the JSON size) or JSON; under MQTT 5 the content-type property names it.")
+    client_id: str = setting("", "MQTT client id; empty means 'edgewatch-<device id>'.")
+    username: str = setting("", "User name; empty for none.")
+    password: str = setting("", "Password (used only with a user name).")
+    keepalive_s: int = setting(30, "Keep-alive interval; the last will fires after about 1.5 "
+                                   "times this without contact.", minimum=5, maximum=3600)
+    topic_root: str = setting("edgewatch/v1", "Topic prefix: <root>/<fleet>/<device>/...")
+    max_inflight: int = setting(
+        32, "QoS 1 messages published and not yet acknowledged at once.", minimum=1,
+        maximum=1000,
+    )
+    drain_rate: float = setting(
+        0.0, "Upper bound on messages per second when draining a backlog; 0 = no limit.",
+        minimum=0.0,
+    )
+    reconnect_min_s: float = setting(1.0, "First wait before reconnecting.", minimum=0.01)
+    reconnect_max_s: float = setting(
+        120.0, "Longest wait between reconnect attempts (exponential, with jitter).",
+        minimum=0.01,
+    )
+    historical_after_s: float = setting(
+        30.0, "A message published this long after it was queued is flagged historical.",
+        minimum=0.0,
+    )
+    tls: TlsConfig = section(TlsConfig, "Transport security.")
+
+
+@dataclasses.dataclass(frozen=True)
+class OutboxConfig:
+    path: str = setting("edgewatch-outbox.db", "SQLite file of the store-and-forward queue.")
+    max_mb: float = setting(
+        256.0, "Size cap of the outbox; beyond it old summaries are merged, then evicted "
+        "(alerts last).", minimum=0.1,
+    )
+    max_age_days: float = setting(
+        30.0, "Status and summary messages older than this are evicted (alerts never; "
+        "0 = no age cap).", minimum=0.0
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleConfig:
+    name: str = setting("", "Rule name (unique; used by commands: disable, set-threshold).")
+    metric: str = setting(
+        "drift.severity", "What is evaluated on each window; see docs/alerts.md for the list "
+        "(drift.severity, drift.score, drift.feature, anomaly.rate, quality, latency.p95, "
+        "fps, cpu, memory, temperature, disk, outbox.pending).")
+    op: Literal[">", ">=", "<", "<="] = setting(">=", "Comparison of observed with threshold.")
+    threshold: float = setting(0.0, "The value the observation is compared with.")
+    severity: Literal["info", "warning", "critical"] = setting("warning", "Alert severity.")
+    for_windows: int = setting(
+        1, "Consecutive windows the condition must hold before the alert fires.", minimum=1)
+    resolve_windows: int = setting(
+        1, "Consecutive windows the condition must be clear before the alert resolves.",
+        minimum=1)
+    resolve_threshold: float | None = setting(
+        None, "Hysteresis: the value that counts as clear (defaults to the threshold).")
+    enabled: bool = setting(True, "A disabled rule is not evaluated.")
+
+    def validate(self) -> None:
+        from edgewatch.agent.alerts.rule_metrics import METRICS
+
+        if not self.name:
+            raise ValueError("every alert rule needs a name")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric {self.metric!r}: expected one of {', '.join(METRICS)}")
+
+
+def _default_rules() -> list[RuleConfig]:
+    return [
+        RuleConfig("drift", "drift.severity", ">=", 2.0, "critical", 1, 2),
+        RuleConfig("feature-drift", "drift.feature", ">=", 8.0, "warning", 2, 2, 4.0),
+        RuleConfig("anomalies", "anomaly.rate", ">=", 0.2, "warning", 2, 2, 0.05),
+        RuleConfig("quality", "quality", ">=", 0.5, "critical", 1, 1, 0.1),
+        RuleConfig("latency", "latency.p95", ">", 500.0, "warning", 3, 3),
+        RuleConfig("temperature", "temperature", ">=", 85.0, "warning", 2, 2, 80.0),
+        RuleConfig("disk", "disk", ">=", 95.0, "warning", 1, 2, 90.0),
+        RuleConfig("backlog", "outbox.pending", ">=", 1000.0, "warning", 3, 3, 100.0),
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertsConfig:
+    enabled: bool = setting(True, "Evaluate alert rules on every window.")
+    state_path: str = setting(
+        "edgewatch-alerts.db", "SQLite file keeping alert state and operator overrides "
+        "(acknowledged, snoozed, disabled rules, thresholds) across restarts.")
+    renotify_s: float = setting(
+        3600.0, "A firing alert nobody acknowledged is sent again this often (0 = never).",
+        minimum=0.0)
+    command_token: str = setting(
+        "", "If set, commands must carry this value as 'token' (besides the broker ACL).")
+    rules: list[RuleConfig] = dataclasses.field(
+        default_factory=_default_rules,
+        metadata={"doc": "Alert rules ([[alerts.rules]] tables; replaces the defaults)."})
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    device: DeviceConfig = section(DeviceConfig, "Identity of this device.")
+    model: ModelConfig = section(ModelConfig, "The ONNX model and how to run it.")
+    source: SourceConfig = section(SourceConfig, "Where frames come from.")
+    features: FeaturesConfig = section(FeaturesConfig, "Per-frame measurement.")
+    window: WindowConfig = section(WindowConfig, "Aggregation windows.")
+    reference: ReferenceConfig = section(ReferenceConfig, "Reference profile.")
+    drift: DriftConfig = section(DriftConfig, "Drift verdicts.")
+    quality: QualityConfig = section(QualityConfig, "Data-quality faults.")
+    resources: ResourcesConfig = section(ResourcesConfig, "Resource sampling.")
+    output: OutputConfig = section(OutputConfig, "Local outputs.")
+    mqtt: MqttConfig = section(MqttConfig, "Publishing to the fleet collector.")
+    outbox: OutboxConfig = section(OutboxConfig, "Durable queue of outgoing messages.")
+    alerts: AlertsConfig = section(AlertsConfig, "Alert rules and their state.")
+
+
+def parse_config(data: dict[str, Any], base_dir: Path | None = None) -> AgentConfig:
+    """Validate a parsed TOML mapping; relative paths resolve against ``base_dir``."""
+    cfg = build(AgentConfig, data)
+    if base_dir is None:
+        return cfg
+    return _resolve_paths(cfg, base_dir)
+
+
+def config_warnings(cfg: AgentConfig) -> list[str]:
+    """Settings that are valid but probably not meant, one line each."""
+    out = []
+    f, w = cfg.features, cfg.window
+    if f.max_fps > 0 and w.frames == 0 and w.seconds * f.max_fps < cfg.drift.min_frames:
+        out.append(
+            f"window.seconds ({w.seconds:g}) x features.max_fps ({f.max_fps:g}) allows at "
+            f"most {int(w.seconds * f.max_fps)} measured frames per window, fewer than "
+            f"drift.min_frames ({cfg.drift.min_frames}): windows get no drift verdict; raise "
+            "features.max_fps (0: every frame) or window.seconds"
+        )
+    return out
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Read and validate a TOML configuration file."""
+    return parse_config(read_toml(path), Path(path).parent)
+
+
+def _resolve(base: Path, value: str) -> str:
+    if not value or "://" in value or value.isdigit() or Path(value).is_absolute():
+        return value
+    return str((base / value).resolve())
+
+
+def _resolve_paths(cfg: AgentConfig, base: Path) -> AgentConfig:
+    model = dataclasses.replace(
+        cfg.model, path=_resolve(base, cfg.model.path), labels=_resolve(base, cfg.model.labels)
+    )
+    return dataclasses.replace(
+        cfg,
+        model=model,
+        source=dataclasses.replace(cfg.source, uri=_resolve(base, cfg.source.uri)),
+        reference=dataclasses.replace(cfg.reference, path=_resolve(base, cfg.reference.path)),
+        output=dataclasses.replace(cfg.output, jsonl=_resolve(base, cfg.output.jsonl)),
+        outbox=dataclasses.replace(cfg.outbox, path=_resolve(base, cfg.outbox.path)),
+        alerts=dataclasses.replace(cfg.alerts, state_path=_resolve(base, cfg.alerts.state_path)),
+        mqtt=dataclasses.replace(cfg.mqtt, tls=dataclasses.replace(
+            cfg.mqtt.tls, ca_file=_resolve(base, cfg.mqtt.tls.ca_file),
+            cert_file=_resolve(base, cfg.mqtt.tls.cert_file),
+            key_file=_resolve(base, cfg.mqtt.tls.key_file))),
+    )
