@@ -30,7 +30,7 @@ from edgewatch.agent.delivery.outbox import Outbox  # noqa: E402
 from edgewatch.agent.delivery.publisher import Publisher  # noqa: E402
 from edgewatch.agent.delivery.status import Manifest  # noqa: E402
 from edgewatch.clock import SystemClock  # noqa: E402
-from edgewatch.config.agent import MqttConfig  # noqa: E402
+from edgewatch.config.delivery import MqttConfig  # noqa: E402
 from edgewatch.contracts.topics import Topics  # noqa: E402
 
 

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from edgewatch.agent.app import Agent, build_reference, make_measurer
+from edgewatch.agent.app import build_agent, build_reference, make_measurer
 from edgewatch.agent.delivery.sinks import ListSink
 from edgewatch.agent.inference.engine import InferenceEngine
 from edgewatch.agent.measure.image import ImageFeatureExtractor
@@ -130,7 +130,8 @@ class PairedLoops:
     def __init__(self, cfg: AgentConfig, reference: ReferenceProfile) -> None:
         self.engine = InferenceEngine(cfg.model)
         self.sink = ListSink()
-        self.agent = Agent(cfg, self.engine, reference, self.sink, live=False)
+        self.agent = build_agent(cfg, reference, engine=self.engine, sink=self.sink,
+                                 publish=False, live=False)
         self.monitor: Monitor = self.agent.monitor
         self.index = 0
 

@@ -24,15 +24,8 @@ from edgewatch.agent.alerts.engine import AlertEngine
 from edgewatch.agent.alerts.state import AlertStore
 from edgewatch.agent.commands import CommandRouter
 from edgewatch.clock import ManualClock
-from edgewatch.collector.routing import (
-    ALERTMANAGER,
-    WEBHOOK,
-    AlertRouter,
-    RouterThread,
-    alertmanager_alert,
-    rfc3339,
-    slack_text,
-)
+from edgewatch.collector.alert_payloads import alertmanager_alert, rfc3339, slack_text
+from edgewatch.collector.routing import ALERTMANAGER, WEBHOOK, AlertRouter, RouterThread
 from edgewatch.config.agent import AlertsConfig, RuleConfig
 from edgewatch.contracts import Alert
 from edgewatch.contracts.alert import Span

@@ -45,6 +45,7 @@ RULES = [
     ("edgewatch.config.typed", ("edgewatch.agent", "edgewatch.collector", "edgewatch.cli")),
     ("edgewatch.config.mqtt", ("edgewatch.agent", "edgewatch.collector", "edgewatch.cli")),
     ("edgewatch.config.collector", ("edgewatch.agent", "edgewatch.cli")),
+    ("edgewatch.config.delivery", ("edgewatch.agent", "edgewatch.collector", "edgewatch.cli")),
     ("edgewatch.config.agent", ("edgewatch.collector", "edgewatch.cli")),
 ]
 

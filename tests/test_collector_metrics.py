@@ -43,7 +43,8 @@ from edgewatch.collector.metrics import (
 )
 from edgewatch.collector.store import Store, open_store
 from edgewatch.contracts.codec import REASONS, Message, decode
-from edgewatch.contracts.summary import Summary, sig3
+from edgewatch.contracts.summary import Summary
+from edgewatch.contracts.summary_v1 import sig3
 
 RULES = REPO / "configs" / "prometheus" / "edgewatch-rules.yml"
 RULES_TEST = REPO / "configs" / "prometheus" / "edgewatch-rules.test.yml"

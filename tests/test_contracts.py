@@ -12,16 +12,8 @@ import pytest
 from edgewatch.contracts import codec
 from edgewatch.contracts.alert import Alert, Span
 from edgewatch.contracts.status import Status
-from edgewatch.contracts.summary import (
-    SCHEMA_V1,
-    Frames,
-    Summary,
-    SummaryV1,
-    Window,
-    compact,
-    delta_keys,
-    undelta_keys,
-)
+from edgewatch.contracts.summary import Frames, Summary, Window, delta_keys, undelta_keys
+from edgewatch.contracts.summary_v1 import SCHEMA_V1, SummaryV1, compact
 
 
 def _v1(**overrides: object) -> dict[str, object]:

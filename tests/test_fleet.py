@@ -16,7 +16,8 @@ from scipy.spatial.distance import jensenshannon
 
 from edgewatch.collector import fleet
 from edgewatch.collector.fleet import fleet_histograms, peer_outliers
-from edgewatch.contracts.summary import Summary, SummaryV1, compact
+from edgewatch.contracts.summary import Summary
+from edgewatch.contracts.summary_v1 import SummaryV1, compact
 from edgewatch.errors import StatsError
 
 EXAMPLE_TEXT = (Path(__file__).parent / "data" / "summary-example.json").read_text()

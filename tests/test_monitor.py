@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from edgewatch.agent.measure.frame import FrameMeasurement, FrameMeasurer
 from edgewatch.agent.measure.image import ImageFeatureExtractor
 from edgewatch.agent.measure.outputs import OutputFeatureExtractor
 from edgewatch.agent.records import Detections, Frame, InferenceResult, Timings
-from edgewatch.agent.window.monitor import Monitor
+from edgewatch.agent.window.monitor import Monitor, MonitorSettings
 from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
 from edgewatch.agent.window.summary import WindowSummary
 from edgewatch.clock import ManualClock
@@ -45,6 +46,16 @@ def reference() -> ReferenceProfile:
                    analysis_width=64, source="synthetic", created=0.0)
 
 
+class Recorder:
+    """A FrameCheck that records what it is given."""
+
+    def __init__(self, record: Callable[[FrameMeasurement], object]) -> None:
+        self.record = record
+
+    def check(self, measurement: FrameMeasurement) -> None:
+        self.record(measurement)
+
+
 class BlockingMeasurer(FrameMeasurer):
     """Measures normally but waits for a gate, so the queue fills up."""
 
@@ -59,7 +70,8 @@ class BlockingMeasurer(FrameMeasurer):
 
 def test_windows_by_time_count_every_frame(reference: ReferenceProfile) -> None:
     sink = ListSink()
-    with Monitor(reference, measurer(), sink, window_seconds=2.0, lossless=True) as mon:
+    with Monitor(reference, measurer(), sink,
+                 MonitorSettings(window_seconds=2.0, lossless=True)) as mon:
         for i in range(55):  # 10 fps: windows [0,2) [2,4) [4,6)
             mon.observe(Frame(i, 100.0 + i / 10, image(100)), result(2))
     starts = [s.start for s in sink.summaries]
@@ -73,8 +85,8 @@ def test_windows_by_time_count_every_frame(reference: ReferenceProfile) -> None:
 
 def test_windows_by_frame_count(reference: ReferenceProfile) -> None:
     sink = ListSink()
-    with Monitor(reference, measurer(), sink, window_seconds=60, window_frames=7,
-                 lossless=True) as mon:
+    with Monitor(reference, measurer(), sink,
+                 MonitorSettings(window_seconds=60, window_frames=7, lossless=True)) as mon:
         for i in range(20):
             mon.observe(Frame(i, float(i), image(100)), result(1))
     assert [s.frames.seen for s in sink.summaries] == [7, 7, 6]
@@ -84,7 +96,7 @@ def test_windows_by_frame_count(reference: ReferenceProfile) -> None:
 def test_full_queue_skips_and_counts(reference: ReferenceProfile) -> None:
     slow = BlockingMeasurer()
     sink = ListSink()
-    mon = Monitor(reference, slow, sink, window_seconds=1000, queue_size=4)
+    mon = Monitor(reference, slow, sink, MonitorSettings(window_seconds=1000, queue_size=4))
     queued = [mon.observe(Frame(i, float(i), image(100)), result(1)) for i in range(30)]
     assert queued.count(False) >= 30 - 4 - 1
     slow.gate.set()
@@ -97,7 +109,7 @@ def test_full_queue_skips_and_counts(reference: ReferenceProfile) -> None:
 
 def test_every_nth_samples_and_counts(reference: ReferenceProfile) -> None:
     sink = ListSink()
-    with Monitor(reference, measurer(), sink, every_nth=3, lossless=True) as mon:
+    with Monitor(reference, measurer(), sink, MonitorSettings(every_nth=3, lossless=True)) as mon:
         for i in range(10):
             mon.observe(Frame(i, float(i), image(100)), result(0))
     [s] = sink.summaries
@@ -108,8 +120,9 @@ def measured_times(reference: ReferenceProfile, times: list[float], max_fps: flo
     """Stream times of the frames the monitor measured under a max_fps cap."""
     seen: list[float] = []
     sink = ListSink()
-    with Monitor(reference, measurer(), sink, window_seconds=1e9, max_fps=max_fps,
-                 lossless=True, checks=lambda m: seen.append(m.timestamp)) as mon:
+    settings = MonitorSettings(window_seconds=1e9, max_fps=max_fps, lossless=True)
+    with Monitor(reference, measurer(), sink, settings,
+                 check=Recorder(lambda m: seen.append(m.timestamp))) as mon:
         img, res = image(100), result(1)
         for i, t in enumerate(times):
             mon.observe(Frame(i, t, img), res)
@@ -148,7 +161,8 @@ def test_max_fps_restarts_after_a_gap_or_when_time_goes_back(
 
 def test_drain_waits_until_queued_frames_are_measured(reference: ReferenceProfile) -> None:
     measured: list[int] = []
-    mon = Monitor(reference, measurer(), ListSink(), checks=lambda m: measured.append(m.index))
+    mon = Monitor(reference, measurer(), ListSink(),
+                  check=Recorder(lambda m: measured.append(m.index)))
     try:
         for i in range(20):
             mon.observe(Frame(i, i / 10, image(100)), result(1))
@@ -188,8 +202,8 @@ def test_failing_window_steps_are_logged_and_keep_the_worker(
             raise OSError("disk full")
         delivered.append(summary.frames.seen)
 
-    mon = Monitor(reference, measurer(), flaky_sink, window_frames=5,
-                  resources=FailingSampler())  # type: ignore[arg-type]
+    mon = Monitor(reference, measurer(), flaky_sink, MonitorSettings(window_frames=5),
+                  resources=FailingSampler())
     for i in range(12):
         mon.observe(Frame(i, i / 10, image(100)), result(1))
     assert mon.drain(timeout=10) is True
@@ -204,7 +218,7 @@ def test_failing_window_steps_are_logged_and_keep_the_worker(
 def test_decode_failures_and_nonfinite_outputs_are_counted(reference: ReferenceProfile) -> None:
     sink = ListSink()
     bad = InferenceResult(Detections.empty(), Timings(), nonfinite=True)
-    with Monitor(reference, measurer(), sink, lossless=True) as mon:
+    with Monitor(reference, measurer(), sink, MonitorSettings(lossless=True)) as mon:
         mon.observe(Frame(0, 0.0, None), None)
         mon.observe(Frame(1, 0.1, image(100)), bad)
         mon.observe(Frame(2, 0.2, image(100)), None, inference_error=True)
@@ -217,7 +231,8 @@ def test_decode_failures_and_nonfinite_outputs_are_counted(reference: ReferenceP
 def test_live_window_closes_on_the_clock_without_frames(reference: ReferenceProfile) -> None:
     clock = ManualClock(1000.0)
     sink = ListSink()
-    mon = Monitor(reference, measurer(), sink, window_seconds=5.0, live=True, clock=clock)
+    mon = Monitor(reference, measurer(), sink, MonitorSettings(window_seconds=5.0, live=True),
+                  clock=clock)
     mon.observe(Frame(0, clock.now(), image(100)), result(1))
     clock.advance(6.0)  # the camera went silent
     deadline = time.monotonic() + 5
@@ -237,7 +252,8 @@ def test_a_failing_sink_does_not_stop_the_monitor(reference: ReferenceProfile) -
         if len(calls) == 1:
             raise OSError("disk full")
 
-    with Monitor(reference, measurer(), sink, window_seconds=1.0, lossless=True) as mon:
+    with Monitor(reference, measurer(), sink,
+                 MonitorSettings(window_seconds=1.0, lossless=True)) as mon:
         for i in range(30):
             mon.observe(Frame(i, i / 10, image(100)), result(1))
     assert len(calls) == 3 and mon.errors == 1

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+import paho.mqtt.client as mqtt
 import pytest
 
+from broker import MosquittoBroker
 from edgewatch.agent.app import make_measurer
 from edgewatch.agent.delivery.sinks import ListSink
 from edgewatch.agent.embed import AppMonitor, MonitoredSession
@@ -277,3 +281,74 @@ def test_detector_boxes_map_through_the_configured_letterbox(tmp_path: Path) -> 
     assert float(expected.numeric["box_area"][0]) == pytest.approx(32 * 16 / (128 * 64))
     assert area.mean == pytest.approx(32 * 16 / (128 * 64), abs=1e-6)
     assert summary.numeric["box_aspect"].moments.mean == pytest.approx(1.0, abs=1e-6)
+
+
+def test_without_mqtt_the_library_path_only_feeds_the_sink(
+        tmp_path: Path, classifier: tuple[AgentConfig, ReferenceProfile],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No outbox, no publisher, and no alert rules (their alerts would have nowhere to go):
+    nothing is written besides what the application's sink does."""
+    cfg, reference = classifier
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # where a default alert state file would go
+    monitor = AppMonitor(cfg, reference, ListSink(), clock=ManualClock(), live=False)
+    outputs = monitor.agent.outputs
+    assert (outputs.delivery, outputs.alerting, outputs.lines) == (None, None, None)
+    assert monitor.close() is True
+    assert list((tmp_path / "cwd").iterdir()) == []
+
+
+def test_with_mqtt_enabled_windows_and_alerts_are_published(
+        tmp_path: Path, broker: MosquittoBroker,
+        classifier: tuple[AgentConfig, ReferenceProfile]) -> None:
+    """The configuration enables delivery and alerts: AppMonitor gets the outbox, the
+    publisher and the alert rules from the same composition root as ``edgewatch run``."""
+    cfg, reference = classifier
+    always = {"name": "slow", "metric": "latency.p95", "op": ">=", "threshold": 0.0}
+    cfg = parse_config({
+        **dataclasses.asdict(cfg),
+        "device": {"id": "app-1", "fleet": "lab"},
+        "mqtt": {"enabled": True, "port": broker.port},
+        "outbox": {"path": str(tmp_path / "outbox.db")},
+        "alerts": {"state_path": str(tmp_path / "alerts.db"), "rules": [always]},
+    })
+    received: list[str] = []
+    lock = threading.Lock()
+
+    def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with lock:
+            received.append(msg.topic)
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="app-test",
+                         protocol=mqtt.MQTTv5)
+    subscribed = threading.Event()
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.on_connect = lambda c, *_: c.subscribe("edgewatch/v1/#", qos=1)
+    client.on_message = on_message
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        assert subscribed.wait(10)
+        sink = ListSink()
+        engine = InferenceEngine(cfg.model)
+        monitor = AppMonitor(cfg, reference, sink, clock=ManualClock(), live=False)
+        outputs = monitor.agent.outputs
+        assert outputs.delivery is not None and outputs.delivery.publisher is not None
+        assert outputs.alerting is not None
+        session = monitor.wrap(engine.session)
+        for image in frames(4, seed=80):
+            session.run(None, {"images": engine.preprocess(image)[0]}, frame=image)
+        assert monitor.close(drain_timeout=10) is True
+        assert len(sink.summaries) == 1
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with lock:
+                leaves = {topic.rsplit("/", 1)[-1] for topic in received}
+            if {"summary", "alert"} <= leaves:
+                break
+            time.sleep(0.05)
+        assert {"summary", "alert", "status"} <= leaves
+        assert all(topic.startswith("edgewatch/v1/lab/app-1/") for topic in received)
+    finally:
+        client.loop_stop()
+        client.disconnect()

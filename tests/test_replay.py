@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from conftest import ssd_config_dict
-from edgewatch.agent.app import Agent
+from edgewatch.agent.app import build_agent
 from edgewatch.agent.delivery.assembly import summary_merger
 from edgewatch.agent.delivery.outbox import Outbox
 from edgewatch.agent.delivery.sinks import ListSink
@@ -87,7 +87,8 @@ def test_merged_windows_equal_the_whole_run(replayed: dict, assets: Path, vtest:
     # The same footage through one single window.
     cfg = parse_config(ssd_config_dict(assets, window={"seconds": 1e7}))
     sink = ListSink()
-    agent = Agent(cfg, InferenceEngine(cfg.model), reference, sink, live=False, lossless=True)
+    agent = build_agent(cfg, reference, engine=InferenceEngine(cfg.model), sink=sink,
+                        publish=False, live=False, lossless=True)
     agent.run(open_source(str(vtest), start_time=1767225600.0))
     [whole] = sink.summaries
     assert merged.frames == whole.frames

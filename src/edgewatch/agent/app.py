@@ -1,7 +1,15 @@
-"""Assembling the pipeline from a configuration: source -> inference -> monitor -> sink."""
+"""The agent assembled: the one place that wires it from a configuration.
+
+``build_agent`` is the composition root of ``edgewatch run``, ``edgewatch replay`` and
+``AppMonitor``: inference -> monitor (quality checks, drift judge, resources) -> window
+outputs in order (the application's sink, JSON lines, the outbox and its publisher, the alert
+rules). The sources the commands read are opened here too (``open_recorded``,
+``open_live``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import threading
@@ -9,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from edgewatch.agent.delivery.assembly import AlertSink, Delivery, make_alerting
+from edgewatch.agent.delivery.sinks import JsonlSink
 from edgewatch.agent.inference.engine import InferenceEngine
 from edgewatch.agent.measure.checks import FrameChecks
 from edgewatch.agent.measure.frame import FrameMeasurer
@@ -16,11 +26,12 @@ from edgewatch.agent.measure.image import ImageFeatureExtractor
 from edgewatch.agent.measure.outputs import OutputFeatureExtractor, load_labels
 from edgewatch.agent.progress import Progress
 from edgewatch.agent.records import Frame, Image
-from edgewatch.agent.source import FrameSource
+from edgewatch.agent.source import FrameSource, open_source, parse_range
 from edgewatch.agent.window.drift_judge import DriftJudge
-from edgewatch.agent.window.monitor import Monitor, Sink
+from edgewatch.agent.window.monitor import Monitor, MonitorSettings, Sink
 from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
 from edgewatch.agent.window.resources import ResourceSampler
+from edgewatch.agent.window.summary import WindowSummary
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.config.agent import AgentConfig
 from edgewatch.errors import ConfigError, ModelError
@@ -86,39 +97,128 @@ def build_reference(cfg: AgentConfig, engine: InferenceEngine, source: FrameSour
     )
 
 
+def open_recorded(cfg: AgentConfig, path: str, *, fps: float = 0.0, frames: str | None = None,
+                  start: float = 0.0) -> FrameSource:
+    """A video file or image folder; ``frames`` is a range ``START:END`` (END exclusive),
+    ``fps`` (default: ``source.fps``, else the file's own) sets the timestamps from
+    ``start``."""
+    first, last = parse_range(frames) if frames else (0, None)
+    return open_source(path, fps=fps or cfg.source.fps, start_time=start, first=first,
+                       last=last)
+
+
+def open_live(cfg: AgentConfig, clock: Clock | None = None) -> FrameSource:
+    """The configured source (``source.uri``), reconnecting as ``source`` says."""
+    return open_source(cfg.source.uri, fps=cfg.source.fps, clock=clock,
+                       initial_backoff=cfg.source.reconnect_initial_s,
+                       max_backoff=cfg.source.reconnect_max_s)
+
+
+def expected_frames(source: FrameSource) -> int | None:
+    """How many frames a recorded source will give (None when unknown, e.g. live)."""
+    count = getattr(source, "frame_count", None) or len(getattr(source, "files", []) or [])
+    if not count:
+        return None
+    first = getattr(source, "first", 0)
+    last = getattr(source, "last", None)
+    end = count if last is None else min(count, last + 1)
+    return max(end - first, 0)
+
+
+def offline_config(cfg: AgentConfig) -> AgentConfig:
+    """The configuration of an offline replay: it starts from a clean alert state and keeps
+    none."""
+    return dataclasses.replace(cfg, alerts=dataclasses.replace(cfg.alerts,
+                                                               state_path=":memory:"))
+
+
 def make_monitor(cfg: AgentConfig, reference: ReferenceProfile, sink: Sink, *, live: bool,
                  lossless: bool = False, clock: Clock | None = None) -> Monitor:
     """A Monitor with the configured windows, quality checks, anomaly score and drift judge."""
-    resources = ResourceSampler(cfg.resources.disk_path) if cfg.resources.enabled else None
-    return Monitor(
-        reference, make_measurer(cfg), sink,
+    settings = MonitorSettings(
         window_seconds=cfg.window.seconds, window_frames=cfg.window.frames,
         queue_size=cfg.features.queue_size, every_nth=cfg.features.every_nth,
-        max_fps=cfg.features.max_fps,
-        live=live, lossless=lossless, clock=clock or SystemClock(), resources=resources,
-        decorate=DriftJudge(cfg.drift, reference), checks=FrameChecks(cfg.quality, reference),
+        max_fps=cfg.features.max_fps, live=live, lossless=lossless,
+    )
+    return Monitor(
+        reference, make_measurer(cfg), sink, settings,
+        check=FrameChecks(cfg.quality, reference), judge=DriftJudge(cfg.drift, reference),
+        resources=ResourceSampler(cfg.resources.disk_path) if cfg.resources.enabled else None,
+        clock=clock or SystemClock(),
     )
 
 
-class Agent:
-    """The monitored inference loop over one source."""
+class AgentOutputs:
+    """Where the agent's windows go, in this order: the application's sink, JSON lines, the
+    outbox (published by the delivery), the alert rules (which see the outbox's state).
 
-    def __init__(self, cfg: AgentConfig, engine: InferenceEngine, reference: ReferenceProfile,
-                 sink: Sink, *, live: bool, lossless: bool = False,
-                 clock: Clock | None = None) -> None:
+    A sink itself; owns the delivery (outbox and publisher) and the alert engine."""
+
+    def __init__(self, *, sink: Sink | None = None, lines: JsonlSink | None = None,
+                 delivery: Delivery | None = None, alerting: AlertSink | None = None) -> None:
+        self.lines = lines
+        self.delivery = delivery
+        self.alerting = alerting
+        outbox = delivery.sink if delivery is not None else None
+        self.sinks: tuple[Sink, ...] = tuple(
+            s for s in (sink, lines, outbox, alerting) if s is not None)
+
+    def __call__(self, summary: WindowSummary) -> None:
+        for sink in self.sinks:
+            sink(summary)
+
+    def start(self) -> None:
+        """Start publishing (when there is a publisher)."""
+        if self.delivery is not None:
+            self.delivery.start()
+
+    def close(self, drain_timeout: float = 0.0) -> bool:
+        """Close the JSON lines, then stop publishing (after draining the outbox for up to
+        ``drain_timeout`` seconds) and close the outbox and the alert state. False when the
+        outbox did not drain in time (what is left goes out on the next start)."""
+        if self.lines is not None:
+            self.lines.close()
+        drained = self.delivery.close(drain_timeout) if self.delivery is not None else True
+        if self.alerting is not None:
+            self.alerting.engine.store.close()
+        return drained
+
+
+class Agent:
+    """The agent assembled: the monitor, where its windows go (``outputs``) and, with an
+    inference engine, the monitored loop over a source.
+
+    ``build_agent`` wires one from the configuration. Given a plain sink instead of
+    ``AgentOutputs``, windows go to that sink only (tests, benchmarks).
+    """
+
+    def __init__(self, cfg: AgentConfig, engine: InferenceEngine | None,
+                 reference: ReferenceProfile, sink: Sink | AgentOutputs, *, live: bool,
+                 lossless: bool = False, clock: Clock | None = None) -> None:
         self.cfg = cfg
         self.engine = engine
+        self.outputs = sink if isinstance(sink, AgentOutputs) else AgentOutputs(sink=sink)
         self.stop = threading.Event()
-        self.monitor = make_monitor(cfg, reference, sink, live=live, lossless=lossless,
+        self.monitor = make_monitor(cfg, reference, self.outputs, live=live, lossless=lossless,
                                     clock=clock or SystemClock())
+
+    def start(self) -> None:
+        """Start publishing (a no-op without delivery)."""
+        self.outputs.start()
 
     def process(self, frame: Frame) -> None:
         """One frame: inference, then the monitor (outputs decoded only if it is sampled)."""
+        if self.engine is None:
+            raise RuntimeError("this agent has no inference engine (the application runs "
+                               "the model: AppMonitor.observe)")
         result, failed = infer_safely(self.engine.infer_deferred, frame.image)
         self.monitor.observe(frame, result, inference_error=failed)
 
     def run(self, source: FrameSource, progress: Progress | None = None) -> int:
-        """Process frames until the source ends or stop is set; returns frames seen."""
+        """Process frames until the source ends or stop is set; returns frames seen.
+
+        The monitor is closed at the end (every open window emitted); ``close`` then closes
+        the outputs."""
         seen = 0
         try:
             for frame in source.frames(self.stop):
@@ -131,3 +231,45 @@ class Agent:
             if progress:
                 progress.close()
         return seen
+
+    def close(self, drain_timeout: float = 0.0) -> bool:
+        """Emit the open windows, stop the monitor, then close the outputs (see
+        ``AgentOutputs.close``); False when the outbox did not drain in time."""
+        self.monitor.close()
+        return self.outputs.close(drain_timeout)
+
+
+def build_agent(cfg: AgentConfig, reference: ReferenceProfile, *, publish: bool, live: bool,
+                engine: InferenceEngine | None = None, lines: JsonlSink | None = None,
+                sink: Sink | None = None, lossless: bool = False, clock: Clock | None = None,
+                config_path: str | Path | None = None) -> Agent:
+    """The agent wired from ``cfg``: what ``run``, ``replay`` and ``AppMonitor`` use.
+
+    - ``sink``: the application's own window output, first.
+    - ``lines``: JSON lines of windows and, with alerts enabled, of alerts too.
+    - ``publish``: queue windows and alerts in the outbox (``[outbox]``) and publish them to
+      the broker of ``[mqtt]``; the publisher answers the device's commands.
+    - The alert rules (``alerts.enabled``) run when their alerts have somewhere to go:
+      ``lines`` or the outbox.
+    - ``engine``: the inference engine, for ``Agent.run`` over a source, and the model
+      identity the device announces; without one (an application's own session), the
+      reference profile's model.
+
+    Nothing is published before ``start``; ``close`` closes everything.
+    """
+    if engine is not None:
+        model_name, model_sha256 = engine.model_name, engine.model_sha256
+    else:
+        model_name, model_sha256 = reference.model_name, reference.model_sha256
+    delivery = Delivery(
+        cfg, reference, device=device_id(cfg), model_name=model_name,
+        model_sha256=model_sha256, config_path=config_path, publish=True, clock=clock,
+    ) if publish else None
+    alerting = make_alerting(
+        cfg, model_sha256=model_sha256, lines=lines,
+        outbox=delivery.outbox if delivery else None,
+        publisher=delivery.publisher if delivery else None,
+        commands=delivery.commands if delivery else None,
+    ) if lines is not None or delivery is not None else None
+    outputs = AgentOutputs(sink=sink, lines=lines, delivery=delivery, alerting=alerting)
+    return Agent(cfg, engine, reference, outputs, live=live, lossless=lossless, clock=clock)

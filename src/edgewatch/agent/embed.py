@@ -8,19 +8,22 @@ Two ways in, both leaving the application's results untouched:
 - ``AppMonitor.observe(image, outputs, timings)`` for loops that time and run the model
   themselves.
 
-Windows close and reach the sink exactly as in the daemon.
+Windows close and reach the sink exactly as in the daemon, and, as there, the configuration
+decides the rest: with ``[mqtt] enabled``, windows are also queued in the outbox and published,
+and alerts (``alerts.enabled``) go out with them; ``close`` stops publishing.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from edgewatch.agent.app import make_monitor
+from edgewatch.agent.app import build_agent
 from edgewatch.agent.inference.adapters import OutputAdapter, make_adapter
 from edgewatch.agent.inference.engine import defer_decoding, tensor_specs
 from edgewatch.agent.inference.preprocess import Geometry, Preprocessor
@@ -32,16 +35,21 @@ from edgewatch.config.agent import AgentConfig
 
 
 class AppMonitor:
-    """A Monitor plus the output adapter, for applications that own their inference loop."""
+    """The agent (``build_agent``) plus the output adapter, for applications that own their
+    inference loop. ``config_path`` only fills in the device's announced configuration hash."""
 
     def __init__(self, cfg: AgentConfig, reference: ReferenceProfile, sink: Sink, *,
-                 clock: Clock | None = None, live: bool = True) -> None:
+                 clock: Clock | None = None, live: bool = True,
+                 config_path: str | Path | None = None) -> None:
         self.cfg = cfg
         self.clock = clock or SystemClock()
         self.adapter: OutputAdapter = make_adapter(cfg.model.adapter, cfg.model.postprocess)
         self._preprocess = Preprocessor(cfg.model.preprocess)
-        self.monitor = make_monitor(cfg, reference, sink, live=live, clock=self.clock)
+        self.agent = build_agent(cfg, reference, sink=sink, publish=cfg.mqtt.enabled,
+                                 live=live, clock=self.clock, config_path=config_path)
+        self.monitor = self.agent.monitor
         self._index = 0
+        self.agent.start()
 
     def observe(self, image: Image | None, outputs: Sequence[npt.NDArray[np.generic]],
                 timings: Timings | None = None, *, geometry: Geometry | None = None,
@@ -64,9 +72,11 @@ class AppMonitor:
     def wrap(self, session: Any) -> MonitoredSession:
         return MonitoredSession(session, self)
 
-    def close(self) -> None:
-        """Emit the open window and stop the monitor thread."""
-        self.monitor.close()
+    def close(self, drain_timeout: float = 0.0) -> bool:
+        """Emit the open window, stop the monitor thread, then stop publishing (after waiting
+        up to ``drain_timeout`` seconds for the outbox to drain) and close the outbox; False
+        when it did not drain (the rest goes out on the next start)."""
+        return self.agent.close(drain_timeout)
 
     def __enter__(self) -> AppMonitor:
         return self

@@ -27,7 +27,7 @@ import numpy as np
 from edgewatch.contracts.summary import Summary
 from edgewatch.errors import StatsError
 from edgewatch.stats import BinnedHistogram
-from edgewatch.stats.drift import js_distance
+from edgewatch.stats.distances import js_distance
 
 MIN_PEER_DEVICES = 3
 """Devices sharing a reference needed before any of them is compared with its peers."""

@@ -22,7 +22,8 @@ from edgewatch.contracts.codec import (
 from edgewatch.contracts.command import Command, CommandResult
 from edgewatch.contracts.reference import Reference
 from edgewatch.contracts.status import Manifest, Status
-from edgewatch.contracts.summary import Summary, SummaryV1, compact
+from edgewatch.contracts.summary import Summary
+from edgewatch.contracts.summary_v1 import SummaryV1, compact
 
 __all__ = [
     "JSON", "MSGPACK", "REASONS", "Alert", "Command", "CommandResult", "Manifest", "Message",

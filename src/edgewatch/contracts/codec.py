@@ -32,7 +32,8 @@ from edgewatch.contracts.command import (
 )
 from edgewatch.contracts.reference import Reference
 from edgewatch.contracts.status import Status
-from edgewatch.contracts.summary import Summary, SummaryV1, compact
+from edgewatch.contracts.summary import Summary
+from edgewatch.contracts.summary_v1 import SummaryV1, compact
 from edgewatch.errors import EdgewatchError
 
 JSON = "application/json"

@@ -20,8 +20,9 @@ from edgewatch.contracts.command import RESULT_SCHEMA
 from edgewatch.contracts.reference import SCHEMA as REFERENCE_SCHEMA
 from edgewatch.contracts.status import SCHEMA as STATUS_SCHEMA
 from edgewatch.contracts.summary import SCHEMA as SUMMARY_SCHEMA
-from edgewatch.contracts.summary import SCHEMA_V1 as SUMMARY_SCHEMA_V1
-from edgewatch.contracts.summary import Summary, SummaryV1
+from edgewatch.contracts.summary import Summary
+from edgewatch.contracts.summary_v1 import SCHEMA_V1 as SUMMARY_SCHEMA_V1
+from edgewatch.contracts.summary_v1 import SummaryV1
 
 LEAVES = tuple(codec.DEVICE_MESSAGES)
 """The leaves ``--leaf`` accepts: summary, alert, status, cmd_result, reference."""

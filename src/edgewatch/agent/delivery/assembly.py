@@ -1,4 +1,7 @@
-"""Getting windows off the device: the outbox sink and the publisher, wired from config."""
+"""The parts that get windows and alerts off the device, built from the configuration: the
+outbox and its sink, the publisher (``Delivery``), the alert engine and its sink
+(``make_alerting``). ``edgewatch.agent.app.build_agent`` decides which parts an agent gets
+and in which order its windows reach them."""
 
 from __future__ import annotations
 

@@ -9,6 +9,9 @@ duplicates by (device, boot_id, seq)), never from paho's own memory.
 Payloads leave in ``mqtt.encoding`` (codec.encode: compressed MessagePack or JSON); under
 MQTT 5 each names its content type. The outbox keeps JSON rows; a row is encoded when it is
 published. The reference profile goes out once per boot, retained, on ``<device>/reference``.
+
+The parts: ``pacing`` (reconnect backoff, drain rate), ``acks`` (PUBACKs batched into
+outbox deletes), ``intake`` (commands received, results queued).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Any, Protocol
 
 import msgspec
@@ -29,18 +32,17 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edgewatch.agent.delivery import status
+from edgewatch.agent.delivery.acks import AckBatch
+from edgewatch.agent.delivery.intake import CommandHandler, CommandIntake
+from edgewatch.agent.delivery.pacing import Backoff, TokenBucket
 from edgewatch.agent.delivery.status import Manifest
 from edgewatch.clock import Clock, SystemClock
-from edgewatch.config.agent import MqttConfig
+from edgewatch.config.delivery import MqttConfig
 from edgewatch.config.mqtt import secure
-from edgewatch.contracts import CommandResult, Reference, codec
+from edgewatch.contracts import Reference, codec
 from edgewatch.contracts.topics import Topics
 
 log = logging.getLogger(__name__)
-
-ACK_BATCH = 64
-CommandHandler = Callable[[str, bytes], CommandResult]
-"""Called with (command name, raw payload); returns the result to send back."""
 
 
 class Row(Protocol):
@@ -55,23 +57,6 @@ class Queue(Protocol):
     def ack_many(self, seqs: list[int]) -> None: ...
     def reject(self, seq: int, reason: str) -> None: ...
     def put(self, kind: str, payload: dict[str, Any], *, priority: int | None = None) -> int: ...
-
-
-class Backoff:
-    """Exponential backoff with full jitter (AWS architecture blog, 2015)."""
-
-    def __init__(self, low: float, high: float, rng: random.Random | None = None) -> None:
-        self.low, self.high = low, high
-        self.attempt = 0
-        self.rng = rng or random.Random()
-
-    def next(self) -> float:
-        cap = min(self.high, self.low * 2.0**self.attempt)
-        self.attempt += 1
-        return self.rng.uniform(self.low, max(cap, self.low))
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
@@ -105,6 +90,7 @@ class Publisher:
         self._reference_mid: int | None = None
         self.clock = clock or SystemClock()
         self.commands = commands
+        self.intake = CommandIntake(queue, commands)
         self.client_id = cfg.client_id or f"edgewatch-{topics.device}"
         self.backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s, rng)
         self.stop_event = threading.Event()
@@ -117,10 +103,8 @@ class Publisher:
         self._client: mqtt.Client | None = None
         self._thread = threading.Thread(target=self._run, name="edgewatch-publisher",
                                         daemon=True)
-        self._tokens = 0.0
-        self._last_refill = time.monotonic()
-        self._acked: list[int] = []
-        self._acked_since = 0.0
+        self._rate = TokenBucket(cfg.drain_rate)
+        self._acks = AckBatch(queue)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -141,7 +125,7 @@ class Publisher:
         """Block until the outbox is empty (True) or the timeout passes (False)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self.queue.pending(1) and not self._inflight and not self._acked:
+            if not self.queue.pending(1) and not self._inflight and not self._acks:
                 return True
             time.sleep(0.05)
         return False
@@ -234,7 +218,7 @@ class Publisher:
         self._wake.clear()
         rows = self.queue.pending(room, exclude=self._sent)
         for row in rows:
-            if not self._take_token() or not self._publish_row(client, row):
+            if not self._rate.take() or not self._publish_row(client, row):
                 self._wake.set()  # try the rest on a later turn
                 return
         if len(rows) == room:
@@ -258,18 +242,6 @@ class Publisher:
         self._inflight[info.mid] = row.seq
         self._sent.add(row.seq)
         return True
-
-    def _take_token(self) -> bool:
-        rate = self.cfg.drain_rate
-        if rate <= 0:
-            return True
-        now = time.monotonic()
-        self._tokens = min(rate, self._tokens + (now - self._last_refill) * rate)
-        self._last_refill = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
 
     # -- paho callbacks (on this thread, inside client.loop) ------------------------------
 
@@ -319,27 +291,12 @@ class Publisher:
             self.queue.reject(seq, str(reason))
             self._sent.discard(seq)
             return
-        if not self._acked:
-            self._acked_since = time.monotonic()
-        self._acked.append(seq)
+        self._acks.add(seq)
 
     def _flush_acks(self, force: bool) -> None:
-        """Delete acknowledged rows in batches: one transaction per ACK_BATCH or 50 ms.
-
-        A crash before the flush only means those messages are published again; the
-        collector drops the duplicates."""
-        if self._acked and (force or len(self._acked) >= ACK_BATCH
-                            or time.monotonic() - self._acked_since > 0.05):
-            self.queue.ack_many(self._acked)
-            self._sent.difference_update(self._acked)
-            self._acked = []
+        """Delete acknowledged rows in batches (``acks``)."""
+        self._sent.difference_update(self._acks.flush(force))
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        name = msg.topic.rsplit("/", 1)[-1]
-        if self.commands is None:
-            result = CommandResult(command=name[:100], ok=False,
-                                   error="this agent accepts no commands")
-        else:
-            result = self.commands(name, msg.payload)
-        self.queue.put("cmd_result", msgspec.to_builtins(result))  # durable, with device/seq
+        self.intake.receive(msg.topic, msg.payload)
         self._wake.set()

@@ -32,15 +32,11 @@ from edgewatch.agent.window.summary import NumericWindow, WindowSummary
 from edgewatch.config.agent import DriftConfig
 from edgewatch.errors import StatsError
 from edgewatch.stats import CategoricalCounts
-from edgewatch.stats.drift import (
-    bh_adjust,
-    chi_square,
-    effective_sample_size,
-    ks,
-    psi,
-    thinned_autocorr,
-    wasserstein,
-)
+from edgewatch.stats.autocorrelation import effective_sample_size, thinned_autocorr
+from edgewatch.stats.chi2 import chi_square
+from edgewatch.stats.distances import psi, wasserstein
+from edgewatch.stats.fdr import bh_adjust
+from edgewatch.stats.kolmogorov import ks
 
 SEVERITIES = ("ok", "warning", "drift")
 
@@ -108,7 +104,13 @@ def sampling_stride(summary: WindowSummary, reference_interval: float = 0.0) -> 
 
 
 class DriftJudge:
-    """Attaches a ``drift`` verdict to each window; keeps per-feature persistence streaks."""
+    """Attaches a ``drift`` verdict to each window; keeps per-feature persistence streaks.
+
+    The monitor's ``WindowJudge``: it stores ``judge(summary)`` as ``summary.extra["drift"]``.
+    """
+
+    name = "drift"
+    """Where the verdict goes in ``WindowSummary.extra`` (and the summary line)."""
 
     def __init__(self, cfg: DriftConfig, reference: ReferenceProfile) -> None:
         self.cfg = cfg
@@ -119,7 +121,8 @@ class DriftJudge:
         self._label_autocorr = max(per_detection, default=0.0)
 
     def __call__(self, summary: WindowSummary) -> None:
-        summary.extra["drift"] = self.judge(summary)
+        """Judge ``summary`` and attach the verdict, as the monitor does."""
+        summary.extra[self.name] = self.judge(summary)
 
     def judge(self, summary: WindowSummary) -> dict[str, Any]:
         if summary.frames.monitored < self.cfg.min_frames:

@@ -9,12 +9,13 @@ measures frames, accumulates windows and hands each closed window to the sink.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from edgewatch.agent.measure.frame import FrameMeasurement, FrameMeasurer
 from edgewatch.agent.measure.sampling import RateCap
@@ -22,7 +23,6 @@ from edgewatch.agent.records import DeferredResult, Frame, InferenceResult
 from edgewatch.agent.window.accumulator import WindowAccumulator
 from edgewatch.agent.window.assigner import WindowAssigner, WindowSlot
 from edgewatch.agent.window.reference import ReferenceProfile
-from edgewatch.agent.window.resources import ResourceSampler
 from edgewatch.agent.window.summary import WindowSummary
 from edgewatch.clock import Clock, SystemClock
 
@@ -32,11 +32,56 @@ Sink = Callable[[WindowSummary], None]
 _STOP = object()
 
 
+class WindowJudge(Protocol):
+    """Gives each closed window a verdict before any sink sees it (``DriftJudge``).
+
+    The monitor stores ``judge(summary)`` in ``summary.extra[name]``."""
+
+    name: str
+
+    def judge(self, summary: WindowSummary) -> dict[str, Any]: ...
+
+
+class FrameCheck(Protocol):
+    """Per-frame verdicts on a measurement, on the monitor thread (``FrameChecks``: data
+    quality faults and the anomaly score)."""
+
+    def check(self, measurement: FrameMeasurement) -> None: ...
+
+
+class ResourceProbe(Protocol):
+    """Device figures attached to each closed window (``ResourceSampler``)."""
+
+    def sample(self) -> dict[str, Any]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class MonitorSettings:
+    """How observed frames become windows: window bounds, sampling and queueing.
+
+    The defaults measure every frame (``every_nth=1``, ``max_fps=0``); ``make_monitor``
+    takes them from the configuration, whose ``features.max_fps`` defaults to 2.5.
+    """
+
+    window_seconds: float = 60.0
+    window_frames: int = 0
+    """Close a window after this many frames too (0: by time only)."""
+    queue_size: int = 32
+    every_nth: int = 1
+    max_fps: float = 0.0
+    live: bool = False
+    """Close windows on the clock even when no frame comes (a camera)."""
+    lossless: bool = False
+    """A full queue makes ``observe`` wait instead of skipping the frame (replays)."""
+
+
 class Monitor:
     """Measures observed frames into windows and emits a WindowSummary per window.
 
-    Its own defaults measure every frame (``every_nth=1``, ``max_fps=0``); ``make_monitor``
-    builds one from the configuration, whose ``features.max_fps`` defaults to 2.5.
+    Collaborators, all optional: ``check`` gives each measurement its per-frame verdicts,
+    ``judge`` each closed window its verdict, ``resources`` each closed window the device's
+    figures; ``clock`` closes live windows. ``make_monitor`` builds one from the
+    configuration.
     """
 
     def __init__(
@@ -44,33 +89,29 @@ class Monitor:
         reference: ReferenceProfile,
         measurer: FrameMeasurer,
         sink: Sink,
+        settings: MonitorSettings | None = None,
         *,
-        window_seconds: float = 60.0,
-        window_frames: int = 0,
-        queue_size: int = 32,
-        every_nth: int = 1,
-        max_fps: float = 0.0,
-        live: bool = False,
-        lossless: bool = False,
+        check: FrameCheck | None = None,
+        judge: WindowJudge | None = None,
+        resources: ResourceProbe | None = None,
         clock: Clock | None = None,
-        resources: ResourceSampler | None = None,
-        decorate: Callable[[WindowSummary], None] | None = None,
-        checks: Callable[[FrameMeasurement], None] | None = None,
     ) -> None:
+        settings = settings or MonitorSettings()
         self.reference = reference
         self.measurer = measurer
         self.sink = sink
-        self.every_nth = every_nth
-        self._rate_cap = RateCap(max_fps)
-        self.live = live
-        self.lossless = lossless
+        self.settings = settings
+        self.every_nth = settings.every_nth
+        self._rate_cap = RateCap(settings.max_fps)
+        self.live = settings.live
+        self.lossless = settings.lossless
         self.clock = clock or SystemClock()
         self.resources = resources
-        self.decorate = decorate
-        self.checks = checks
-        self._assigner = WindowAssigner(window_seconds, window_frames)
+        self.judge = judge
+        self.check = check
+        self._assigner = WindowAssigner(settings.window_seconds, settings.window_frames)
         self._lock = threading.Lock()
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_size)
         self._accumulators: dict[int, WindowAccumulator] = {}
         self._last_key: int | None = None
         """Window key of the last measured frame (worker thread only)."""
@@ -182,8 +223,8 @@ class Monitor:
     def _measure(self, key: int, frame: Frame, result: InferenceResult | None) -> None:
         try:
             m = self.measurer(frame, result)
-            if self.checks is not None:
-                self.checks(m)
+            if self.check is not None:
+                self.check.check(m)
         except Exception:  # a bad frame must never stop the monitor
             self.errors += 1
             log.exception("could not measure frame %d", frame.index)
@@ -231,8 +272,8 @@ class Monitor:
                 self.errors += 1
                 log.exception("could not sample resources")
         try:
-            if self.decorate is not None:
-                self.decorate(summary)
+            if self.judge is not None:
+                summary.extra[self.judge.name] = self.judge.judge(summary)
             self.sink(summary)
         except Exception:
             self.errors += 1

@@ -3,10 +3,11 @@
 Two summaries of consecutive windows with the same reference merge exactly: histogram and
 label counts add, moments and latency sketches merge, frame counters add.
 
-Two forms leave the process, both defined in :mod:`edgewatch.contracts.summary`: the replay
-line (``edgewatch.summary/1``, :meth:`WindowSummary.to_dict`) and the compact wire form
-(``edgewatch.summary/2``, :meth:`WindowSummary.to_wire`). Both read back into a mergeable
-summary (:meth:`WindowSummary.from_dict`, :meth:`WindowSummary.from_wire`).
+Two forms leave the process: the replay line (``edgewatch.summary/1``, defined in
+:mod:`edgewatch.contracts.summary_v1`, :meth:`WindowSummary.to_dict`) and the compact wire
+form (``edgewatch.summary/2``, :mod:`edgewatch.contracts.summary`,
+:meth:`WindowSummary.to_wire`). Both read back into a mergeable summary
+(:meth:`WindowSummary.from_dict`, :meth:`WindowSummary.from_wire`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import msgspec
 
 from edgewatch.agent.window.reference import ReferenceProfile
 from edgewatch.contracts import summary as contract
-from edgewatch.contracts.summary import SCHEMA_V1
+from edgewatch.contracts.summary_v1 import SCHEMA_V1, SummaryV1, compact
 from edgewatch.errors import StatsError
 from edgewatch.stats import BinnedHistogram, CategoricalCounts, LogSketch, Moments
 
@@ -241,16 +242,16 @@ class WindowSummary:
             extra={k: v for k, v in d.items() if k not in known},
         )
 
-    def to_v1(self) -> contract.SummaryV1:
+    def to_v1(self) -> SummaryV1:
         """The replay line as its contract type (validated: every bound holds)."""
         try:
-            return msgspec.convert(self.to_dict(), contract.SummaryV1)
+            return msgspec.convert(self.to_dict(), SummaryV1)
         except msgspec.ValidationError as exc:
             raise StatsError(f"window summary out of its contract: {exc}") from exc
 
     def to_wire(self) -> contract.Summary:
         """The compact wire form (``edgewatch.summary/2``), without transport fields."""
-        return contract.compact(self.to_v1())
+        return compact(self.to_v1())
 
     @classmethod
     def from_wire(cls, s: contract.Summary, reference: ReferenceProfile) -> WindowSummary:

@@ -1,0 +1,107 @@
+"""Compaction: consecutive summaries merged pairwise so old history gets coarser, not lost.
+
+Consecutive summaries (adjacent in seq among the summaries, same ``reference_id`` and
+``boot_id``) are merged with the injected ``merge``, oldest first, pass after pass, until
+the live pages are under the low-water mark or nothing merges. ``merge`` sees the payloads
+without the transport fields. The merged row keeps the first row's seq and ``created``,
+spans both windows, lists every original seq in ``merged_seqs`` and sums the loss reports
+both carried; each merge counts one more ``compacted`` message (folded into an earlier
+row, not lost). Compaction keeps the oldest row's ``created`` and window, so it cannot make
+stale data young again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from edgewatch.agent.delivery.outbox.database import OutboxDatabase
+from edgewatch.agent.delivery.outbox.loss import LossLedger, add_counts, seqs
+from edgewatch.agent.delivery.outbox.queue import COLUMNS
+from edgewatch.agent.delivery.outbox.rows import BATCH, TRANSPORT_FIELDS, MergeFn, dumps
+
+log = logging.getLogger(__name__)
+
+
+def _opt(fn: Callable[[float, float], float], a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return fn(a, b)
+
+
+class Compactor:
+    """Merges consecutive summaries on disk while the live data is over the mark."""
+
+    def __init__(self, database: OutboxDatabase, ledger: LossLedger,
+                 merge: MergeFn | None) -> None:
+        self._database, self._ledger, self._merge = database, ledger, merge
+        self._conn = database.conn
+
+    def compact(self) -> int:
+        """Merge consecutive summaries pass after pass until the data fits or none merge.
+
+        Returns the number of merges: each folds one more original message into an
+        earlier row (the rows already inside b were counted when they were folded).
+        """
+        total = 0
+        while self._merge is not None and self._database.over():
+            cursor: int | None = -1
+            merges = 0
+            while cursor is not None and self._database.over():
+                with self._database.txn():
+                    cursor, n = self._merge_batch(cursor)
+                merges += n
+            if merges == 0:
+                break
+            total += merges
+        return total
+
+    def _merge_batch(self, cursor: int) -> tuple[int | None, int]:
+        """Up to BATCH pairwise merges after ``cursor``: (next cursor or None, merges)."""
+        merges = 0
+        for _ in range(BATCH):
+            pair = self._conn.execute(
+                f"SELECT {COLUMNS} FROM messages WHERE kind = 'summary' AND seq > ? "
+                "ORDER BY seq LIMIT 2", (cursor,)).fetchall()
+            if len(pair) < 2:
+                return None, merges
+            a, b = pair
+            merged = self._try_merge(json.loads(a[6]), json.loads(b[6]))
+            if merged is None:
+                cursor = a[0]  # b may still merge with its successor
+                continue
+            self._store_merge(a, b, merged)
+            merges, cursor = merges + 1, b[0]
+            if not self._database.over():
+                break
+        return cursor, merges
+
+    def _try_merge(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
+        """The merged payload of two summaries, or None if they must stay apart."""
+        merge = self._merge
+        if merge is None or any(a.get(k) != b.get(k) for k in ("reference_id", "boot_id")):
+            return None
+        strip = [{k: v for k, v in p.items() if k not in TRANSPORT_FIELDS} for p in (a, b)]
+        try:
+            merged = dict(merge(*strip))
+        except Exception as exc:  # a broken merge must not defeat the disk cap
+            log.warning("outbox: cannot merge summaries %s and %s: %s", a["seq"], b["seq"], exc)
+            return None
+        merged.update(device=a.get("device"), boot_id=a.get("boot_id"), seq=a["seq"],
+                      merged_seqs=seqs(a) + seqs(b))
+        if "loss" in a or "loss" in b:
+            merged["loss"] = add_counts(a.get("loss", {}), b.get("loss", {}))
+        return merged
+
+    def _store_merge(self, a: tuple[Any, ...], b: tuple[Any, ...],
+                     merged: dict[str, Any]) -> None:
+        """Replace row a by the merged payload, delete row b, count one more compacted."""
+        self._conn.execute(
+            "UPDATE messages SET created = ?, window_start = ?, window_end = ?, payload = ? "
+            "WHERE seq = ?",
+            (min(a[3], b[3]), _opt(min, a[4], b[4]), _opt(max, a[5], b[5]), dumps(merged),
+             a[0]))
+        self._conn.execute("DELETE FROM messages WHERE seq = ?", (b[0],))
+        self._ledger.count("compacted", 1)

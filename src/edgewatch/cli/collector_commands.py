@@ -1,0 +1,177 @@
+"""The collector's and the operator's commands: ``collector``, ``fleet``, ``alerts``,
+``quarantine``.
+
+They import nothing of the agent: they run where only ``edgewatch[collector]`` is installed
+(``tests/test_import_boundary.py``). The collector's modules are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from edgewatch.cli.common import EXIT_ERROR, stop_on_signals
+from edgewatch.clock import SystemClock
+from edgewatch.errors import EdgewatchError
+
+
+def add_collector(sub: Any) -> None:
+    col = sub.add_parser("collector", help="run the fleet collector")
+    col.add_argument("--config", required=True)
+    col.set_defaults(handler=cmd_collector)
+
+
+def add_fleet(sub: Any) -> None:
+    fleet = sub.add_parser("fleet", help="fleet state from the collector's store")
+    fsub = fleet.add_subparsers(dest="fleet_command", required=True)
+    fs = fsub.add_parser("status", help="a table of devices")
+    fd = fsub.add_parser("device", help="recent windows and drift per feature of one device")
+    fd.add_argument("device_id")
+    fd.add_argument("--windows", type=int, default=12)
+    for f in (fs, fd):
+        f.add_argument("--config", required=True, help="collector configuration")
+        f.add_argument("--json", action="store_true", help="machine-readable output")
+    fleet.set_defaults(handler=cmd_fleet)
+
+
+def add_alerts(sub: Any) -> None:
+    al = sub.add_parser("alerts", help="the fleet's alerts; commands to a device's alerts")
+    asub = al.add_subparsers(dest="alerts_command", required=True)
+    ls = asub.add_parser("list", help="alerts from the collector's store (active unless --all)")
+    ls.add_argument("--all", action="store_true", help="resolved alerts too")
+    ack = asub.add_parser("ack", help="acknowledge an alert: no more reminders")
+    snooze = asub.add_parser("snooze", help="no reminders for a while")
+    for p in (ack, snooze):
+        p.add_argument("alert", help="alert id (or rule/subject, or rule name, with --device)")
+    snooze.add_argument("seconds", type=float)
+    on = asub.add_parser("enable", help="evaluate a rule again on the device")
+    off = asub.add_parser("disable", help="stop evaluating a rule on the device")
+    thr = asub.add_parser("set-threshold", help="change a rule's threshold on the device")
+    for p in (on, off, thr):
+        p.add_argument("rule")
+    thr.add_argument("threshold", type=float)
+    thr.add_argument("--resolve-threshold", type=float)
+    rules = asub.add_parser("rules", help="the device's active alerts and effective rules")
+    for p in (ls, ack, snooze, on, off, thr, rules):
+        p.add_argument("--config", required=True, help="collector configuration")
+        p.add_argument("--device", required=p in (on, off, thr, rules),
+                       help="device id" + (" (default: every device)" if p is ls else ""))
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+    for p in (ack, snooze, on, off, thr, rules):
+        p.add_argument("--fleet", help="the device's fleet (default: from the store)")
+        p.add_argument("--token", default=os.environ.get("EDGEWATCH_COMMAND_TOKEN", ""),
+                       help="the agents' alerts.command_token "
+                            "(default: $EDGEWATCH_COMMAND_TOKEN)")
+        p.add_argument("--timeout", type=float, default=10.0,
+                       help="seconds to wait for the device's answer")
+    al.set_defaults(handler=cmd_alerts)
+
+
+def add_quarantine(sub: Any) -> None:
+    q = sub.add_parser("quarantine", help="messages the collector's store refused")
+    qsub = q.add_subparsers(dest="quarantine_command", required=True)
+    ls = qsub.add_parser("list", help="quarantined messages, newest first")
+    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    purge = qsub.add_parser("purge", help="delete quarantined messages")
+    which = purge.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every quarantined message")
+    which.add_argument("--before", metavar="ISO_TIME",
+                       help="those received before this time (UTC unless it names a zone)")
+    for p in (ls, purge):
+        p.add_argument("--config", required=True, help="collector configuration")
+    q.set_defaults(handler=cmd_quarantine)
+
+
+def cmd_collector(args: argparse.Namespace) -> int:
+    from edgewatch.collector.service import CollectorService
+    from edgewatch.config.collector import load_collector_config
+
+    service = CollectorService(load_collector_config(args.config))
+    stop_on_signals(service.stop, "stopping the collector")
+    service.run()
+    return 0
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from edgewatch.collector import fleet_report as report
+    from edgewatch.collector.store import open_store
+    from edgewatch.config.collector import load_collector_config
+
+    cfg = load_collector_config(args.config)
+    now = SystemClock().now()
+    with open_store(cfg.store.url) as store:
+        if args.fleet_command == "status":
+            devices = store.devices()
+            if args.json:
+                print(json.dumps([report.device_row(d) for d in devices], indent=1))
+            else:
+                print(report.status_table(devices, now))
+            return 0
+        state = store.device(args.device_id)
+        if state is None:
+            raise EdgewatchError(f"unknown device {args.device_id!r}")
+        view = report.device_view(state, store.summaries(args.device_id, args.windows))
+    print(json.dumps(view, indent=1) if args.json else report.device_text(view, now))
+    return 0
+
+
+def _alert_command(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """(device command, its arguments) for an ``alerts`` subcommand."""
+    name = args.alerts_command
+    if name == "ack":
+        return name, {"alert": args.alert}
+    if name == "snooze":
+        return name, {"alert": args.alert, "seconds": args.seconds}
+    if name == "set-threshold":
+        extra = ({} if args.resolve_threshold is None
+                 else {"resolve_threshold": args.resolve_threshold})
+        return name, {"rule": args.rule, "threshold": args.threshold, **extra}
+    if name == "rules":
+        return "list", {}
+    return name, {"rule": args.rule}
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from edgewatch.collector.operations import (
+        alert_rows,
+        command_target,
+        format_alerts,
+        list_alerts,
+        result_row,
+        send_command,
+    )
+    from edgewatch.collector.store import open_store
+    from edgewatch.config.collector import load_collector_config
+
+    cfg = load_collector_config(args.config)
+    if args.alerts_command == "list":
+        with open_store(cfg.store.url) as store:
+            rows = list_alerts(store, args.device, active_only=not args.all)
+        print(json.dumps(alert_rows(rows), indent=1) if args.json else format_alerts(rows))
+        return 0
+    name, command_args = _alert_command(args)
+    fleet, device = args.fleet, args.device
+    if not (fleet and device):
+        with open_store(cfg.store.url) as store:
+            known_fleet, device = command_target(store, device, command_args.get("alert"))
+        fleet = fleet or known_fleet
+    result = send_command(cfg.mqtt, fleet, device, name, command_args,
+                          timeout_s=args.timeout, token=args.token)
+    if args.json or name == "list":
+        print(json.dumps(result_row(result), indent=1))
+    else:
+        print(f"{device}: {name} " + ("ok" if result.ok else f"refused: {result.error}"))
+    return 0 if result.ok else EXIT_ERROR
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from edgewatch.collector import quarantine
+
+    print(quarantine.run(args.config, args.quarantine_command,
+                         limit=getattr(args, "limit", 50), as_json=getattr(args, "json", False),
+                         everything=getattr(args, "all", False),
+                         before=getattr(args, "before", None)))
+    return 0

@@ -1,0 +1,117 @@
+"""What the collector sends for a device alert: the Alertmanager API v2 alert and the text of a
+chat webhook message (:mod:`edgewatch.collector.routing` sends them).
+
+Alertmanager (``POST <url>/api/v2/alerts``)
+    One alert per message, labelled ``alertname = "edgewatch_" + rule``, ``device``,
+    ``fleet``, ``rule``, ``subject`` (when the alert has one), ``severity`` and
+    ``edgewatch_id`` (the device's alert id: one incident, one label set). Annotations carry
+    the sentence (``summary``), ``observed``, ``expected`` (``"<= 0.3"``), the window as an
+    ISO 8601 interval (``start/end``, UTC) and the device-side ``state``.
+
+    ``startsAt`` is the alert's ``since``. A *resolved* alert is sent with ``endsAt`` = its
+    ``updated`` time (never later than now), which resolves it in Alertmanager. An *active*
+    alert (firing, acknowledged, snoozed) is sent with ``endsAt`` = now + ``active_ttl_s``:
+    Alertmanager would otherwise resolve it after its own ``resolve_timeout`` (5 min), long
+    before the device sends it again, while an ``endsAt`` in the far future would keep the
+    alert of a device that vanished firing forever. Devices re-send an unacknowledged firing
+    alert every ``alerts.renotify_s`` (1 h by default), so the default TTL (3 h) outlives
+    a renotify; an acknowledged alert is not re-sent and therefore expires from
+    Alertmanager after the TTL (the device, ``edgewatch alerts list`` and the store keep it).
+
+    Acknowledged and snoozed alerts are sent as active alerts with ``state`` in their
+    annotations: silencing and inhibiting are Alertmanager's job (a silence matching
+    ``edgewatch_id``, or an inhibit rule on the annotation-free labels), not the collector's.
+
+Webhook (Slack-compatible incoming webhook)
+    ``{"text": "[FIRING] warning cam-12: <sentence>"}`` with ``FIRING``, ``RESOLVED``,
+    ``ACKNOWLEDGED`` or ``SNOOZED``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from edgewatch.contracts.alert import Alert, Expected, Span
+
+ACTIVE_TTL_S = 3 * 3600.0
+"""Default lifetime in Alertmanager of an active alert the device does not send again."""
+_STATE_TAGS = {"firing": "FIRING", "resolved": "RESOLVED", "acknowledged": "ACKNOWLEDGED",
+               "snoozed": "SNOOZED"}
+
+
+def rfc3339(t: float) -> str:
+    """``2026-01-01T00:00:00.000Z`` for epoch seconds ``t``."""
+    stamp = dt.datetime.fromtimestamp(t, dt.timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+AlertPayload = Alert | Mapping[str, Any]
+"""An alert message: decoded, or (tests, older callers) as a JSON object to be decoded."""
+
+
+def as_alert(payload: AlertPayload) -> Alert:
+    """The message as an :class:`Alert`; msgspec.ValidationError when a mapping is not one."""
+    if isinstance(payload, Alert):
+        return payload
+    return msgspec.convert(dict(payload), type=Alert)
+
+
+def _iso_window(window: Span) -> str:
+    if window.start is None or window.end is None:
+        return ""
+    return f"{rfc3339(window.start)}/{rfc3339(window.end)}"
+
+
+def _expected(expected: Expected | None) -> str:
+    return "" if expected is None else f"{expected.op} {expected.value}"
+
+
+def _labels(fleet: str, alert: Alert) -> dict[str, str]:
+    rule = alert.rule or "unknown"
+    labels = {"alertname": f"edgewatch_{rule}", "device": alert.device,
+              "fleet": fleet, "rule": rule, "subject": alert.subject,
+              "severity": alert.severity, "edgewatch_id": alert.id}
+    return {k: v for k, v in labels.items() if v}  # an empty label is no label
+
+
+def _annotations(alert: Alert) -> dict[str, str]:
+    notes = {"summary": alert.message,
+             "observed": "" if alert.observed is None else str(alert.observed),
+             "expected": _expected(alert.expected),
+             "window": _iso_window(alert.window),
+             "state": alert.state}
+    if alert.state == "snoozed" and alert.snoozed_until is not None:
+        notes["snoozed_until"] = rfc3339(alert.snoozed_until)
+    if alert.historical:
+        notes["historical"] = "true"
+    return {k: v for k, v in notes.items() if v}
+
+
+def alertmanager_alert(fleet: str, payload: AlertPayload, now: float,
+                       active_ttl_s: float = ACTIVE_TTL_S,
+                       generator_url: str = "") -> dict[str, Any]:
+    """The Alertmanager API v2 alert for an ``edgewatch.alert/1`` message (module docs)."""
+    alert = as_alert(payload)
+    since = alert.since
+    if alert.state == "resolved":
+        ends = max(min(alert.updated, now), since)
+    else:
+        ends = max(now, since) + active_ttl_s
+    out: dict[str, Any] = {"labels": _labels(fleet, alert),
+                           "annotations": _annotations(alert),
+                           "startsAt": rfc3339(since), "endsAt": rfc3339(ends)}
+    if generator_url:
+        out["generatorURL"] = generator_url
+    return out
+
+
+def slack_text(payload: AlertPayload) -> str:
+    """``[FIRING] warning cam-12: <sentence>``."""
+    alert = as_alert(payload)
+    tag = _STATE_TAGS.get(alert.state, alert.state.upper())
+    message = alert.message or alert.rule or "alert"
+    return f"[{tag}] {alert.severity} {alert.device or '?'}: {message}"
