@@ -25,13 +25,13 @@ import paho.mqtt.client as mqtt
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from broker import MosquittoBroker  # noqa: E402
 from edgewatch.agent.delivery.outbox import Outbox  # noqa: E402
 from edgewatch.agent.delivery.publisher import Publisher  # noqa: E402
 from edgewatch.agent.delivery.status import Manifest  # noqa: E402
 from edgewatch.clock import SystemClock  # noqa: E402
 from edgewatch.config.delivery import MqttConfig  # noqa: E402
 from edgewatch.contracts.topics import Topics  # noqa: E402
+from support.broker import MosquittoBroker  # noqa: E402
 
 
 def payload() -> dict[str, Any]:

@@ -29,11 +29,11 @@ from paho.mqtt.properties import Properties
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from broker import MosquittoBroker  # noqa: E402
 from edgewatch.collector.ingest import Ingestor  # noqa: E402
 from edgewatch.collector.store import open_store  # noqa: E402
 from edgewatch.config.collector import CollectorMqttConfig, StoreConfig  # noqa: E402
 from edgewatch.contracts import codec  # noqa: E402
+from support.broker import MosquittoBroker  # noqa: E402
 
 EXAMPLE = json.loads((REPO / "tests" / "data" / "summary-example.json").read_text())
 Msg = tuple[str, bytes, str]

@@ -2,7 +2,7 @@
 
     python bench/outbox_crash.py [--kills 100] [--caps] [--seed 0] [--db PATH] [--json PATH]
 
-A child process (tests/outbox_crash_child.py) opens the outbox and puts messages in a loop
+A child process (tests/support/outbox_crash_child.py) opens the outbox and puts messages in a loop
 (acknowledging some, and with --caps compacting and evicting under a tiny size cap); it is
 killed with SIGKILL 20-200 ms after it is ready, on the same file every time. After each
 kill: PRAGMA integrity_check must say ok, every seq the child reported committed and did
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from outbox_crash_child import run_campaign
+from support.outbox_crash_child import run_campaign
 
 
 def main(argv: list[str] | None = None) -> int:

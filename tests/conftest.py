@@ -1,8 +1,15 @@
-"""Shared fixtures: the real model and footage, configs and reference profiles."""
+"""Shared fixtures: the real model and footage, configs and reference profiles, brokers,
+PostgreSQL databases and collector stores.
+
+Helpers (paths, brokers, stand-ins) are in the ``support`` package next to this file. This
+directory is on ``sys.path`` (pytest's default ``prepend`` import mode puts the directory of
+this ``conftest.py`` there), so tests import them as ``support.<module>``; so do the
+benchmarks, which put this directory on ``sys.path`` themselves. No test imports another
+test module or this file.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,26 +17,14 @@ import cv2
 import numpy as np
 import pytest
 
-from broker import MosquittoBroker, mosquitto_binary
 from edgewatch.agent.app import build_reference
 from edgewatch.agent.inference.engine import InferenceEngine
 from edgewatch.agent.source import open_source
 from edgewatch.agent.window.reference import ReferenceProfile
 from edgewatch.config.agent import AgentConfig, parse_config
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def assets_dir() -> Path | None:
-    env = os.environ.get("EDGEWATCH_ASSETS")
-    candidates = [Path(env)] if env else []
-    candidates += [REPO / "assets", REPO.parent / "shared" / "assets"]
-    for c in candidates:
-        if (c / "video" / "vtest.avi").is_file() and (
-            c / "models" / "ssdlite_mobilenet_v2_coco.onnx"
-        ).is_file():
-            return c.resolve()
-    return None
+from support import postgres
+from support.broker import MosquittoBroker, mosquitto_binary
+from support.paths import assets_dir, ssd_config_dict
 
 
 @pytest.fixture(scope="session")
@@ -56,21 +51,6 @@ def vtest_frames(vtest: Path) -> list[np.ndarray]:
         frames.append(f)
     cap.release()
     return frames
-
-
-def ssd_config_dict(assets: Path, **overrides: dict) -> dict:
-    base: dict = {
-        "device": {"id": "test-cam"},
-        "model": {
-            "path": str(assets / "models" / "ssdlite_mobilenet_v2_coco.onnx"),
-            "labels": str(assets / "models" / "coco_labels.txt"),
-        },
-        "window": {"seconds": 10.0},
-        "resources": {"enabled": False},
-    }
-    for key, value in overrides.items():
-        base.setdefault(key, {}).update(value)
-    return base
 
 
 @pytest.fixture(scope="session")
@@ -134,3 +114,28 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., MosquittoBroker]]:
     yield make
     for b in made:
         b.close()
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> str:
+    """The URL of a PostgreSQL database to create test databases from, or skip."""
+    reason = postgres.unreachable(postgres.PG_URL)
+    if reason is not None:
+        pytest.skip(reason)
+    return postgres.PG_URL
+
+
+@pytest.fixture
+def pg_url(pg_admin: str) -> Iterator[str]:
+    """A fresh, empty database on the test server; dropped after the test."""
+    with postgres.scratch_database(pg_admin) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A collector store URL, once per backend: a new SQLite file, a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'collector.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url

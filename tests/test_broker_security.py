@@ -1,9 +1,9 @@
 """The shipped Mosquitto ACL and configuration, checked against real mosquitto processes.
 
-Brokers come from tests/broker.py. The ACL under test is configs/mosquitto/acl, unchanged; the
-device identity (MQTT username = device id) comes either from a password file written with
-``mosquitto_passwd -b`` or from the CN of a client certificate (``use_identity_as_username``):
-the ACL tests run once per path (the ``auth`` parameter).
+Brokers come from tests/support/broker.py. The ACL under test is configs/mosquitto/acl,
+unchanged; the device identity (MQTT username = device id) comes either from a password file
+written with ``mosquitto_passwd -b`` or from the CN of a client certificate
+(``use_identity_as_username``): the ACL tests run once per path (the ``auth`` parameter).
 
 "Not delivered" is proved without sleeping: the same publisher sends an allowed sentinel right
 after the forbidden message, and MQTT keeps one publisher's QoS 1 messages in order to a
@@ -27,7 +27,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from broker import (
+from support.broker import (
     MosquittoBroker,
     Pki,
     free_port,
@@ -38,7 +38,7 @@ from broker import (
     port_accepts,
     write_password_file,
 )
-from conftest import REPO
+from support.paths import REPO
 
 ACL = REPO / "configs" / "mosquitto" / "acl"
 CONF = REPO / "configs" / "mosquitto" / "edgewatch.conf"
@@ -288,7 +288,7 @@ def test_broker_persistence_keeps_retained_messages_across_restart() -> None:
 
 
 def test_broker_reports_a_bad_config(tmp_path: Path) -> None:
-    from broker import BrokerError
+    from support.broker import BrokerError
 
     b = MosquittoBroker(workdir=tmp_path, extra_config=["no_such_option 1"])
     with pytest.raises(BrokerError, match="no_such_option"):

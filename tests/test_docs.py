@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from support.paths import DATA, REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
 
@@ -59,7 +59,7 @@ def test_readme_opens_with_demo_and_test() -> None:
 
 def test_every_summary_field_is_documented(tmp_path: Path) -> None:
     doc = (REPO / "docs" / "summary-format.md").read_text(encoding="utf-8")
-    example = REPO / "tests" / "data" / "summary-example.json"
+    example = DATA / "summary-example.json"
     line = json.loads(example.read_text(encoding="utf-8"))
     for key, value in line.items():
         if key == "type":

@@ -17,7 +17,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import REPO
+from support.paths import REPO
 
 SRC = REPO / "src"
 AGENT_PACKAGES = ("cv2", "onnxruntime", "psutil", "sqlite_utils")

@@ -1,0 +1,255 @@
+"""The outbox's parts on their own, on real SQLite files: the database (pragmas, budget,
+transactions, disk conditions), the queue (drain order, seqs), the memory fallback, loss
+accounting, the caps and compaction. ``test_outbox.py`` checks the ``Outbox`` they make."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgewatch.agent.delivery.outbox.caps import CapEnforcer
+from edgewatch.agent.delivery.outbox.compaction import Compactor
+from edgewatch.agent.delivery.outbox.database import (
+    MIN_MAX_BYTES,
+    OutboxDatabase,
+    disk_condition,
+)
+from edgewatch.agent.delivery.outbox.loss import (
+    LossLedger,
+    add_counts,
+    counters,
+    loss_report,
+    originals,
+    seqs,
+)
+from edgewatch.agent.delivery.outbox.memory import MemoryFallback
+from edgewatch.agent.delivery.outbox.queue import DiskQueue
+from edgewatch.agent.delivery.outbox.rows import Entry, drain_key
+from edgewatch.clock import ManualClock
+from edgewatch.errors import OutboxError
+
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[OutboxDatabase]:
+    db = OutboxDatabase(tmp_path / "outbox.db", MIN_MAX_BYTES)
+    db.create_schema()
+    yield db
+    db.close()
+
+
+def entry(seq: int, kind: str = "summary", priority: int = 0, created: float = T0,
+          **payload: Any) -> Entry:
+    body = {"seq": seq, "device": "cam-1", "boot_id": "b1", "reference_id": "r1", **payload}
+    return Entry(seq, kind, priority, created, None, None, body, False)
+
+
+def insert(database: OutboxDatabase, *entries: Entry) -> None:
+    queue = DiskQueue(database.db)
+    with database.txn():
+        for e in entries:
+            queue.insert(e, e.payload)
+
+
+def read_only_error(path: Path) -> sqlite3.Error:
+    """The error SQLite gives for a write on a read-only connection to ``path``."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('x', 1)")
+    except sqlite3.Error as exc:
+        return exc
+    finally:
+        conn.close()
+    raise AssertionError("a read-only connection took a write")
+
+
+# --------------------------------------------------------------------------- database
+
+
+def test_the_file_is_durable_wal_with_incremental_vacuum(database: OutboxDatabase) -> None:
+    def pragma(name: str) -> Any:
+        return database.conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+    assert pragma("journal_mode") == "wal"
+    assert pragma("synchronous") == 2  # FULL
+    assert pragma("auto_vacuum") == 2  # INCREMENTAL
+    assert database.has_schema()
+
+
+@pytest.mark.parametrize("max_bytes", [MIN_MAX_BYTES, 10 * 2**20, 2**30])
+def test_the_wal_budget_is_an_eighth_clamped(tmp_path: Path, max_bytes: int) -> None:
+    db = OutboxDatabase(tmp_path / "o.db", max_bytes)
+    try:
+        expected = min(max(max_bytes // 8, 4 * db.page_size), 4 * 2**20)
+        assert db.wal_budget == expected
+        assert db.low_water == max_bytes - 2 * expected
+    finally:
+        db.close()
+
+
+def test_a_failed_transaction_is_rolled_back(database: OutboxDatabase) -> None:
+    with pytest.raises(RuntimeError), database.txn():
+        database.conn.execute("INSERT INTO meta (key, value) VALUES ('probe', 1)")
+        raise RuntimeError("stop")
+    assert database.conn.execute("SELECT * FROM meta WHERE key = 'probe'").fetchall() == []
+    assert not database.conn.in_transaction
+
+
+def test_disk_conditions_are_told_apart_from_other_errors(database: OutboxDatabase) -> None:
+    reason = disk_condition(read_only_error(database.path))
+    assert reason is not None and "read" in reason and "only" in reason
+    assert disk_condition(sqlite3.OperationalError("database or disk is full")) is not None
+    with pytest.raises(sqlite3.Error) as caught:
+        database.conn.execute("SELEKT 1")
+    assert disk_condition(caught.value) is None
+
+
+# --------------------------------------------------------------------------- queue
+
+
+def test_pending_is_in_drain_order_and_seqs_never_go_back(database: OutboxDatabase) -> None:
+    insert(database, entry(1), entry(2, "alert", 2), entry(3, "status", 1), entry(4))
+    queue = DiskQueue(database.db)
+    rows = queue.pending(10, [], set())
+    assert [r.seq for r in rows] == [2, 3, 1, 4] == [r.seq for r in sorted(rows, key=drain_key)]
+    assert [r.seq for r in queue.pending(2, [2], {3})] == [1]
+    assert queue.find(3) is not None and queue.find(3)[1] == "status"  # type: ignore[index]
+    assert queue.count([1, 2]) == (2, T0)
+    with database.txn():
+        queue.delete([1, 2, 3, 4])
+    assert queue.pending(10, [], set()) == [] and queue.last_seq() == 4
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def test_memory_keeps_the_highest_priority_newest_entries(tmp_path: Path) -> None:
+    memory = MemoryFallback(tmp_path / "o.db", limit=3)
+    memory.entries = [entry(1, "alert", 2), entry(2), entry(3, "status", 1), entry(4),
+                      entry(5)]
+    dropped = memory.bound()
+    assert [e.seq for e in dropped] == [2, 4]
+    assert [e.seq for e in memory.entries] == [1, 3, 5]
+    assert [r.seq for r in memory.rows(skip={3})] == [1, 5]
+    assert memory.take(3) is not None and memory.take(3) is None
+    assert memory.remove({1, 99}) == {1}
+    assert [e.seq for e in memory.entries] == [5]
+
+
+def test_memory_enters_degraded_mode_only_for_disk_conditions(tmp_path: Path,
+                                                               database: OutboxDatabase) -> None:
+    memory = MemoryFallback(database.path, limit=10)
+    memory.write_failed(read_only_error(database.path))
+    assert memory.degraded is not None
+    memory.recovered()
+    assert memory.degraded is None
+    with pytest.raises(OutboxError, match="UNIQUE constraint failed"):
+        memory.write_failed(sqlite3.IntegrityError("UNIQUE constraint failed: messages.seq"))
+    assert memory.degraded is None
+
+
+# --------------------------------------------------------------------------- loss
+
+
+def test_loss_reports_and_counters_are_inverse() -> None:
+    report = {"compacted": 3, "evicted": {"summary": 2}, "dropped": {}, "rejected": {"alert": 1}}
+    assert loss_report(counters(report)) == report
+    assert dict(counters(None)) == {}
+    assert add_counts(report, {"compacted": 1, "evicted": {"status": 4}}) == {
+        "compacted": 4, "dropped": {}, "evicted": {"status": 4, "summary": 2},
+        "rejected": {"alert": 1}}
+    assert add_counts(None, {"compacted": 1}) == {"compacted": 1}
+
+
+def test_a_row_stands_for_every_seq_it_merged() -> None:
+    assert seqs({"seq": 7}) == [7]
+    assert seqs({"seq": 7, "merged_seqs": [7, 8, 9]}) == [7, 8, 9]
+    assert originals(json.dumps({"seq": 7})) == (1, None)
+    carried = {"compacted": 0, "evicted": {"summary": 5}}
+    assert originals(json.dumps({"seq": 7, "merged_seqs": [7, 8], "loss": carried})) == (
+        2, carried)
+
+
+def test_deleted_rows_are_counted_with_the_loss_they_carried(database: OutboxDatabase) -> None:
+    ledger = LossLedger(database.conn)
+    carried = {"compacted": 0, "evicted": {"status": 5}, "dropped": {}, "rejected": {}}
+    rows = [(1, "summary", json.dumps({"seq": 1, "merged_seqs": [1, 2, 3], "loss": carried})),
+            (4, "alert", json.dumps({"seq": 4}))]
+    with database.txn():
+        lost = ledger.delete_rows(rows)
+    assert lost == {"summary": 3, "alert": 1}
+    ledger.note("dropped.summary", 2)
+    with database.txn():
+        ledger.persist_unsaved()
+        report = ledger.take_disk()
+    assert report == {"compacted": 0, "evicted": {"alert": 1, "status": 5, "summary": 3},
+                      "dropped": {"summary": 2}, "rejected": {}}
+    with database.txn():
+        assert ledger.take_disk() == loss_report([])
+
+
+# --------------------------------------------------------------------------- caps
+
+
+def test_the_age_cap_evicts_old_summaries_and_statuses_but_never_alerts(
+        database: OutboxDatabase) -> None:
+    clock = ManualClock(T0)
+    insert(database, entry(1, created=T0 - 100), entry(2, "status", 1, created=T0 - 100),
+           entry(3, "alert", 2, created=T0 - 100), entry(4, created=T0 - 10))
+    ledger = LossLedger(database.conn)
+    errors: list[sqlite3.Error] = []
+    caps = CapEnforcer(database, ledger, Compactor(database, ledger, None), clock=clock,
+                       max_age_s=50.0, on_disk_error=errors.append)
+    assert caps.cutoff() == T0 - 50.0 and caps.needed()
+    report = caps.enforce()
+    assert report.evicted == {"summary": 1, "status": 1} and report.compacted == 0
+    assert [r.seq for r in DiskQueue(database.db).pending(10, [], set())] == [3, 4]
+    assert not caps.needed() and errors == []
+    caps.max_age_s = 0.0  # no age cap
+    assert caps.cutoff() == float("-inf")
+
+
+# --------------------------------------------------------------------------- compaction
+
+
+def merge_counts(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    assert not {"device", "seq", "merged_seqs", "loss"} & {*a, *b}  # transport fields stripped
+    return {"reference_id": a["reference_id"], "n": a["n"] + b["n"]}
+
+
+def test_compaction_merges_neighbours_until_the_data_fits(database: OutboxDatabase) -> None:
+    pad = "x" * 3000
+    insert(database, *(entry(s, created=T0 + s, n=1, pad=pad) for s in range(1, 41)))
+    assert database.over()
+    ledger = LossLedger(database.conn)
+    merges = Compactor(database, ledger, merge_counts).compact()
+    assert merges > 0 and not database.over()
+    payloads = [json.loads(r.body) for r in DiskQueue(database.db).pending(100, [], set())]
+    assert sum(p["n"] for p in payloads) == 40
+    assert [s for p in payloads for s in seqs(p)] == list(range(1, 41))
+    assert all(p["seq"] == seqs(p)[0] for p in payloads)
+    assert len(payloads) == 40 - merges
+    with database.txn():
+        assert ledger.take_disk()["compacted"] == merges
+
+
+def test_summaries_of_other_boots_or_a_failing_merge_stay_apart(
+        database: OutboxDatabase) -> None:
+    pad = "x" * 3000
+    insert(database, *(entry(s, n=1, pad=pad, boot_id=f"b{s}") for s in range(1, 41)))
+    ledger = LossLedger(database.conn)
+    assert Compactor(database, ledger, merge_counts).compact() == 0
+
+    def broken(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        raise ValueError("cannot merge")
+
+    with database.txn():
+        database.conn.execute("UPDATE messages SET payload = json_set(payload, '$.boot_id', 'b')")
+    assert Compactor(database, ledger, broken).compact() == 0
+    assert len(DiskQueue(database.db).pending(100, [], set())) == 40

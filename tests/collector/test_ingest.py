@@ -1,0 +1,355 @@
+"""The collector's ingest: hostile payloads through a real Mosquitto broker are counted and
+dropped, a message the store refuses is quarantined while the rest of its batch is stored,
+and the operator lists and purges the quarantine through the CLI. Stores are real SQLite
+files and a real PostgreSQL database (the fixtures of conftest.py)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import json
+import logging
+import sqlite3
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edgewatch.cli import main
+from edgewatch.clock import ManualClock
+from edgewatch.collector import ingest as ingest_module
+from edgewatch.collector.ingest import Ingestor, RateLimitedLog
+from edgewatch.collector.store import Item, Quarantined, Store, StoreError, open_store
+from edgewatch.config.collector import CollectorMqttConfig, StoreConfig
+from edgewatch.contracts import codec
+from edgewatch.contracts.summary import Summary
+from support.broker import MosquittoBroker
+from support.paths import DATA
+
+ROOT = "edgewatch/v1"
+EXAMPLE = json.loads((DATA / "summary-example.json").read_text())
+MARKER = "PAYLOADTEXT42"
+"""Written into every hostile payload: it must never reach the log."""
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def summary_v1(seq: int, boot: str = "b1", device: str = "cam-1", **extra: Any) -> dict[str, Any]:
+    """A schema-1 summary as old devices publish it (JSON)."""
+    p: dict[str, Any] = copy.deepcopy(EXAMPLE)
+    p.update(device=device, boot_id=boot, seq=seq, reference_id=MARKER, **extra)
+    return p
+
+
+def summary_v2(seq: int, boot: str = "b1", device: str = "cam-1") -> Summary:
+    found = codec.decode("summary", json.dumps(summary_v1(seq, boot, device)).encode())
+    assert isinstance(found, Summary)
+    return found
+
+
+def topic(leaf: str, device: str = "cam-1") -> str:
+    return f"{ROOT}/depot/{device}/{leaf}"
+
+
+def publish(port: int, messages: Sequence[tuple[str, bytes, str | None]],
+            protocol: int = mqtt.MQTTv5) -> None:
+    """Publish (topic, payload, content type) with QoS 1, in order; wait for every PUBACK."""
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}",
+                    protocol=protocol)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    try:
+        infos = []
+        for t, raw, ctype in messages:
+            props = None
+            if ctype is not None:
+                props = Properties(PacketTypes.PUBLISH)
+                props.ContentType = ctype
+            infos.append(c.publish(t, raw, qos=1, properties=props))
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+class Spy:
+    """A real store that records the size of every ingest_many call."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.calls: list[tuple[int, int]] = []
+
+    def ingest_many(self, items: Sequence[Item],
+                    quarantine: Sequence[Quarantined] = ()) -> list[bool]:
+        self.calls.append((len(items), len(quarantine)))
+        return self.store.ingest_many(items, quarantine)
+
+
+@contextlib.contextmanager
+def running(broker: MosquittoBroker, store: Any, client_id: str = "", protocol: str = "5",
+            batch_wait_ms: float = 50.0) -> Iterator[Ingestor]:
+    """A started Ingestor whose subscription is in place (a probe on a command topic, which
+    it does not store, has arrived); stopped afterwards."""
+    cfg = CollectorMqttConfig(port=broker.port, protocol=protocol,  # type: ignore[arg-type]
+                              client_id=client_id or f"c-{uuid.uuid4().hex[:8]}")
+    ing = Ingestor(cfg, StoreConfig(batch_wait_ms=batch_wait_ms), store)
+    ing.start()
+    try:
+        deadline = time.monotonic() + 15
+        while ing.stats.received == 0:
+            assert time.monotonic() < deadline, "the collector never subscribed"
+            publish(broker.port, [(topic("cmd/probe"), b"{}", None)])
+            time.sleep(0.2)
+        wait_until(ing._queue.empty, 5, "the probes handled")
+        yield ing
+    finally:
+        ing.stop()
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+def hostile_payloads() -> list[tuple[str, bytes, str | None, str]]:
+    """(topic, payload, content type, expected reason)."""
+    nul = json.dumps(summary_v1(1, boot=f"b\x00{MARKER}")).encode()  # "\u0000" in JSON
+    surrogate = json.dumps(summary_v1(1)).replace('"b1"', '"\\ud800"').encode()
+    assert b"\\ud800" in surrogate
+    deep = b'{"a":' * 10_000 + b"1" + b"}" * 10_000
+    huge = summary_v1(1)
+    huge["frames"] = dict(huge["frames"], seen=10**400)
+    return [
+        (topic("summary"), json.dumps(summary_v1(2**64)).encode(), None, "invalid"),
+        (topic("summary"), nul, None, "invalid"),
+        (topic("summary"), surrogate, None, "encoding"),
+        (topic("summary"), deep, None, "depth"),
+        (topic("summary"), json.dumps(huge).encode(), None, "invalid"),
+        # valid JSON that claims to be compressed MessagePack: the property is obeyed
+        (topic("summary"), json.dumps(summary_v1(1)).encode(), codec.MSGPACK, "encoding"),
+        (topic("summary", "cam-2"), json.dumps(summary_v1(1)).encode(), None, "device"),
+        # decodes, but without a boot id it has no key: the store refuses it
+        (topic("summary"), json.dumps(summary_v1(1, boot="")).encode(), None, "store"),
+    ]
+
+
+def test_hostile_payloads_are_counted_and_a_good_one_after_them_is_stored(
+        broker: MosquittoBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="edgewatch.collector.ingest")
+    hostile = hostile_payloads()
+    good = summary_v2(7)
+    with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store, running(broker, store) as ing:
+        publish(broker.port, [(t, raw, ctype) for t, raw, ctype, _ in hostile]
+                + [(topic("summary"), codec.encode(good, "msgpack"), codec.MSGPACK)])
+        wait_until(lambda: store.count("summary") == 1, 20, "the good summary stored")
+        stats = ing.stats
+        assert sum(stats.bad.values()) + stats.stored["summary"] == len(hostile) + 1
+        assert stats.bad == Counter(reason for *_, reason in hostile)
+        assert set(stats.bad) <= set(codec.REASONS)
+        assert (stats.unexpected, stats.stored["summary"]) == (0, 1)
+        assert store.summaries("cam-1") == [good]
+        [kept] = store.quarantined()  # the one the codec let through
+        assert (kept.reason, kept.payload) == ("store", hostile[-1][1])
+        assert "boot_id" in kept.detail
+    refusals = [r for r in caplog.records if "refused a message" in r.getMessage()]
+    assert len(refusals) == len(set(stats.bad))  # once per reason a minute, not per message
+    assert len(refusals) < len(hostile)
+    assert MARKER not in caplog.text
+
+
+def test_a_collector_on_mqtt_3_recognises_both_encodings(broker: MosquittoBroker,
+                                                         tmp_path: Path) -> None:
+    """MQTT 3.1.1 carries no content type: the codec recognises the bytes."""
+    with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store, \
+            running(broker, store, protocol="3.1.1") as ing:
+        publish(broker.port, [
+            (topic("summary"), codec.encode(summary_v2(1), "msgpack"), None),
+            (topic("summary"), json.dumps(summary_v1(2)).encode(), None),  # schema 1 JSON
+        ], protocol=mqtt.MQTTv311)
+        wait_until(lambda: store.count("summary") == 2, 20, "two summaries stored")
+        assert not ing.stats.bad
+        assert [s.seq for s in store.summaries("cam-1")] == [2, 1]
+        assert all(isinstance(s, Summary) for s in store.summaries("cam-1"))
+
+
+# --------------------------------------------------------------------------- quarantine
+
+
+def refuse_boot_id(url: str, boot_id: str) -> None:
+    """Make the database itself refuse messages of one boot id (a constraint the store does
+    not know about), as it refuses a value out of a column's range."""
+    if url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(url[len("sqlite:///"):])) as conn:
+            conn.execute(f"CREATE TRIGGER no_poison BEFORE INSERT ON messages WHEN "
+                         f"NEW.boot_id = '{boot_id}' BEGIN SELECT RAISE(ABORT, 'no poison'); END")
+            conn.commit()
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE messages ADD CONSTRAINT no_poison "
+                     f"CHECK (boot_id <> '{boot_id}')")
+
+
+def test_a_message_the_store_refuses_is_quarantined_and_the_batch_stored(
+        broker: MosquittoBroker, store_url: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    store = open_store(store_url)
+    refuse_boot_id(store_url, "poison")
+    spy = Spy(store)
+    poison = json.dumps(summary_v1(2, boot="poison")).encode()
+    client_id = f"c-{uuid.uuid4().hex[:8]}"
+    try:
+        with running(broker, spy, client_id, batch_wait_ms=1500) as ing:
+            received = time.time()
+            publish(broker.port, [
+                (topic("summary"), codec.encode(summary_v2(1), "msgpack"), codec.MSGPACK),
+                (topic("summary"), poison, codec.JSON),
+                (topic("summary"), codec.encode(summary_v2(3), "msgpack"), codec.MSGPACK),
+            ])
+            wait_until(lambda: ing.stats.bad["store"] == 1, 20, "the poison quarantined")
+            assert store.keys() == [("cam-1", "b1", 1), ("cam-1", "b1", 3)]
+            assert (ing.stats.stored["summary"], ing.stats.store_errors) == (2, 0)
+            assert spy.calls == [(3, 0), (2, 1)]  # the rest and the quarantine: one commit
+        [q] = store.quarantined()
+        assert (q.topic, q.reason, q.payload) == (topic("summary"), "store", poison)
+        assert "no poison" in q.detail or "no_poison" in q.detail
+        assert MARKER not in q.detail and "Failing row" not in q.detail  # PostgreSQL's DETAIL
+        assert received - 1 <= q.received <= time.time()
+        # acknowledged, the poison too: the session holds nothing to deliver again
+        with running(broker, store, client_id) as again:
+            time.sleep(1.0)
+            assert (again.stats.bad, again.stats.duplicates) == (Counter(), 0)
+    finally:
+        store.close()
+
+    config = tmp_path / "collector.toml"
+    config.write_text(f'[mqtt]\nport = {broker.port}\n[store]\nurl = "{store_url}"\n')
+    capsys.readouterr()
+    assert main(["quarantine", "list", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert topic("summary") in out and "1 quarantined message" in out and "store" in out
+    assert main(["quarantine", "list", "--config", str(config), "--json", "--limit", "5"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert base64.b64decode(row["payload_base64"]) == poison
+    assert (row["reason"], row["topic"], row["size"]) == ("store", topic("summary"), len(poison))
+    assert main(["quarantine", "purge", "--config", str(config),
+                 "--before", "2000-01-01T00:00:00Z"]) == 0
+    assert capsys.readouterr().out.strip() == "purged 0 quarantined messages"
+    assert main(["quarantine", "purge", "--config", str(config), "--before", "noon"]) == 2
+    with pytest.raises(SystemExit):  # --all or --before is required
+        main(["quarantine", "purge", "--config", str(config)])
+    capsys.readouterr()
+    assert main(["quarantine", "purge", "--config", str(config), "--all"]) == 0
+    assert capsys.readouterr().out.strip() == "purged 1 quarantined message"
+    assert main(["quarantine", "list", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.strip() == "quarantine is empty"
+
+
+def test_purge_before_keeps_what_came_later(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    with open_store(url) as store:
+        store.quarantine([Quarantined(t, "edgewatch/v1/f/d/summary", "store", "why",
+                                      b"\x1b[31m\x00")
+                          for t in (1767225600.0, 1767225600.0 + 86400)])  # 1 and 2 Jan 2026
+    config = tmp_path / "collector.toml"
+    config.write_text(f'[store]\nurl = "{url}"\n')
+    assert main(["quarantine", "list", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b[31m\\x00" in out  # escaped for the terminal
+    assert main(["quarantine", "purge", "--config", str(config),
+                 "--before", "2026-01-01T12:00:00+00:00"]) == 0
+    assert capsys.readouterr().out.strip() == "purged 1 quarantined message"
+    with open_store(url) as store:
+        assert [q.received for q in store.quarantined()] == [1767225600.0 + 86400]
+
+
+# --------------------------------------------------------------------------- no stalls
+
+
+def message(mid: int, topic_bytes: bytes, payload: bytes) -> mqtt.MQTTMessage:
+    msg = mqtt.MQTTMessage(mid, topic_bytes)
+    msg.payload = payload
+    msg.qos = 1
+    return msg
+
+
+def test_on_message_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 caplog: pytest.LogCaptureFixture) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store:
+        ing = Ingestor(CollectorMqttConfig(), StoreConfig(), store)
+        ing._on_message(ing.client, None, message(1, b"edgewatch/v1/f/\xff/summary", b"{}"))
+        assert ing.stats.bad == Counter(topic=1)
+
+        def broken(*_: Any) -> None:
+            raise RuntimeError(f"bug quoting the payload: {MARKER}")
+
+        monkeypatch.setattr(ingest_module, "check", broken)
+        raw = json.dumps(summary_v1(1)).encode()
+        ing._on_message(ing.client, None, message(2, topic("summary").encode(), raw))
+        assert (ing.stats.unexpected, ing.stats.received) == (1, 2)
+        queued = [ing._queue.get_nowait() for _ in range(2)]
+        assert queued == [(1, 1, None), (2, 1, None)]  # both still acknowledged
+        assert "RuntimeError" in caplog.text and MARKER not in caplog.text
+
+
+class Flaky:
+    """A real store that fails as a whole (database unreachable) the first ``n`` times."""
+
+    def __init__(self, store: Store, n: int) -> None:
+        self.store, self.n = store, n
+
+    def ingest_many(self, items: Sequence[Item],
+                    quarantine: Sequence[Quarantined] = ()) -> list[bool]:
+        if self.n:
+            self.n -= 1
+            raise StoreError("connection refused")
+        return self.store.ingest_many(items, quarantine)
+
+
+def test_an_unreachable_store_is_retried_and_nothing_acknowledged_before(
+        tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store:
+        flaky = Flaky(store, 2)
+        ing = Ingestor(CollectorMqttConfig(), StoreConfig(), flaky)
+        acks: list[tuple[int, int]] = []
+        ing.client.ack = lambda mid, qos: acks.append((mid, qos))  # type: ignore[method-assign]
+        item = Item("summary", "depot", "cam-1", summary_v2(1), 1.0, topic("summary"), b"")
+        ing._store([(7, 1, item), (8, 1, None)])
+        assert (ing.stats.store_errors, acks, store.count()) == (2, [(7, 1), (8, 1)], 1)
+        assert not ing.stats.bad
+
+        flaky.n = 1
+        ing.stop_event.set()  # stopping while the store is down: nothing acknowledged
+        ing._store([(9, 1, item._replace(message=summary_v2(2)))])
+        assert (ing.stats.store_errors, acks[2:], store.count()) == (3, [], 1)
+
+
+def test_refusals_are_logged_once_a_minute_per_reason(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="edgewatch.collector.ingest")
+    clock = ManualClock()
+    limited = RateLimitedLog(clock)
+    assert limited.warning("invalid", "refused %s", "a")
+    assert limited.warning("size", "refused %s", "b")  # another reason: its own minute
+    clock.advance(59.0)
+    assert not limited.warning("invalid", "refused %s", "c")
+    assert not limited.warning("invalid", "refused %s", "d")
+    clock.advance(1.0)
+    assert limited.warning("invalid", "refused %s", "e")
+    assert [r.getMessage() for r in caplog.records] == [
+        "refused a", "refused b", "refused e (and 2 more since the last report)"]

@@ -1,0 +1,2 @@
+"""Test helpers shared by the test modules and the benchmarks: real brokers, built
+models, paths."""
