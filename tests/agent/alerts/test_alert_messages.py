@@ -61,6 +61,18 @@ def test_a_drift_sentence_gives_the_first_reason() -> None:
     assert "reason" not in fired(HOT, "cpu", 91.0, summary)
 
 
+def test_a_feature_drift_sentence_gives_that_features_reason_only() -> None:
+    rule = RuleConfig("feature-drift", "drift.feature", ">=", 8.0, "warning", 2, 2, 4.0)
+    summary = {"window": {"start": T0, "end": T0 + 10.0},
+               "drift": {"reasons": ["entropy: drifted: shifted 12.0 reference SDs",
+                                     "brightness: drifted: shifted 9.1 reference SDs"]}}
+    text = fired(rule, "brightness", 9.1, summary)
+    assert text.endswith("; brightness: drifted: shifted 9.1 reference SDs")
+    assert "entropy" not in text
+    alone = {**summary, "drift": {"reasons": ["entropy: drifted: shifted 12.0 reference SDs"]}}
+    assert "entropy" not in fired(rule, "brightness", 9.1, alone)  # no reason of its own
+
+
 def test_the_alert_message_carries_the_state_and_decodes_as_a_contract() -> None:
     message = alert_message(incident(), HOT, updated=T0 + 20.0, model_sha256="ab" * 32)
     assert (message.id, message.state, message.subject, message.observed) == (

@@ -47,3 +47,44 @@ def test_an_unreadable_disk_path_leaves_the_disk_fields_out(
 
 def test_every_field_has_a_unit_and_a_description() -> None:
     assert all(unit and text.endswith(".") for unit, text in RESOURCE_FIELDS.values())
+
+
+def test_system_cpu_counts_from_the_first_window_on_the_monitor_thread() -> None:
+    """Primed on one thread and read on another (the monitor's), as the agent does."""
+    import threading
+
+    sampler = ResourceSampler()  # created on this thread
+    deadline = psutil.Process().cpu_times().user + 0.3
+    while psutil.Process().cpu_times().user < deadline:  # this process keeps a core busy
+        sum(i * i for i in range(10_000))
+    seen: list[float] = []
+    worker = threading.Thread(target=lambda: seen.append(sampler.sample()["system_cpu_percent"]))
+    worker.start()
+    worker.join()
+    assert seen[0] > 1.0  # 0.3 s of CPU on a machine of a few cores is well over 1 %
+
+
+class _Growing:
+    """A process whose resident memory is above anything the kernel's high-water mark saw."""
+
+    def __init__(self) -> None:
+        self.real = psutil.Process()
+
+    def cpu_percent(self, interval: None) -> float:
+        return float(self.real.cpu_percent(interval))
+
+    def oneshot(self) -> object:
+        return self.real.oneshot()
+
+    def memory_info(self) -> object:
+        class Info:
+            rss = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 * 1.5)
+
+        return Info()
+
+
+def test_peak_memory_is_never_below_the_current_memory() -> None:
+    sampler = ResourceSampler(process=_Growing())  # type: ignore[arg-type]
+    first = sampler.sample()
+    assert first["process_peak_rss_mb"] >= first["process_rss_mb"]
+    assert sampler.sample()["process_peak_rss_mb"] >= first["process_peak_rss_mb"]

@@ -33,9 +33,16 @@ def fired(rule: RuleConfig, subject: str, value: float, summary: dict[str, Any])
             f" expected {NEGATION[rule.op]} {rule.threshold:g} "
             f"({METRICS[rule.metric][0]}), for {rule.for_windows} window(s)")
     reasons = (summary.get("drift") or {}).get("reasons") or []
-    if rule.metric.startswith("drift") and reasons:
-        text += f"; {reasons[0]}"
-    return text
+    reason = _reason_for(subject, reasons) if rule.metric.startswith("drift") else None
+    return f"{text}; {reason}" if reason else text
+
+
+def _reason_for(subject: str, reasons: list[str]) -> str | None:
+    """The drift verdict's reason that explains ``subject``: the one naming that feature, or
+    for a device-wide rule (no subject) the worst one (reasons come worst first)."""
+    if not subject:
+        return reasons[0] if reasons else None
+    return next((r for r in reasons if r.startswith(f"{subject}: ")), None)
 
 
 def resolved(rule_name: str, why: str) -> str:

@@ -24,13 +24,25 @@ RESOURCE_FIELDS: dict[str, tuple[str, str]] = {
 
 
 class ResourceSampler:
-    """Samples RESOURCE_FIELDS; the process object is injectable for tests."""
+    """Samples RESOURCE_FIELDS; the process object is injectable for tests.
+
+    System CPU is computed from ``psutil.cpu_times()`` differences kept by the sampler itself:
+    ``psutil.cpu_percent(None)`` keeps its last sample per thread (psutil >= 6), so a sampler
+    primed on one thread and read on the monitor thread would report 0 % for its first window.
+    """
 
     def __init__(self, disk_path: str = "/", process: psutil.Process | None = None) -> None:
         self.disk_path = disk_path
         self.process = process or psutil.Process()
         self.process.cpu_percent(None)
-        psutil.cpu_percent(None)
+        self._cpu = _busy_and_total(psutil.cpu_times())
+        self._peak_mb = 0.0
+
+    def _system_cpu_percent(self) -> float:
+        busy, total = _busy_and_total(psutil.cpu_times())
+        d_busy, d_total = busy - self._cpu[0], total - self._cpu[1]
+        self._cpu = (busy, total)
+        return min(max(100.0 * d_busy / d_total, 0.0), 100.0) if d_total > 0 else 0.0
 
     def sample(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -39,9 +51,10 @@ class ResourceSampler:
             mem = self.process.memory_info()
             out["process_rss_mb"] = mem.rss / 2**20
         peak = _peak_rss_mb()
-        if peak is not None:
-            out["process_peak_rss_mb"] = peak
-        out["system_cpu_percent"] = psutil.cpu_percent(None)
+        if peak is not None:  # the kernel's high-water mark lags: never below what we saw
+            self._peak_mb = max(self._peak_mb, peak, out["process_rss_mb"])
+            out["process_peak_rss_mb"] = self._peak_mb
+        out["system_cpu_percent"] = self._system_cpu_percent()
         out["memory_percent"] = psutil.virtual_memory().percent
         try:
             disk = psutil.disk_usage(self.disk_path)
@@ -53,6 +66,13 @@ class ResourceSampler:
         if temps:
             out["temperatures_c"] = temps
         return out
+
+
+def _busy_and_total(t: Any) -> tuple[float, float]:
+    """Busy and total CPU seconds of a ``cpu_times()`` reading (psutil's own definition:
+    guest time is already inside user time, idle includes I/O wait)."""
+    total = sum(t) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
+    return total - t.idle - getattr(t, "iowait", 0.0), total
 
 
 def _peak_rss_mb() -> float | None:
