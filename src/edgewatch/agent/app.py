@@ -172,13 +172,15 @@ class AgentOutputs:
         if self.delivery is not None:
             self.delivery.start()
 
-    def close(self, drain_timeout: float = 0.0) -> bool:
+    def close(self, drain_timeout: float = 0.0, *, only_connected: bool = False) -> bool:
         """Close the JSON lines, then stop publishing (after draining the outbox for up to
-        ``drain_timeout`` seconds) and close the outbox and the alert state. False when the
-        outbox did not drain in time (what is left goes out on the next start)."""
+        ``drain_timeout`` seconds; with ``only_connected``, not while disconnected) and close
+        the outbox and the alert state. False when the outbox did not drain in time (what is
+        left goes out on the next start)."""
         if self.lines is not None:
             self.lines.close()
-        drained = self.delivery.close(drain_timeout) if self.delivery is not None else True
+        drained = True if self.delivery is None else self.delivery.close(
+            drain_timeout, only_connected=only_connected)
         if self.alerting is not None:
             self.alerting.engine.store.close()
         return drained
@@ -232,11 +234,11 @@ class Agent:
                 progress.close()
         return seen
 
-    def close(self, drain_timeout: float = 0.0) -> bool:
+    def close(self, drain_timeout: float = 0.0, *, only_connected: bool = False) -> bool:
         """Emit the open windows, stop the monitor, then close the outputs (see
         ``AgentOutputs.close``); False when the outbox did not drain in time."""
         self.monitor.close()
-        return self.outputs.close(drain_timeout)
+        return self.outputs.close(drain_timeout, only_connected=only_connected)
 
 
 def build_agent(cfg: AgentConfig, reference: ReferenceProfile, *, publish: bool, live: bool,

@@ -190,6 +190,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     agent.start()
     try:
         agent.run(source)
-    finally:
-        agent.close()
+    finally:  # the last windows' acknowledgements, so the next start does not resend them
+        agent.close(cfg.mqtt.shutdown_wait_s if cfg.mqtt.enabled else 0.0, only_connected=True)
     return 0

@@ -49,6 +49,10 @@ class MqttConfig:
         30.0, "A message published this long after it was queued is flagged historical.",
         minimum=0.0,
     )
+    shutdown_wait_s: float = setting(
+        5.0, "On a clean stop of 'run', wait up to this long for the broker to acknowledge "
+        "what is queued (0 = do not wait; not at all while disconnected).", minimum=0.0,
+    )
     tls: TlsConfig = section(TlsConfig, "Transport security.")
 
 

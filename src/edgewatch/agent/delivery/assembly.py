@@ -148,12 +148,14 @@ class Delivery:
         if self.publisher is not None:
             self.publisher.start()
 
-    def close(self, drain_timeout: float = 0.0) -> bool:
-        """Stop publishing (after draining up to ``drain_timeout``) and close the outbox."""
+    def close(self, drain_timeout: float = 0.0, *, only_connected: bool = False) -> bool:
+        """Stop publishing (after draining up to ``drain_timeout``, not at all while
+        disconnected when ``only_connected``) and close the outbox."""
         drained = True
         if self.publisher is not None:
             if drain_timeout > 0:
-                drained = self.publisher.wait_drained(drain_timeout)
+                drained = self.publisher.wait_drained(drain_timeout,
+                                                      only_connected=only_connected)
             self.publisher.stop()
         self.outbox.close()
         return drained

@@ -121,12 +121,15 @@ class Publisher:
         self._wake.set()
         self._thread.join(timeout)
 
-    def wait_drained(self, timeout: float) -> bool:
-        """Block until the outbox is empty (True) or the timeout passes (False)."""
+    def wait_drained(self, timeout: float, *, only_connected: bool = False) -> bool:
+        """Block until the outbox is empty (True) or the timeout passes (False); with
+        ``only_connected``, give up at once while no broker connection is up."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.queue.pending(1) and not self._inflight and not self._acks:
                 return True
+            if only_connected and not self.connected.is_set():
+                return False
             time.sleep(0.05)
         return False
 
