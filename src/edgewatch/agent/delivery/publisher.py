@@ -83,6 +83,8 @@ class Publisher:
         self.manifest = manifest
         self.encoding = cfg.encoding
         self.content_type = codec.content_type(cfg.encoding)
+        self._publish_props = self._properties()
+        """The PUBLISH properties of every row (the same for all: built once)."""
         self.reference = reference
         """Published once per boot, retained, on the reference topic (None: never)."""
         self.reference_sent = threading.Event()
@@ -153,6 +155,16 @@ class Publisher:
         props = Properties(packet)
         props.ContentType = self.content_type
         return props
+
+    def _payload(self, body: str, historical: bool) -> bytes:
+        """An outbox row (a JSON object) in the configured encoding. JSON rows go out as
+        stored, without a decode and re-encode (the outbox wrote them)."""
+        if self.content_type == codec.JSON:
+            return ('{"historical":true,' + body[1:] if historical else body).encode()
+        message: dict[str, Any] = msgspec.json.decode(body)
+        if historical:
+            message["historical"] = True
+        return self.encode(message)
 
     def encode(self, message: msgspec.Struct | dict[str, Any]) -> bytes:
         """A message's payload in the configured encoding."""
@@ -228,18 +240,16 @@ class Publisher:
             self._wake.set()  # there may be more behind them
 
     def _publish_row(self, client: mqtt.Client, row: Row) -> bool:
+        historical = row.created < self._connected_at or \
+            self.clock.now() - row.created > self.cfg.historical_after_s
         try:
-            message: dict[str, Any] = msgspec.json.decode(row.body)
-            if row.created < self._connected_at or \
-                    self.clock.now() - row.created > self.cfg.historical_after_s:
-                message["historical"] = True
-            payload = self.encode(message)
+            payload = self._payload(row.body, historical)
         except (msgspec.DecodeError, msgspec.EncodeError, TypeError) as exc:
             log.error("outbox row seq %d cannot be encoded (%s); dropping it", row.seq, exc)
             self.queue.reject(row.seq, f"cannot be encoded: {exc}")
             return True
         info = client.publish(self.topics.for_kind(row.kind), payload, qos=1,
-                              properties=self._properties())
+                              properties=self._publish_props)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return False
         self._inflight[info.mid] = row.seq
