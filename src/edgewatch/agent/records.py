@@ -103,3 +103,20 @@ class DeferredResult:
         if t.postprocess_ms == 0.0:
             t = Timings(t.preprocess_ms, t.inference_ms, (time.perf_counter() - t0) * 1e3)
         return InferenceResult(output, t, self.nonfinite)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SignalChange:
+    """The no-signal fast path: the picture went away (or came back), reported from the
+    monitor thread as soon as it is known, before the window closes.
+
+    ``fault`` names the cause: ``black``, ``frozen``, ``decode_error``, ``inference_error``
+    or ``no_frames`` (a live source that delivers nothing)."""
+
+    lost: bool
+    """True: no usable signal; False: the signal is back."""
+    fault: str
+    since: float
+    """Footage time (seconds since the epoch) at which the fault began."""
+    at: float
+    """Footage time of this report."""
