@@ -87,3 +87,44 @@ def test_parse_range(text: str, expected: tuple[int, int | None]) -> None:
 def test_bad_range(text: str) -> None:
     with pytest.raises(SourceError, match="bad frame range"):
         parse_range(text)
+
+
+def test_run_plays_a_recorded_file_in_real_time(vtest: Path) -> None:
+    """``run`` on a video file: each frame is delivered no earlier than its timestamp, so
+    no window is stamped in the future (``replay`` reads as fast as it can)."""
+    import time
+
+    from edgewatch.agent.app import open_live
+    from edgewatch.agent.source import PacedSource
+    from edgewatch.clock import SystemClock
+    from edgewatch.config.agent import parse_config
+
+    cfg = parse_config({"source": {"uri": str(vtest), "fps": 20.0}})
+    source = open_live(cfg, SystemClock())
+    assert isinstance(source, PacedSource) and not source.live
+    stop = threading.Event()
+    began = time.time()
+    lateness = []
+    for frame in source.frames(stop):
+        lateness.append(time.time() - frame.timestamp)
+        if frame.index == 10:
+            stop.set()
+    assert min(lateness) >= 0.0  # never ahead of its own timestamp
+    assert time.time() - began >= 0.45  # 10 frame steps at 20 fps
+
+
+def test_a_paced_source_stops_while_waiting(vtest: Path) -> None:
+    import time
+
+    from edgewatch.agent.source import PacedSource
+    from edgewatch.clock import SystemClock
+
+    source = PacedSource(open_source(str(vtest), fps=0.5, start_time=time.time()),
+                         SystemClock())
+    stop = threading.Event()
+    frames = source.frames(stop)
+    next(frames)  # the first frame is due now
+    threading.Timer(0.2, stop.set).start()
+    began = time.time()
+    assert list(frames) == []  # the second is due in 2 s: the stop ends the wait
+    assert time.time() - began < 1.5

@@ -26,7 +26,7 @@ from edgewatch.agent.measure.image import ImageFeatureExtractor
 from edgewatch.agent.measure.outputs import OutputFeatureExtractor, load_labels
 from edgewatch.agent.progress import Progress
 from edgewatch.agent.records import Frame, Image
-from edgewatch.agent.source import FrameSource, open_source, parse_range
+from edgewatch.agent.source import FrameSource, PacedSource, open_source, parse_range
 from edgewatch.agent.window.drift_judge import DriftJudge
 from edgewatch.agent.window.monitor import Monitor, MonitorSettings, Sink
 from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
@@ -108,10 +108,14 @@ def open_recorded(cfg: AgentConfig, path: str, *, fps: float = 0.0, frames: str 
 
 
 def open_live(cfg: AgentConfig, clock: Clock | None = None) -> FrameSource:
-    """The configured source (``source.uri``), reconnecting as ``source`` says."""
-    return open_source(cfg.source.uri, fps=cfg.source.fps, clock=clock,
-                       initial_backoff=cfg.source.reconnect_initial_s,
-                       max_backoff=cfg.source.reconnect_max_s)
+    """The configured source (``source.uri``), reconnecting as ``source`` says. A video
+    file or image folder is played in real time from now (``PacedSource``), as a camera
+    would deliver it; ``replay`` is the command that reads recordings as fast as it can."""
+    clock = clock or SystemClock()
+    source = open_source(cfg.source.uri, fps=cfg.source.fps, clock=clock,
+                         initial_backoff=cfg.source.reconnect_initial_s,
+                         max_backoff=cfg.source.reconnect_max_s)
+    return source if source.live else PacedSource(source, clock)
 
 
 def expected_frames(source: FrameSource) -> int | None:

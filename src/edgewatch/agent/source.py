@@ -157,6 +157,29 @@ class LiveSource:
                 backoff = min(backoff * 2.0, self.max_backoff)
 
 
+class PacedSource:
+    """A recorded source played in real time, as a camera would deliver it (``run``).
+
+    Each frame is held back until the clock reaches its timestamp, so windows are stamped
+    with the time their frames were actually processed and never end in the future. A
+    consumer slower than the file's rate is not waited for (frames stay late, none is
+    dropped). ``replay`` reads the same files unpaced, as fast as it can."""
+
+    live = False
+
+    def __init__(self, source: FrameSource, clock: Clock) -> None:
+        self.source = source
+        self.clock = clock
+        self.description = source.description
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        for frame in self.source.frames(stop):
+            delay = frame.timestamp - self.clock.now()
+            if delay > 0 and stop.wait(delay):
+                return
+            yield frame
+
+
 def open_source(uri: str, *, fps: float = 0.0, clock: Clock | None = None,
                 start_time: float | None = None, first: int = 0, last: int | None = None,
                 initial_backoff: float = 1.0, max_backoff: float = 60.0) -> FrameSource:
