@@ -353,3 +353,35 @@ def test_refusals_are_logged_once_a_minute_per_reason(caplog: pytest.LogCaptureF
     assert limited.warning("invalid", "refused %s", "e")
     assert [r.getMessage() for r in caplog.records] == [
         "refused a", "refused b", "refused e (and 2 more since the last report)"]
+
+
+# --------------------------------------------------------------------------- last seen
+
+
+def test_a_restarted_collector_does_not_count_retained_status_as_contact(
+        broker: MosquittoBroker, tmp_path: Path) -> None:
+    """The broker re-delivers a device's retained birth to every new subscriber: after a
+    collector restart that is history, not contact, so 'last seen' stays where it was."""
+    from edgewatch.contracts.status import Status
+
+    birth = codec.encode(Status(state="online", device="cam-1", boot_id="b1",
+                                time=1_700_000_000.0), "json")
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="cam-1-birth")
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    with open_store(f"sqlite:///{tmp_path / 'c.db'}") as store:
+        with running(broker, store):  # live: the device says it is online now
+            c.publish(topic("status"), birth, qos=1, retain=True).wait_for_publish(10)
+            wait_until(lambda: (s := store.device("cam-1")) is not None
+                       and s.last_seen is not None, 20, "the live birth stored")
+        c.loop_stop()
+        c.disconnect()  # the device stays quiet from here on
+        seen = store.device("cam-1").last_seen  # type: ignore[union-attr]
+        time.sleep(1.1)
+        with running(broker, store) as ing:  # the restart: the broker replays the birth
+            wait_until(lambda: ing.stats.received >= 2 and ing._queue.empty(), 20,
+                       "the retained birth re-delivered")
+            time.sleep(0.5)
+        state = store.device("cam-1")
+        assert state is not None and state.online
+        assert state.last_seen == seen

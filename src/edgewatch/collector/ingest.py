@@ -203,7 +203,8 @@ class Ingestor:
         if parsed is None:
             return None
         kind, fleet, device, message = parsed
-        return Item(kind, fleet, device, message, self.clock.now(), topic, raw)
+        return Item(kind, fleet, device, message, self.clock.now(), topic, raw,
+                    bool(msg.retain))
 
     # -- store thread ---------------------------------------------------------------------
 

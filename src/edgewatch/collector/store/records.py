@@ -40,6 +40,9 @@ class Item(NamedTuple):
     """The topic it arrived on, and its bytes as received: what :class:`Quarantined`
     keeps when the store refuses the message."""
     raw: bytes = b""
+    retained: bool = False
+    """Delivered by the broker from its retained store (on subscribing), not sent now by
+    the device: not a sign of life, so it does not move the device's ``last_seen``."""
 
 
 @dataclass(frozen=True)

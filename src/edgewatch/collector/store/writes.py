@@ -148,7 +148,8 @@ def _status(index: int, item: Item, s: Status) -> _Status:
     online = s.state == "online"
     manifest = _json(s.manifest) if online and s.manifest is not None else None
     row = (item.device, item.fleet, online, item.received if s.time is None else s.time,
-           item.received if online else None, s.boot_id or None, manifest)
+           item.received if online and not item.retained else None, s.boot_id or None,
+           manifest)
     return _Status(index, item.device, row)
 
 
