@@ -101,7 +101,8 @@ def test_fleet_status_and_device(collector_config: Path,
     assert run(["fleet", "status", "--config", str(collector_config)]) == 0
     out = capsys.readouterr().out
     assert "cam-1" in out and "OFFLINE" in out
-    assert out.strip().endswith("1 devices, 0 online, 0 drifting")
+    assert out.strip().endswith("1 devices: 0 online, 0 stale, 1 offline; 0 drifting (offline "
+                                "devices not counted)")
     assert run(["fleet", "status", "--json", "--config", str(collector_config)]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert (row["device"], row["online"]) == ("cam-1", False)

@@ -57,7 +57,7 @@ def test_rows_say_what_an_operator_asks_first() -> None:
     assert (row["device"], row["online"], row["drift_severity"], row["active_alerts"]) == (
         "cam-1", True, "drift", 2)
     assert row["model"] == "ssd" and row["reference_id"] == "r1"
-    assert device_row(state("cam-2"))["drift_severity"] == "-"
+    assert device_row(state("cam-2"))["drift_severity"] is None  # JSON null, not "-"
     assert json.dumps(row)  # the --json form is plain data
 
 
@@ -72,7 +72,8 @@ def test_the_status_table_puts_drift_first_and_devices_without_a_verdict_last() 
     assert lines[2].split()[2:5] == ["online", "30s", "ago"]
     assert lines[2].split()[-1] == "4"
     assert "OFFLINE" in lines[5] and "never" in lines[5]
-    assert lines[-1] == "4 devices, 3 online, 1 drifting"
+    assert lines[-1] == ("4 devices: 3 online, 0 stale, 1 offline; 1 drifting (offline "
+                         "devices not counted)")
 
 
 def test_ages_are_given_in_a_readable_unit() -> None:

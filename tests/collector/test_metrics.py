@@ -29,6 +29,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edgewatch.clock import ManualClock
+from edgewatch.collector.fleet_report import device_row, status_table
 from edgewatch.collector.ingest import IngestStats
 from edgewatch.collector.metrics import (
     MAX_FEATURES,
@@ -131,7 +132,8 @@ def drifting(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def populate(store: Store, stats: IngestStats) -> None:
-    """Fleet depot: cam-1, cam-2 fine, cam-3 drifting, cam-4 offline, cam-5 stale;
+    """Fleet depot: cam-1, cam-2 fine, cam-3 drifting, cam-4 offline
+    (drifting when it left), cam-5 stale;
     fleet yard: cam-9 with another reference."""
     for device in ("cam-1", "cam-2", "cam-3", "cam-4"):
         ingest(store, stats, "status", "depot", birth(device, "depot", f"b-{device}", T0 - 30),
@@ -157,7 +159,8 @@ def populate(store: Store, stats: IngestStats) -> None:
     ingest(store, stats, "summary", "depot", three, T0 + 51)
     ingest(store, stats, "alert", "depot", alert("cam-3", "b-cam-3", 2, "firing"), T0 + 52)
 
-    ingest(store, stats, "summary", "depot", summary("cam-4", "b-cam-4", 1, T0 + 10), T0 + 11)
+    four = drifting(summary("cam-4", "b-cam-4", 1, T0 + 10))  # its last verdict, then gone
+    ingest(store, stats, "summary", "depot", four, T0 + 11)
     ingest(store, stats, "status", "depot", last_will("cam-4", "b-cam-4"), T0 + 20)
 
     five = summary("cam-5", "b-cam-5", 1, T0 - 1000)
@@ -321,6 +324,29 @@ def test_fleet_and_peer_metrics(scrape: Scrape) -> None:
                 for (name, labels), v in s.items() if name == "edgewatch_peer_outlier"}
     assert set(outliers) == {("cam-3", "brightness")}
     assert 0.3 < outliers[("cam-3", "brightness")] <= 1.0
+
+
+def test_fleet_status_counts_what_the_metrics_count(scrape: Scrape,
+                                                   fleet: tuple[Store, IngestStats]) -> None:
+    """``edgewatch fleet status`` and Prometheus agree: an offline device's last verdict
+    is history, not a drifting device."""
+    s = scrape.samples
+    total = {st: sum(value(s, "edgewatch_fleet_devices", fleet=f, state=st)
+                     for f in ("depot", "yard")) for st in ("online", "stale", "offline")}
+    drifting = sum(value(s, "edgewatch_fleet_drifting_devices", fleet=f)
+                   for f in ("depot", "yard"))
+    store, _ = fleet
+    table = status_table(store.devices(), NOW, STALE_AFTER_S)
+    assert table.splitlines()[-1] == (
+        f"{sum(total.values()):.0f} devices: {total['online']:.0f} online, "
+        f"{total['stale']:.0f} stale, {total['offline']:.0f} offline; {drifting:.0f} drifting "
+        "(offline devices not counted)")
+    assert drifting == 1
+    rows = {r["device"]: r for r in (device_row(d, NOW, STALE_AFTER_S)
+                                     for d in store.devices())}
+    assert (rows["cam-4"]["state"], rows["cam-4"]["drift_severity"],
+            rows["cam-4"]["drifting"]) == ("offline", "drift", False)
+    assert (rows["cam-5"]["state"], rows["cam-3"]["drifting"]) == ("stale", True)
 
 
 def test_peer_outliers_can_be_turned_off(fleet: tuple[Store, IngestStats]) -> None:

@@ -88,10 +88,12 @@ def add_quarantine(sub: Any) -> None:
 def cmd_collector(args: argparse.Namespace) -> int:
     from edgewatch.collector.service import CollectorService
     from edgewatch.config.collector import load_collector_config
+    from edgewatch.supervision import Supervisor
 
     service = CollectorService(load_collector_config(args.config))
     stop_on_signals(service.stop, "stopping the collector")
-    service.run()
+    # Under systemd (Type=notify): READY=1 once connected, WATCHDOG=1 while it works.
+    service.run(Supervisor.from_environ())
     return 0
 
 
@@ -106,9 +108,11 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         if args.fleet_command == "status":
             devices = store.devices()
             if args.json:
-                print(json.dumps([report.device_row(d) for d in devices], indent=1))
+                stale = cfg.fleet.stale_after_s
+                print(json.dumps([report.device_row(d, now, stale) for d in devices],
+                                 indent=1))
             else:
-                print(report.status_table(devices, now))
+                print(report.status_table(devices, now, cfg.fleet.stale_after_s))
             return 0
         state = store.device(args.device_id)
         if state is None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -32,6 +33,39 @@ from edgewatch.stats.distances import js_distance
 MIN_PEER_DEVICES = 3
 """Devices sharing a reference needed before any of them is compared with its peers."""
 
+
+DeviceStateName = Literal["online", "offline", "stale"]
+
+
+def device_state_of(online: bool, last_window_end: float | None, status_time: float | None,
+                    now: float, stale_after_s: float) -> DeviceStateName:
+    """``offline``; ``stale`` when online but neither a summary window nor the birth ended
+    within ``stale_after_s``; else ``online``. The one definition the metrics and the
+    operator views share.
+
+    >>> device_state_of(True, last_window_end=100.0, status_time=50.0, now=200.0,
+    ...                 stale_after_s=300.0)
+    'online'
+    >>> device_state_of(True, last_window_end=100.0, status_time=50.0, now=500.0,
+    ...                 stale_after_s=300.0)
+    'stale'
+    >>> device_state_of(False, last_window_end=100.0, status_time=50.0, now=200.0,
+    ...                 stale_after_s=300.0)
+    'offline'
+    """
+    if not online:
+        return "offline"
+    marks = [t for t in (last_window_end, status_time) if t is not None]
+    if not marks or now - max(marks) > stale_after_s:
+        return "stale"
+    return "online"
+
+
+def counts_as_drifting(state: DeviceStateName, severity: str | None) -> bool:
+    """A device counts as drifting when it is not offline and its latest verdict is drift
+    (an offline device's last verdict is history): ``edgewatch_fleet_drifting_devices``
+    and ``edgewatch fleet status`` both count this way."""
+    return state != "offline" and severity == "drift"
 
 @dataclass(frozen=True)
 class FleetWindow:

@@ -7,12 +7,15 @@ from typing import Any
 
 import msgspec
 
+from edgewatch.collector.fleet import DeviceStateName, counts_as_drifting, device_state_of
 from edgewatch.collector.store import DeviceState
 from edgewatch.contracts.summary import SEVERITY_RANK, Summary
 
 SEVERITY_ORDER = {s: len(SEVERITY_RANK) - 1 - int(r) for s, r in SEVERITY_RANK.items()} | {
     "-": len(SEVERITY_RANK)}
 """Table order of drift verdicts: drift first, devices without a verdict (``-``) last."""
+DEFAULT_STALE_AFTER_S = 300.0
+"""``fleet.stale_after_s``'s default (the CLI passes the configured value)."""
 
 
 def _age(now: float, t: float | None) -> str:
@@ -28,35 +31,51 @@ def _age(now: float, t: float | None) -> str:
     return f"{s / 86400:.0f}d ago"
 
 
-def device_row(d: DeviceState) -> dict[str, Any]:
-    """One device as plain data (the --json form of a table row)."""
+def device_row(d: DeviceState, now: float | None = None,
+               stale_after_s: float = DEFAULT_STALE_AFTER_S) -> dict[str, Any]:
+    """One device as plain data (the --json form of a table row). ``state`` is ``online``,
+    ``stale`` or ``offline``, as ``edgewatch_fleet_devices`` says (without ``now``: online
+    or offline only)."""
     drift = None if d.last_summary is None else d.last_summary.drift
+    severity = None if drift is None else drift.severity
+    state: DeviceStateName = (
+        device_state_of(bool(d.online), d.last_window_end, d.status_time, now, stale_after_s)
+        if now is not None else "online" if d.online else "offline")
     return {
-        "device": d.device, "fleet": d.fleet, "online": bool(d.online),
+        "device": d.device, "fleet": d.fleet, "online": bool(d.online), "state": state,
         "last_seen": d.last_seen, "last_window_end": d.last_window_end,
-        "drift_severity": "-" if drift is None else drift.severity,
+        "drift_severity": severity,
         "drift_score": None if drift is None else drift.score,
+        "drifting": counts_as_drifting(state, severity),
         "active_alerts": d.active_alerts, "gaps": d.gaps, "historical": d.historical,
         "model": None if d.manifest is None else d.manifest.model_name,
         "reference_id": None if d.manifest is None else d.manifest.reference_id,
     }
 
 
-def status_table(devices: list[DeviceState], now: float) -> str:
-    rows = sorted((device_row(d) for d in devices),
-                  key=lambda r: (SEVERITY_ORDER.get(r["drift_severity"], 3), r["device"]))
+def status_table(devices: list[DeviceState], now: float,
+                 stale_after_s: float = DEFAULT_STALE_AFTER_S) -> str:
+    """The fleet as a table; its counts are the metrics' (``edgewatch_fleet_devices``,
+    ``edgewatch_fleet_drifting_devices``): an offline device's last verdict is shown but
+    not counted as drifting."""
+    rows = sorted((device_row(d, now, stale_after_s) for d in devices),
+                  key=lambda r: (SEVERITY_ORDER.get(r["drift_severity"] or "-", 3),
+                                 r["device"]))
     header = (f"{'device':20} {'fleet':12} {'state':8} {'last seen':10} {'drift':8} "
               f"{'score':>6} {'alerts':>6} {'gaps':>5}")
     lines = [header, "-" * len(header)]
     for r in rows:
         score = "-" if r["drift_score"] is None else f"{r['drift_score']:.1f}"
+        state = "OFFLINE" if r["state"] == "offline" else r["state"]
         lines.append(
             f"{r['device'][:20]:20} {str(r['fleet'])[:12]:12} "
-            f"{'online' if r['online'] else 'OFFLINE':8} {_age(now, r['last_seen']):10} "
-            f"{r['drift_severity']:8} {score:>6} {r['active_alerts']:>6} {r['gaps']:>5}")
-    online = sum(r["online"] for r in rows)
-    drifting = sum(r["drift_severity"] == "drift" for r in rows)
-    lines.append(f"{len(rows)} devices, {online} online, {drifting} drifting")
+            f"{state:8} {_age(now, r['last_seen']):10} "
+            f"{r['drift_severity'] or '-':8} {score:>6} {r['active_alerts']:>6} {r['gaps']:>5}")
+    by_state = {s: sum(r["state"] == s for r in rows) for s in ("online", "stale", "offline")}
+    drifting = sum(r["drifting"] for r in rows)
+    lines.append(f"{len(rows)} devices: {by_state['online']} online, {by_state['stale']} "
+                 f"stale, {by_state['offline']} offline; {drifting} drifting (offline "
+                 "devices not counted)")
     return "\n".join(lines)
 
 

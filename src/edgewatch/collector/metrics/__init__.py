@@ -18,6 +18,7 @@ The modules: ``catalogue`` (the families, their names, help texts and label valu
 ``registry`` (:class:`FleetCollector`, :func:`make_registry`), ``http`` (:func:`serve`).
 """
 
+from edgewatch.collector.fleet import DeviceStateName, device_state_of
 from edgewatch.collector.metrics.catalogue import (
     BAD_REASONS,
     DEVICE_STATES,
@@ -34,15 +35,10 @@ from edgewatch.collector.metrics.catalogue import (
     SPECS,
     UNEXPORTABLE_REASONS,
     DeviceLabels,
-    DeviceStateName,
     Kind,
     MetricSpec,
 )
-from edgewatch.collector.metrics.collect import (
-    DeviceSource,
-    device_state_of,
-    latency_quantile,
-)
+from edgewatch.collector.metrics.collect import DeviceSource, latency_quantile
 from edgewatch.collector.metrics.http import MetricsServer, serve
 from edgewatch.collector.metrics.registry import FleetCollector, make_registry
 from edgewatch.contracts.summary import QUALITY_FAULTS

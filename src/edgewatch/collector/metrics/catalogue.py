@@ -47,7 +47,6 @@ MAX_INFO_VALUE = 128
 DeviceLabels = tuple[str, str]
 """(device, fleet): the labels every per-device metric starts with."""
 Kind = Literal["gauge", "counter"]
-DeviceStateName = Literal["online", "offline", "stale"]
 
 
 @dataclass(frozen=True)

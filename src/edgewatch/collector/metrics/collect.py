@@ -6,16 +6,6 @@ peer samples compare devices sharing a reference; ingest samples copy the ingest
 A value that cannot be exported (not finite, overflowing, or in a stored row that does not
 decode) is left out and counted by :class:`_Families`: one device's data never fails the
 scrape.
-
->>> device_state_of(True, last_window_end=100.0, status_time=50.0, now=200.0,
-...                 stale_after_s=300.0)
-'online'
->>> device_state_of(True, last_window_end=100.0, status_time=50.0, now=500.0,
-...                 stale_after_s=300.0)
-'stale'
->>> device_state_of(False, last_window_end=100.0, status_time=50.0, now=200.0,
-...                 stale_after_s=300.0)
-'offline'
 """
 
 from __future__ import annotations
@@ -29,7 +19,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from edgewatch.collector.fleet import MIN_PEER_DEVICES, peer_outliers
+from edgewatch.collector.fleet import (
+    MIN_PEER_DEVICES,
+    DeviceStateName,
+    counts_as_drifting,
+    peer_outliers,
+)
 from edgewatch.collector.metrics.catalogue import (
     BAD_REASONS,
     DEVICE_STATES,
@@ -46,7 +41,6 @@ from edgewatch.collector.metrics.catalogue import (
     SPECS,
     UNEXPORTABLE_REASONS,
     DeviceLabels,
-    DeviceStateName,
     MetricSpec,
 )
 from edgewatch.collector.store import DeviceState
@@ -90,18 +84,6 @@ def _names(keys: Iterable[str], limit: int) -> list[str]:
 
 def _info(value: str | None) -> str:
     return "" if value is None else value[:MAX_INFO_VALUE]
-
-
-def device_state_of(online: bool, last_window_end: float | None, status_time: float | None,
-                    now: float, stale_after_s: float) -> DeviceStateName:
-    """``offline``; ``stale`` when online but neither a summary window nor the birth ended
-    within ``stale_after_s``; else ``online``."""
-    if not online:
-        return "offline"
-    marks = [t for t in (last_window_end, status_time) if t is not None]
-    if not marks or now - max(marks) > stale_after_s:
-        return "stale"
-    return "online"
 
 
 def latency_quantile(sketch: Sketch, q: float) -> float:
@@ -303,13 +285,15 @@ def _fleet_samples(out: _Families, states: Sequence[DeviceState],
         if drift is not None:
             counts["severity:" + drift.severity] = counts.get("severity:" + drift.severity,
                                                               0.0) + 1
+        if counts_as_drifting(status[state.device], None if drift is None else drift.severity):
+            counts["drifting"] = counts.get("drifting", 0.0) + 1
     for fleet, counts in sorted(fleets.items()):
         for name in DEVICE_STATES:
             out.add(PREFIX + "fleet_devices", (fleet, name), counts.get(name, 0.0))
         for severity in SEVERITIES:
             out.add(PREFIX + "fleet_severity_devices", (fleet, severity),
                     counts.get("severity:" + severity, 0.0))
-        out.add(PREFIX + "fleet_drifting_devices", (fleet,), counts.get("severity:drift", 0.0))
+        out.add(PREFIX + "fleet_drifting_devices", (fleet,), counts.get("drifting", 0.0))
 
 
 def _peer_samples(out: _Families, source: DeviceSource, states: Sequence[DeviceState],

@@ -15,6 +15,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from edgewatch.clock import Clock, SystemClock
+from edgewatch.collector.fleet import device_state_of
 from edgewatch.collector.metrics.catalogue import PREFIX, UNEXPORTABLE_REASONS
 from edgewatch.collector.metrics.collect import (
     DeviceSource,
@@ -23,7 +24,6 @@ from edgewatch.collector.metrics.collect import (
     _fleet_samples,
     _ingest_samples,
     _peer_samples,
-    device_state_of,
 )
 from edgewatch.collector.store import StoreError
 from edgewatch.errors import EdgewatchError
