@@ -14,8 +14,10 @@ apt_install() {
 command -v python3 >/dev/null || apt_install python3
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto
-# Used by tests that skip (saying why) when missing: promtool, Alertmanager, openssl.
-for tool in promtool:prometheus prometheus-alertmanager:prometheus-alertmanager openssl:openssl; do
+# Used by tests that skip (saying why) when missing: promtool, Alertmanager, openssl,
+# systemd-analyze (the units in systemd/).
+for tool in promtool:prometheus prometheus-alertmanager:prometheus-alertmanager openssl:openssl \
+            systemd-analyze:systemd; do
   command -v "${tool%%:*}" >/dev/null || apt_install "${tool##*:}" \
     || echo "setup: could not install ${tool##*:}; the tests that need it will be skipped" >&2
 done

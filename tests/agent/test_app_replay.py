@@ -192,9 +192,12 @@ def test_wire_summaries_merge_like_replay_lines(replayed: dict) -> None:
 def test_outbox_compaction_keeps_every_count_of_wire_summaries(replayed: dict,
                                                                 tmp_path: Path) -> None:
     reference: ReferenceProfile = replayed["reference"]
-    outbox = Outbox(tmp_path / "o.db", device="cam-1", boot_id="b", clock=ManualClock(),
-                    max_bytes=128 * 1024, max_age_s=0.0, merge=summary_merger(reference),
-                    auto_caps=False)
+    def open_outbox(max_bytes: int) -> Outbox:
+        return Outbox(tmp_path / "o.db", device="cam-1", boot_id="b", clock=ManualClock(),
+                      max_bytes=max_bytes, max_age_s=0.0, merge=summary_merger(reference),
+                      auto_caps=False)
+
+    outbox = open_outbox(1 << 20)  # filled under a larger cap, then reopened under 160 KiB
     seen = 0
     for repeat in range(6):  # 48 windows: more than the cap holds
         for w in replay_windows(replayed):
@@ -202,6 +205,8 @@ def test_outbox_compaction_keeps_every_count_of_wire_summaries(replayed: dict,
             seen += w.frames.seen
             outbox.put("summary", msgspec.to_builtins(w.to_wire()), window_start=w.start,
                        window_end=w.end)
+    outbox.close()
+    outbox = open_outbox(160 * 1024)
     report = outbox.enforce_caps()
     assert report.compacted > 0 and report.evicted == {}
     rows = outbox.pending(1000)

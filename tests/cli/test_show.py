@@ -45,7 +45,7 @@ def test_the_table_has_one_row_per_window_then_the_alerts(tmp_path: Path) -> Non
     assert [type(r) for r in records] == [SummaryV1, Alert, SummaryV1]
     lines = format_table(records).splitlines()
     assert lines[0].split() == [w for name, _ in COLUMNS for w in name.split()]
-    assert lines[1].split() == ["2026-01-01", "00:00:00", "100", "100", "0", "4.05", "0.77",
+    assert lines[1].split() == ["2026-01-01", "00:00:00", "100", "100", "0", "0", "4.05", "0.77",
                                 "120.18", "3803.30", "63.4", "1.31", "warning"]
     assert lines[2] == lines[1]
     assert lines[3] == "alert critical: drift: contrast drifted"

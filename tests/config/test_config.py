@@ -70,19 +70,19 @@ def test_check_config_warns_when_windows_cannot_get_a_verdict(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     short = tmp_path / "short.toml"
     short.write_text('[window]\nseconds = 2.0\n')  # at most 5 measured frames at 2.5 fps
-    assert main(["check-config", str(short)]) == 0
+    assert main(["check-config", "--no-model", str(short)]) == 0
     err = capsys.readouterr().err
     assert "warning: window.seconds (2) x features.max_fps (2.5) allows at most 5" in err
     assert "drift.min_frames (10)" in err
     short.write_text('[window]\nseconds = 2.0\n[features]\nmax_fps = 0.0\n')
-    assert main(["check-config", str(short)]) == 0
+    assert main(["check-config", "--no-model", str(short)]) == 0
     assert "warning" not in capsys.readouterr().err
 
 
 def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = tmp_path / "good.toml"
     good.write_text('[window]\nseconds = 5.0\n')
-    assert main(["check-config", str(good)]) == 0
+    assert main(["check-config", "--no-model", str(good)]) == 0
     bad = tmp_path / "bad.toml"
     bad.write_text('[window]\nsecond = 5.0\n')
     assert main(["check-config", str(bad)]) == 2

@@ -111,6 +111,25 @@ def statistics_model(path: Path, *, size: int = 8) -> Path:
     return _save(graph, path)
 
 
+def always_failing_model(path: Path) -> Path:
+    """Input float32 [1, 3, "height", "width"] -> Reshape to its own shape with a trailing 7:
+    a valid model that onnxruntime loads but that fails when run, on every frame."""
+    nodes = [
+        helper.make_node("Shape", ["images"], ["dims"]),
+        helper.make_node("Constant", [], ["seven"],
+                         value=numpy_helper.from_array(np.array([7], np.int64))),
+        helper.make_node("Concat", ["dims", "seven"], ["target"], axis=0),
+        helper.make_node("Reshape", ["images", "target"], ["stretched"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "always_failing",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, "height", "width"])],
+        [helper.make_tensor_value_info("stretched", TensorProto.FLOAT,
+                                       [1, 3, "height", "width", 7])],
+    )
+    return _save(graph, path)
+
+
 def yolo_v8_output(boxes: Sequence[tuple[float, float, float, float]],
                    class_scores: Sequence[Sequence[float]], anchors: int) -> np.ndarray:
     """A ``[1, 4 + nc, anchors]`` tensor: listed boxes (cx, cy, w, h) and their class scores
@@ -136,3 +155,23 @@ def yolo_v5_output(boxes: Sequence[tuple[float, float, float, float]],
         out[0, i, 4] = obj
         out[0, i, 5:] = probs
     return out
+
+
+def flattening_classifier_model(path: Path, *, size: int = 8, classes: int = 3) -> Path:
+    """Input float32 [1, 3, "height", "width"] (dims declared dynamic) -> Reshape to
+    [1, 3 * size * size] -> MatMul -> logits [1, classes]: the model only runs on
+    size x size frames, which onnxruntime reports only when it runs."""
+    w = np.full((3 * size * size, classes), 0.01, np.float32)
+    nodes = [
+        helper.make_node("Constant", [], ["shape"],
+                         value=numpy_helper.from_array(np.array([1, 3 * size * size], np.int64))),
+        helper.make_node("Reshape", ["images", "shape"], ["flat"]),
+        helper.make_node("Constant", [], ["w"], value=numpy_helper.from_array(w, "w")),
+        helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "flattening_classifier",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, "height", "width"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
+    )
+    return _save(graph, path)

@@ -25,8 +25,15 @@ from edgewatch.agent.measure.frame import FrameMeasurer
 from edgewatch.agent.measure.image import ImageFeatureExtractor
 from edgewatch.agent.measure.outputs import OutputFeatureExtractor, load_labels
 from edgewatch.agent.progress import Progress
-from edgewatch.agent.records import Frame, Image
-from edgewatch.agent.source import FrameSource, PacedSource, open_source, parse_range
+from edgewatch.agent.ratelimit import RepeatLimiter
+from edgewatch.agent.records import Frame, Image, SignalChange
+from edgewatch.agent.source import (
+    FrameSource,
+    LiveSource,
+    PacedSource,
+    open_source,
+    parse_range,
+)
 from edgewatch.agent.window.drift_judge import DriftJudge
 from edgewatch.agent.window.monitor import Monitor, MonitorSettings, Sink
 from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
@@ -35,6 +42,7 @@ from edgewatch.agent.window.summary import WindowSummary
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.config.agent import AgentConfig
 from edgewatch.errors import ConfigError, ModelError
+from edgewatch.supervision import Supervisor, public_uri
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -46,7 +54,7 @@ def device_id(cfg: AgentConfig) -> str:
 
 def make_measurer(cfg: AgentConfig) -> FrameMeasurer:
     try:
-        labels = load_labels(cfg.model.labels, cfg.model.labels_offset)
+        labels = load_labels(cfg.model.labels, cfg.model.resolved_labels_offset)
     except OSError as exc:
         raise ConfigError(f"model.labels: cannot read {cfg.model.labels} ({exc.strerror})") from exc
     post = cfg.model.postprocess
@@ -63,38 +71,79 @@ def load_reference(cfg: AgentConfig, engine: InferenceEngine,
     return profile
 
 
-def infer_safely(infer: Callable[[Image], R], image: Image | None) -> tuple[R | None, bool]:
+INFERENCE_FAILURES = RepeatLimiter(
+    "inference failed on {count} more frames in the last {seconds:.0f} s: {last}", 60.0)
+"""How ``infer_safely`` logs failures: one line, then at most one summary line a minute."""
+
+
+def infer_safely(infer: Callable[[Image], R], image: Image | None,
+                 failures: RepeatLimiter | None = None) -> tuple[R | None, bool]:
     """``infer(image)``, and whether it failed: an onnxruntime failure on one frame is
-    logged and counted, not raised. No image (a decode failure): (None, False)."""
+    counted (the monitor's ``inference_error`` fault), not raised, and logged through
+    ``failures`` (default ``INFERENCE_FAILURES``): the first line of the first failure's
+    message, then at most one summary line per minute while failures go on. No image (a
+    decode failure): (None, False)."""
     if image is None:
         return None, False
+    limiter = INFERENCE_FAILURES if failures is None else failures
     try:
-        return infer(image), False
+        result = infer(image)
     except ModelError as exc:
-        log.warning("%s", exc)
+        line = limiter.hit(exc)
+        if line is not None:
+            log.warning("%s", line)
         return None, True
+    line = limiter.flush()
+    if line is not None:
+        log.warning("%s (inference works again)", line)
+    return result, False
 
 
 def build_reference(cfg: AgentConfig, engine: InferenceEngine, source: FrameSource,
                     total: int | None = None, show_progress: bool = True) -> ReferenceProfile:
-    """Measure every frame of a recorded source (nothing skipped) into a reference profile."""
+    """Measure every frame of a recorded source (nothing skipped) into a reference profile.
+
+    Only usable frames are measured: decoded, inferred and with finite outputs. Raises
+    ProfileError when fewer than ``reference.min_frames`` are; the profile's ``unusable``
+    counts the others by cause, its ``excluded`` the features it could not learn."""
+    from edgewatch.errors import ProfileError
+
     measurer = make_measurer(cfg)
     builder = ReferenceBuilder(cfg.reference.bins)
     progress = Progress(total, "profiling", force=False) if show_progress else None
     stop = threading.Event()
+    seen = 0
+    unusable = {"undecodable": 0, "inference failed": 0, "NaN or infinite outputs": 0}
     for frame in source.frames(stop):
-        result, _ = infer_safely(engine.infer, frame.image)
-        if frame.image is not None:
+        seen += 1
+        result, failed = infer_safely(engine.infer, frame.image)
+        if frame.image is None:
+            unusable["undecodable"] += 1
+        elif failed or result is None:
+            unusable["inference failed"] += 1
+        elif result.nonfinite:
+            unusable["NaN or infinite outputs"] += 1
+        else:
             builder.add(measurer(frame, result))
         if progress:
             progress.update()
     if progress:
         progress.close()
-    return builder.build(
+    name = Path(source.description).name
+    unusable = {cause: n for cause, n in unusable.items() if n}
+    if builder.frames < cfg.reference.min_frames:
+        causes = ", ".join(f"{n} {cause}" for cause, n in unusable.items())
+        raise ProfileError(
+            f"{name}: only {builder.frames} of {seen} frames usable for a reference (at "
+            f"least {cfg.reference.min_frames}, reference.min_frames)"
+            + (f": {causes}" if causes else ""))
+    profile = builder.build(
         model_sha256=engine.model_sha256, model_name=engine.model_name,
         adapter=cfg.model.adapter, analysis_width=cfg.features.analysis_width,
-        source=Path(source.description).name,
+        source=name, min_samples=cfg.drift.min_reference_samples,
     )
+    profile.unusable = unusable
+    return profile
 
 
 def open_recorded(cfg: AgentConfig, path: str, *, fps: float = 0.0, frames: str | None = None,
@@ -137,8 +186,10 @@ def offline_config(cfg: AgentConfig) -> AgentConfig:
 
 
 def make_monitor(cfg: AgentConfig, reference: ReferenceProfile, sink: Sink, *, live: bool,
-                 lossless: bool = False, clock: Clock | None = None) -> Monitor:
-    """A Monitor with the configured windows, quality checks, anomaly score and drift judge."""
+                 lossless: bool = False, clock: Clock | None = None,
+                 on_signal: Callable[[SignalChange], None] | None = None) -> Monitor:
+    """A Monitor with the configured windows, quality checks, anomaly score and drift judge;
+    ``on_signal`` hears of a lost or restored picture at once (the no-signal alert)."""
     settings = MonitorSettings(
         window_seconds=cfg.window.seconds, window_frames=cfg.window.frames,
         queue_size=cfg.features.queue_size, every_nth=cfg.features.every_nth,
@@ -148,7 +199,7 @@ def make_monitor(cfg: AgentConfig, reference: ReferenceProfile, sink: Sink, *, l
         reference, make_measurer(cfg), sink, settings,
         check=FrameChecks(cfg.quality, reference), judge=DriftJudge(cfg.drift, reference),
         resources=ResourceSampler(cfg.resources.disk_path) if cfg.resources.enabled else None,
-        clock=clock or SystemClock(),
+        clock=clock or SystemClock(), on_signal=on_signal,
     )
 
 
@@ -170,6 +221,12 @@ class AgentOutputs:
     def __call__(self, summary: WindowSummary) -> None:
         for sink in self.sinks:
             sink(summary)
+
+    def signal(self, change: SignalChange) -> None:
+        """The no-signal fast path (monitor thread): the alert rules fire or resolve their
+        no-signal alert now, which goes out ahead of everything queued."""
+        if self.alerting is not None:
+            self.alerting.signal(change)
 
     def start(self) -> None:
         """Start publishing (when there is a publisher)."""
@@ -206,7 +263,7 @@ class Agent:
         self.outputs = sink if isinstance(sink, AgentOutputs) else AgentOutputs(sink=sink)
         self.stop = threading.Event()
         self.monitor = make_monitor(cfg, reference, self.outputs, live=live, lossless=lossless,
-                                    clock=clock or SystemClock())
+                                    clock=clock or SystemClock(), on_signal=self.outputs.signal)
 
     def start(self) -> None:
         """Start publishing (a no-op without delivery)."""
@@ -220,16 +277,38 @@ class Agent:
         result, failed = infer_safely(self.engine.infer_deferred, frame.image)
         self.monitor.observe(frame, result, inference_error=failed)
 
-    def run(self, source: FrameSource, progress: Progress | None = None) -> int:
+    def run(self, source: FrameSource, progress: Progress | None = None,
+            supervisor: Supervisor | None = None) -> int:
         """Process frames until the source ends or stop is set; returns frames seen.
+
+        With a ``supervisor`` (systemd), each processed frame is progress (the first one
+        makes the agent ready), and so is a live source's reconnection attempt; a hung read
+        or inference is not, and the watchdog pings stop.
 
         The monitor is closed at the end (every open window emitted); ``close`` then closes
         the outputs."""
         seen = 0
+        undecodable = 0
+        name = public_uri(source.description)
+        if supervisor is not None:
+            def status() -> str:
+                bad = f", {undecodable} undecodable" if undecodable else ""
+                return f"monitoring {name}: {seen} frames{bad}"
+
+            supervisor.status = status
+            if isinstance(source, LiveSource):
+                # the wait, then the next open (opencv's FFmpeg gives up after 30 s)
+                source.on_retry = lambda wait: supervisor.waiting(
+                    wait + 30.0, f"reconnecting {name} (next attempt in {wait:.0f} s)")
+            supervisor.start()
         try:
             for frame in source.frames(self.stop):
                 self.process(frame)
                 seen += 1
+                if frame.image is None:
+                    undecodable += 1
+                if supervisor is not None:
+                    supervisor.beat()
                 if progress:
                     progress.update()
         finally:

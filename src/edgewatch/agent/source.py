@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -126,6 +126,8 @@ class LiveSource:
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.reconnects = 0
+        self.on_retry: Callable[[float], None] | None = None
+        """Called with the wait before each reopening (a supervisor counts it as progress)."""
 
     def _open(self) -> cv2.VideoCapture:
         target: int | str = int(self.uri) if self.uri.isdigit() else self.uri
@@ -137,6 +139,8 @@ class LiveSource:
             cap = self._open()
             if not cap.isOpened():
                 log.warning("cannot open %s; retrying in %.1f s", self.uri, backoff)
+                if self.on_retry is not None:
+                    self.on_retry(backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2.0, self.max_backoff)
                 continue
@@ -153,6 +157,8 @@ class LiveSource:
             if not stop.is_set():
                 self.reconnects += 1
                 log.warning("stream %s ended; reopening in %.1f s", self.uri, backoff)
+                if self.on_retry is not None:
+                    self.on_retry(backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2.0, self.max_backoff)
 

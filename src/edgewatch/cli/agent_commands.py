@@ -12,7 +12,7 @@ import datetime as dt
 import sys
 from typing import TYPE_CHECKING, Any
 
-from edgewatch.cli.common import log, stop_on_signals
+from edgewatch.cli.common import EXIT_ERROR, log, stop_on_signals
 from edgewatch.clock import SystemClock
 from edgewatch.errors import ConfigError
 
@@ -21,8 +21,12 @@ if TYPE_CHECKING:
 
 
 def add_check_config(sub: Any) -> None:
-    c = sub.add_parser("check-config", help="validate a configuration file")
+    c = sub.add_parser("check-config", help="validate a configuration file and the model it "
+                                            "names")
     c.add_argument("config")
+    c.add_argument("--no-model", action="store_true",
+                   help="check the file only, without opening the model (for a machine that "
+                        "does not have it)")
     c.set_defaults(handler=cmd_check_config)
 
 
@@ -105,11 +109,29 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from edgewatch.config.agent import config_warnings, load_config
 
     cfg = load_config(args.config)
-    print(f"{args.config}: ok (model {cfg.model.path or '-'}, adapter {cfg.model.adapter}, "
+    warnings = config_warnings(cfg)
+    model = f"model {cfg.model.path or '-'} not checked"
+    if not args.no_model:
+        warnings += _check_model(cfg)
+        model = f"model {cfg.model.path}"
+    print(f"{args.config}: ok ({model}, adapter {cfg.model.adapter}, "
           f"window {cfg.window.seconds:g} s)")
-    for warning in config_warnings(cfg):
+    for warning in warnings:
         print(f"edgewatch: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _check_model(cfg: AgentConfig) -> list[str]:
+    """Open the model and check it against the configuration (as start-up does, plus a test
+    frame); the warnings. Errors raise: ModelError (exit 1, as at start-up), ConfigError."""
+    from edgewatch.agent.inference.engine import load_session
+    from edgewatch.agent.inference.model_check import check_configured_model
+    from edgewatch.errors import ModelError
+
+    if not cfg.model.path:
+        raise ModelError("model.path is not set (check-config --no-model checks the file "
+                         "without a model)")
+    return check_configured_model(cfg.model, load_session(cfg.model))
 
 
 def cmd_profile_build(args: argparse.Namespace) -> int:
@@ -122,8 +144,11 @@ def cmd_profile_build(args: argparse.Namespace) -> int:
     source = open_recorded(cfg, args.source, fps=args.fps, frames=args.frames)
     profile = build_reference(cfg, engine, source, total=expected_frames(source))
     profile.save(args.out)
-    print(f"{args.out}: reference {profile.id} from {profile.frames} frames, "
+    left_out = "".join(f", {n} {cause}" for cause, n in profile.unusable.items())
+    print(f"{args.out}: reference {profile.id} from {profile.frames} frames{left_out}, "
           f"{len(profile.numeric)} numeric and {len(profile.categorical)} categorical features")
+    for name, reason in profile.excluded.items():  # what the reference could not learn
+        print(f"  {name}: excluded from drift verdicts: {reason}")
     return 0
 
 
@@ -138,6 +163,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from edgewatch.agent.delivery.sinks import JsonlSink
     from edgewatch.agent.inference.engine import InferenceEngine
     from edgewatch.agent.progress import Progress
+    from edgewatch.agent.window.summary import FrameCounts, WindowSummary
 
     cfg = _load_agent_config(args.config)
     if not args.publish:
@@ -147,18 +173,31 @@ def cmd_replay(args: argparse.Namespace) -> int:
     source = open_recorded(cfg, args.source, fps=args.fps, frames=args.frames,
                            start=_parse_start(args.start))
     lines = JsonlSink(stream=sys.stdout) if args.out == "-" else JsonlSink(args.out)
+    totals = FrameCounts()
+
+    def count(summary: WindowSummary) -> None:
+        totals.merge(summary.frames)
+
     agent = build_agent(cfg, reference, engine=engine, lines=lines, publish=args.publish,
-                        live=False, lossless=not args.allow_drops, config_path=args.config)
+                        live=False, lossless=not args.allow_drops, config_path=args.config,
+                        sink=count)
     stop_on_signals(agent.stop, "closing the current window")
     agent.start()
     try:
         agent.run(source, Progress(expected_frames(source), "replay"))
     finally:
         drained = agent.close(args.drain_timeout)
-    print(f"{args.out}: {lines.lines} lines", file=sys.stderr)
     if not drained:
         print("edgewatch: warning: the outbox did not drain in time; the rest is kept in "
               f"{cfg.outbox.path} and goes out on the next start", file=sys.stderr)
+    bad = totals.decode_errors + totals.inference_errors + totals.nonfinite_outputs
+    if totals.seen == 0 or 2 * bad > totals.seen:  # the summaries measure a broken source
+        print(f"edgewatch: error: {args.source}: {bad} of {totals.seen} frames unusable "
+              f"({totals.decode_errors} undecodable, {totals.inference_errors} inference "
+              f"failed, {totals.nonfinite_outputs} NaN or infinite outputs); {args.out}: "
+              f"{lines.lines} lines", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"{args.out}: {lines.lines} lines", file=sys.stderr)
     return 0
 
 
@@ -173,6 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edgewatch.agent.app import build_agent, load_reference, open_live
     from edgewatch.agent.delivery.sinks import JsonlSink
     from edgewatch.agent.inference.engine import InferenceEngine
+    from edgewatch.supervision import Supervisor
 
     cfg = _load_agent_config(args.config)
     engine = InferenceEngine(cfg.model)
@@ -187,9 +227,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                         live=source.live, clock=clock, config_path=args.config)
     stop_on_signals(agent.stop, "closing the current window")
     log.info("monitoring %s with %s", source.description, engine.model_name)
+    # Under systemd (Type=notify): READY=1 at the first frame, WATCHDOG=1 while frames come.
+    supervisor = Supervisor.from_environ(clock=clock)
     agent.start()
     try:
-        agent.run(source)
+        agent.run(source, supervisor=supervisor)
     finally:  # the last windows' acknowledgements, so the next start does not resend them
+        supervisor.stopping("stopping: closing the last window")
         agent.close(cfg.mqtt.shutdown_wait_s if cfg.mqtt.enabled else 0.0, only_connected=True)
     return 0

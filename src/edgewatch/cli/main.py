@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from edgewatch import __version__
 from edgewatch.cli import agent_commands, collector_commands, decode
-from edgewatch.cli.common import EXIT_ERROR, EXIT_USAGE
+from edgewatch.cli.common import EXIT_ERROR, EXIT_USAGE, log
 from edgewatch.errors import ConfigError, EdgewatchError
 
 DESCRIPTION = "Monitor ONNX vision models on edge devices and collect the results of a fleet."
@@ -44,7 +45,42 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+EXIT_BROKEN_PIPE = 141
+"""The reader of our output went away (``edgewatch fleet status | head``): 128 + SIGPIPE, the
+status a shell reports for a program killed by SIGPIPE; nothing is printed."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C outside the commands that stop cleanly on it: 128 + SIGINT."""
+
+EXTRAS = {  # a module of an optional dependency -> the extra that installs it
+    "prometheus_client": "collector", "psycopg": "collector", "psycopg_binary": "collector",
+    "cv2": "agent", "onnxruntime": "agent", "psutil": "agent", "sqlite_utils": "agent",
+}
+
+
+def _missing_extra(exc: ModuleNotFoundError, command: str) -> str | None:
+    """The one line for a missing optional dependency (None for another missing module)."""
+    extra = EXTRAS.get((exc.name or "").split(".")[0])
+    if extra is None:
+        return None
+    return (f"edgewatch {command} needs the {extra} extra: "
+            f"pip install 'edgewatch[{extra}]' (missing module {exc.name})")
+
+
+def _quiet_broken_pipe() -> int:
+    """The Python documentation's recipe: stdout to /dev/null, so that the interpreter's
+    last flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor behind stdout (tests)
+        pass
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; every error ends in one line on stderr and an exit code: 2 for a
+    configuration or installation error (not worth restarting), 1 for others, 130 for
+    Ctrl-C, 141 when the reader of the output went away. Bugs keep their tracebacks."""
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -52,10 +88,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()  # a closed pipe fails here, not in the interpreter's exit
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except KeyboardInterrupt:
+        print("edgewatch: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ConfigError as exc:
         print(f"edgewatch: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except EdgewatchError as exc:
+        print(f"edgewatch: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ModuleNotFoundError as exc:
+        line = _missing_extra(exc, args.command)
+        if line is None:
+            raise
+        print(f"edgewatch: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # the system refused (permissions, disk, network): not a bug
+        log.debug("%s failed", args.command, exc_info=True)
         print(f"edgewatch: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     return code

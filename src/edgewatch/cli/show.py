@@ -2,6 +2,10 @@
 
 Lines are read through the contracts: summary lines as ``SummaryV1`` (the replay line),
 alert lines as ``Alert``; lines of any other type are skipped.
+
+``errors`` counts the frames that were not usable (undecodable, inference failed, NaN or
+infinite outputs); ``drift`` is ``n/a`` for a window without a verdict (too few monitored
+frames, or no feature with enough samples to vote).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from edgewatch.contracts import Alert, Rejected, SummaryV1, codec
 from edgewatch.errors import EdgewatchError
 
 COLUMNS = (
-    ("window (UTC)", 19), ("seen", 5), ("mon", 5), ("drop", 5), ("det/frame", 9),
+    ("window (UTC)", 19), ("seen", 5), ("mon", 5), ("drop", 5), ("errors", 6), ("det/frame", 9),
     ("score", 6), ("bright", 6), ("sharp", 7), ("infer p50", 9), ("mon ms", 6), ("drift", 8),
 )
 Record = SummaryV1 | Alert
@@ -80,10 +84,16 @@ def _row(s: SummaryV1) -> list[str]:
     start = dt.datetime.fromtimestamp(s.window.start, dt.timezone.utc)
     frames = s.frames
     infer, mon = _p50(s, "inference_ms"), _p50(s, "monitor_ms")
-    drift = s.drift.severity if s.drift is not None else "-"
+    if s.drift is None:
+        drift = "-"
+    elif s.drift.insufficient:
+        drift = "n/a"
+    else:
+        drift = s.drift.severity
+    errors = frames.decode_errors + frames.inference_errors + frames.nonfinite_outputs
     return [
         start.strftime("%Y-%m-%d %H:%M:%S"), str(frames.seen), str(frames.monitored),
-        str(frames.dropped), _mean(s, "det_count"), _mean(s, "score_mean"),
+        str(frames.dropped), str(errors), _mean(s, "det_count"), _mean(s, "score_mean"),
         _mean(s, "brightness"), _mean(s, "sharpness"),
         f"{infer:.1f}" if infer is not None else "-", f"{mon:.2f}" if mon is not None else "-",
         drift,

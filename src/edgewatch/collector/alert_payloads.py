@@ -6,7 +6,10 @@ Alertmanager (``POST <url>/api/v2/alerts``)
     ``fleet``, ``rule``, ``subject`` (when the alert has one), ``severity`` and
     ``edgewatch_id`` (the device's alert id: one incident, one label set). Annotations carry
     the sentence (``summary``), ``observed``, ``expected`` (``"<= 0.3"``), the window as an
-    ISO 8601 interval (``start/end``, UTC) and the device-side ``state``.
+    ISO 8601 interval (``start/end``, UTC) and the device-side ``state``; an incident's lead
+    adds ``evidence`` (drifted features and effects, ``"saturation 81.5 (drift), ..."``) and
+    ``members`` (the incident's other active alerts, ``"anomalies = 1 (firing); ..."``).
+    Members of an incident are not sent at all (``routing``).
 
     ``startsAt`` is the alert's ``since``. A *resolved* alert is sent with ``endsAt`` = its
     ``updated`` time (never later than now), which resolves it in Alertmanager. An *active*
@@ -24,7 +27,7 @@ Alertmanager (``POST <url>/api/v2/alerts``)
 
 Webhook (Slack-compatible incoming webhook)
     ``{"text": "[FIRING] warning cam-12: <sentence>"}`` with ``FIRING``, ``RESOLVED``,
-    ``ACKNOWLEDGED`` or ``SNOOZED``.
+    ``ACKNOWLEDGED`` or ``SNOOZED``, then the evidence and members lines when there are any.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any
 
 import msgspec
 
-from edgewatch.contracts.alert import Alert, Expected, Span
+from edgewatch.contracts.alert import Alert, Evidence, Expected, Member, Span
 
 ACTIVE_TTL_S = 3 * 3600.0
 """Default lifetime in Alertmanager of an active alert the device does not send again."""
@@ -70,6 +73,25 @@ def _expected(expected: Expected | None) -> str:
     return "" if expected is None else f"{expected.op} {expected.value}"
 
 
+def evidence_text(evidence: list[Evidence], limit: int = 12) -> str:
+    """``saturation 81.5 (drift), entropy 60.6 (drift), ... (+3 more)``."""
+    parts = [f"{e.feature} {e.effect:.3g} ({e.status})" if e.effect is not None
+             else f"{e.feature} ({e.status})" for e in evidence[:limit]]
+    more = len(evidence) - limit
+    return ", ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def members_text(members: list[Member], limit: int = 12) -> str:
+    """``anomalies = 1 (firing); quality/black = 0.8 (acknowledged)``."""
+    parts = []
+    for m in members[:limit]:
+        name = f"{m.rule}/{m.subject}" if m.subject else m.rule
+        value = "" if m.observed is None else f" = {m.observed:.4g}"
+        parts.append(f"{name}{value} ({m.state})")
+    more = len(members) - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
 def _labels(fleet: str, alert: Alert) -> dict[str, str]:
     rule = alert.rule or "unknown"
     labels = {"alertname": f"edgewatch_{rule}", "device": alert.device,
@@ -83,7 +105,9 @@ def _annotations(alert: Alert) -> dict[str, str]:
              "observed": "" if alert.observed is None else str(alert.observed),
              "expected": _expected(alert.expected),
              "window": _iso_window(alert.window),
-             "state": alert.state}
+             "state": alert.state,
+             "evidence": evidence_text(alert.evidence),
+             "members": members_text(alert.members)}
     if alert.state == "snoozed" and alert.snoozed_until is not None:
         notes["snoozed_until"] = rfc3339(alert.snoozed_until)
     if alert.historical:
@@ -114,4 +138,9 @@ def slack_text(payload: AlertPayload) -> str:
     alert = as_alert(payload)
     tag = _STATE_TAGS.get(alert.state, alert.state.upper())
     message = alert.message or alert.rule or "alert"
-    return f"[{tag}] {alert.severity} {alert.device or '?'}: {message}"
+    text = f"[{tag}] {alert.severity} {alert.device or '?'}: {message}"
+    if alert.evidence:
+        text += f"\nevidence: {evidence_text(alert.evidence)}"
+    if alert.members:
+        text += f"\nalso in this incident: {members_text(alert.members)}"
+    return text

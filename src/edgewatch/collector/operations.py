@@ -83,7 +83,8 @@ def _order(alert: Alert) -> tuple[int, float, str]:
 def list_alerts(store: AlertSource, device: str | None = None, active_only: bool = True,
                 *, limit: int = 10000) -> list[Alert]:
     """The latest message of each alert (per device and id, highest ``seq``), most severe
-    and newest first; ``active_only`` leaves out resolved ones.
+    and newest first, each incident's members right after their lead; ``active_only``
+    leaves out resolved ones.
 
     Reads the newest ``limit`` alert messages: an alert whose last message is older than
     that is not listed.
@@ -93,8 +94,26 @@ def list_alerts(store: AlertSource, device: str | None = None, active_only: bool
         key = _alert_key(alert)
         if key not in latest or alert.seq > latest[key].seq:
             latest[key] = alert
-    rows = [a for a in latest.values() if not active_only or a.state != "resolved"]
-    return sorted(rows, key=_order)
+    rows = sorted((a for a in latest.values() if not active_only or a.state != "resolved"),
+                  key=_order)
+    return _by_incident(rows)
+
+
+def _by_incident(rows: list[Alert]) -> list[Alert]:
+    """``rows`` with each incident member moved right after its lead (a member whose lead
+    is not among the rows keeps its place)."""
+    leads = {(a.device, a.id) for a in rows if not a.incident}
+    members: dict[tuple[str, str], list[Alert]] = {}
+    for a in rows:
+        if a.incident and (a.device, a.incident) in leads:
+            members.setdefault((a.device, a.incident), []).append(a)
+    out: list[Alert] = []
+    for a in rows:
+        if a.incident and (a.device, a.incident) in leads:
+            continue
+        out.append(a)
+        out.extend(members.get((a.device, a.id), []) if not a.incident else [])
+    return out
 
 
 def _full(schema: str, message: msgspec.Struct) -> dict[str, Any]:
@@ -148,7 +167,8 @@ def _cells(a: Alert) -> list[str]:
     message = a.message
     if len(message) > _MESSAGE_WIDTH:
         message = message[:_MESSAGE_WIDTH - 3] + "..."
-    return [a.severity, a.state, a.device or "-", a.rule, a.subject or "-", _utc(a.since),
+    rule = f"+ {a.rule}" if a.incident else a.rule  # "+": a member of the incident above
+    return [a.severity, a.state, a.device or "-", rule, a.subject or "-", _utc(a.since),
             "-" if a.observed is None else f"{a.observed:.4g}", expected, a.id or "-",
             message]
 
@@ -160,7 +180,12 @@ _HEADER = ["severity", "state", "device", "rule", "subject", "since (UTC)", "obs
 def _footer(rows: list[Alert]) -> str:
     states = Counter(r.state for r in rows)
     parts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-    return f"{len(rows)} alert{'s' if len(rows) != 1 else ''} ({parts})"
+    text = f"{len(rows)} alert{'s' if len(rows) != 1 else ''} ({parts})"
+    members = sum(1 for r in rows if r.incident)
+    if members:
+        text += (f"; {members} of them member{'s' if members != 1 else ''} of an incident "
+                 "(rule marked '+', listed under its lead, not notified)")
+    return text
 
 
 def format_alerts(rows: Iterable[Alert]) -> str:

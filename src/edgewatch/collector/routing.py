@@ -4,6 +4,11 @@ The collector routes each alert message it stores for the first time (``Ingestor
 exactly one ingest reports a message as new, however often it is delivered), so a
 duplicate delivery is never notified twice.
 
+Incidents: a message of an incident *member* (``incident`` set: another alert of the same
+group and device leads the incident) is not routed, only stored and counted in
+``grouped``; its incident's lead is what people are notified of, and the lead's messages
+list the members (``members``) and, for drift, the features behind it (``evidence``).
+
 What is sent -- the Alertmanager alert (labels, annotations, ``startsAt``/``endsAt`` and the
 ``active_ttl_s`` of active alerts) and the webhook text -- is built in
 :mod:`edgewatch.collector.alert_payloads`.
@@ -145,6 +150,8 @@ class AlertRouter:
         self.sent: collections.Counter[str] = collections.Counter()
         self.errors: collections.Counter[str] = collections.Counter()
         self.dropped: collections.Counter[str] = collections.Counter()
+        self.grouped = 0
+        """Member messages not routed (their incident's lead notifies)."""
         self._pending: collections.OrderedDict[tuple[str, ...], _Delivery] = (
             collections.OrderedDict())
         self._retry_at: dict[str, float] = {}
@@ -163,9 +170,15 @@ class AlertRouter:
             return len(self._pending)
 
     def route(self, fleet: str, payload: AlertPayload) -> None:
-        """Send one ``edgewatch.alert/1`` message to every configured target; never raises."""
+        """Send one ``edgewatch.alert/1`` message to every configured target (none for a
+        member of an incident); never raises."""
         try:
-            deliveries = self._deliveries(fleet, as_alert(payload))
+            alert = as_alert(payload)
+            if alert.incident:
+                with self._lock:
+                    self.grouped += 1
+                return
+            deliveries = self._deliveries(fleet, alert)
         except Exception as exc:  # a malformed payload must not stop the caller
             self.errors["payload"] += 1
             ident = payload.id if isinstance(payload, Alert) else payload.get("id")

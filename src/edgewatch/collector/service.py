@@ -4,15 +4,37 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.collector.ingest import Ingestor
 from edgewatch.collector.routing import AlertRouter, RouterThread
-from edgewatch.collector.store import open_store
+from edgewatch.collector.store import Item, Quarantined, Store, open_store
 from edgewatch.config.collector import AlertingConfig, CollectorConfig
+from edgewatch.supervision import Supervisor
 
 log = logging.getLogger(__name__)
+
+
+class WatchedStore:
+    """The ingest's store, watched for the supervisor: whether a write is under way (since
+    when), and how many finished (committed or failed)."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+        self.started: float | None = None
+        self.finished = 0
+
+    def ingest_many(self, items: Sequence[Item],
+                    quarantine: Sequence[Quarantined] = ()) -> list[bool]:
+        self.started = self.clock.monotonic()
+        try:
+            return self.store.ingest_many(items, quarantine)
+        finally:
+            self.started = None
+            self.finished += 1
 
 
 class CollectorService:
@@ -23,11 +45,13 @@ class CollectorService:
         self.clock = clock or SystemClock()
         self.routing = _routing(cfg.alerting, self.clock)
         self.store = open_store(cfg.store.url)
-        self.ingestor = Ingestor(cfg.mqtt, cfg.store, self.store, clock=self.clock,
+        self.watched = WatchedStore(self.store, self.clock)
+        self.ingestor = Ingestor(cfg.mqtt, cfg.store, self.watched, clock=self.clock,
                                  alerts=self.routing)
         self.stop = threading.Event()
         self._http: Any = None
         self._metrics_store: Any = None
+        self._last_finished = 0
 
     def start(self) -> None:
         if self.routing is not None:
@@ -44,12 +68,62 @@ class CollectorService:
             self._http = serve(registry, self.cfg.http.host, self.cfg.http.port)
             log.info("metrics on http://%s:%d/metrics", self.cfg.http.host, self.cfg.http.port)
 
-    def run(self) -> None:
-        self.start()
+    def run(self, supervisor: Supervisor | None = None) -> None:
+        """Serve until ``stop`` is set. With a ``supervisor`` (systemd): READY=1 once the
+        broker has accepted the collector (HTTP is served by then), then WATCHDOG=1 while
+        ``progressing``."""
         try:
-            self.stop.wait()
+            self.start()
+            if supervisor is None:
+                self.stop.wait()
+            else:
+                self._supervised(supervisor)
         finally:
+            if supervisor is not None:
+                supervisor.stopping("stopping: storing what was received")
             self.close()
+
+    def _supervised(self, supervisor: Supervisor) -> None:
+        broker = f"{self.cfg.mqtt.host}:{self.cfg.mqtt.port}"
+        supervisor.say(f"connecting to the broker at {broker}")
+        while not self.ingestor.stats.connected:
+            if self.stop.wait(0.1):
+                return
+        supervisor.status = self.status
+        supervisor.ready()
+        supervisor.start()
+        period = min(supervisor.interval_s / 4, 1.0)  # several looks per watchdog period
+        while not self.stop.wait(period):
+            if self.progressing():
+                supervisor.beat()
+
+    def progressing(self) -> bool:
+        """Whether the collector works: paho's network thread runs (reconnecting counts),
+        the store's thread runs, and no store write is stuck: either none is under way or
+        one finished since the last look. A database that is down fails fast and is retried
+        (a restart would not fix it): that is progress; a write blocked for a whole watchdog
+        period (a lock never released, a hung connection) is not."""
+        network = getattr(self.ingestor.client, "_thread", None)  # paho's loop_start thread
+        writer = getattr(self.ingestor, "_writer", None)
+        if network is None or not network.is_alive() or (writer and not writer.is_alive()):
+            return False
+        finished = self.watched.finished
+        moved, self._last_finished = finished != self._last_finished, finished
+        return moved or self.watched.started is None
+
+    def status(self) -> str:
+        """The status line: connection, what was stored, a write that takes long."""
+        s = self.ingestor.stats
+        broker = f"{self.cfg.mqtt.host}:{self.cfg.mqtt.port}"
+        head = (f"connected to {broker}" if s.connected
+                else f"reconnecting to the broker at {broker}")
+        text = f"{head}: {sum(s.stored.values())} stored, {s.duplicates} duplicates"
+        if s.store_errors:
+            text += f", {s.store_errors} store errors (retried)"
+        started = self.watched.started
+        if started is not None and self.clock.monotonic() - started >= 5.0:
+            text += f", a store write under way for {self.clock.monotonic() - started:.0f} s"
+        return text
 
     def close(self) -> None:
         self.ingestor.stop()

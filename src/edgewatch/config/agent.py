@@ -90,9 +90,10 @@ class ModelConfig:
         "(Ultralytics v5/v8/v11), 'classification', or 'raw' (tensor statistics only)."
     )
     labels: str = setting("", "Optional class-name file, one per line (line k = class id k).")
-    labels_offset: int = setting(
-        1, "Class id of the first line of the labels file (1 for COCO-style SSD ids, 0 for "
-        "YOLO and most classifiers).", minimum=0,
+    labels_offset: int | None = setting(
+        None, "Class id of the first line of the labels file; unset: by adapter, 1 for 'ssd' "
+        "(COCO ids start at 1), 0 for 'yolo', 'classification' and 'raw'. Start-up and "
+        "check-config warn when the labels do not fit the model's classes.", minimum=0,
     )
     input_name: str = setting("", "Model input to feed; empty means the first input.")
     intra_op_threads: int = setting(
@@ -107,11 +108,19 @@ class ModelConfig:
     preprocess: PreprocessConfig = section(PreprocessConfig, "Turning a frame into a tensor.")
     postprocess: PostprocessConfig = section(PostprocessConfig, "Reading detections and scores.")
 
+    @property
+    def resolved_labels_offset(self) -> int:
+        """``labels_offset``, or the adapter's default when it is unset."""
+        if self.labels_offset is not None:
+            return self.labels_offset
+        return 1 if self.adapter == "ssd" else 0
+
 
 @dataclasses.dataclass(frozen=True)
 class SourceConfig:
     uri: str = setting(
-        "", "Video file, directory of images, camera index ('0') or rtsp/http URL."
+        "", "Video file, directory of images, camera index ('0') or rtsp/http URL; "
+        "'edgewatch run' plays files and folders in real time."
     )
     fps: float = setting(
         0.0, "Frame rate for timestamps of recorded sources; 0 uses the file's own rate.",
@@ -157,6 +166,10 @@ class ReferenceConfig:
     bins: int = setting(
         20, "Quantile bins per feature when building a profile.", minimum=2, maximum=1000
     )
+    min_frames: int = setting(
+        20, "'profile build' refuses a source with fewer usable frames (decoded, inferred, "
+        "finite outputs).", minimum=1,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +205,14 @@ class DriftConfig:
     )
     ignore: list[str] = setting(
         [], "Features left out of the verdict (still measured and reported)."
+    )
+    min_reference_samples: int = setting(
+        20, "A feature votes only with at least this many samples in the reference (values, "
+        "counting a frame's detections once; see docs/drift.md).", minimum=1,
+    )
+    min_window_samples: int = setting(
+        5, "A feature votes only with at least this many samples in the window (values, at "
+        "most one per monitored frame).", minimum=1,
     )
 
     def validate(self) -> None:
@@ -233,6 +254,18 @@ class QualityConfig:
         10.0, "Seconds without any detection that count as an empty-output streak (only for "
         "cameras whose reference frames mostly have detections).", minimum=0.0,
     )
+    reference_fault_share: float = setting(
+        0.05, "When at least this share of the reference's own frames already meets a "
+        "threshold fault (overexposed, underexposed, black/blank, blurred), that fault's "
+        "threshold moves just beyond what the reference shows (the scene is bright, dark, "
+        "uniform or soft, not faulty); 0 keeps the absolute thresholds.",
+        minimum=0.0, maximum=1.0,
+    )
+    no_signal_seconds: float = setting(
+        3.0, "Report no signal (black, frozen, undecodable frames, failed inference, or a "
+        "live source delivering no frames) as soon as it has lasted this long, before the "
+        "window closes; 0 turns this fast path off.", minimum=0.0,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,7 +287,7 @@ class RuleConfig:
     metric: str = setting(
         "drift.severity", "What is evaluated on each window; see docs/alerts.md for the list "
         "(drift.severity, drift.score, drift.feature, anomaly.rate, quality, latency.p95, "
-        "fps, cpu, memory, temperature, disk, outbox.pending).")
+        "fps, cpu, memory, temperature, disk, outbox.pending, signal).")
     op: Literal[">", ">=", "<", "<="] = setting(">=", "Comparison of observed with threshold.")
     threshold: float = setting(0.0, "The value the observation is compared with.")
     severity: Literal["info", "warning", "critical"] = setting("warning", "Alert severity.")
@@ -266,6 +299,10 @@ class RuleConfig:
     resolve_threshold: float | None = setting(
         None, "Hysteresis: the value that counts as clear (defaults to the threshold).")
     enabled: bool = setting(True, "A disabled rule is not evaluated.")
+    incident: str = setting(
+        "", "Incident group: an alert firing while another of its group is active joins that "
+        "incident instead of notifying. \"\" = by metric: drift.* and anomaly.rate \"drift\", "
+        "quality and signal \"quality\", any other the rule's own name.")
 
     def validate(self) -> None:
         from edgewatch.agent.alerts.rule_metrics import METRICS
@@ -279,8 +316,8 @@ class RuleConfig:
 def _default_rules() -> list[RuleConfig]:
     return [
         RuleConfig("drift", "drift.severity", ">=", 2.0, "critical", 1, 2),
-        RuleConfig("feature-drift", "drift.feature", ">=", 8.0, "warning", 2, 2, 4.0),
         RuleConfig("anomalies", "anomaly.rate", ">=", 0.2, "warning", 2, 2, 0.05),
+        RuleConfig("no-signal", "signal", ">=", 1.0, "critical", 1, 1),
         RuleConfig("quality", "quality", ">=", 0.5, "critical", 1, 1, 0.1),
         RuleConfig("latency", "latency.p95", ">", 500.0, "warning", 3, 3),
         RuleConfig("temperature", "temperature", ">=", 85.0, "warning", 2, 2, 80.0),

@@ -60,8 +60,8 @@ class MqttConfig:
 class OutboxConfig:
     path: str = setting("edgewatch-outbox.db", "SQLite file of the store-and-forward queue.")
     max_mb: float = setting(
-        256.0, "Size cap of the outbox; beyond it old summaries are merged, then evicted "
-        "(alerts last).", minimum=0.1,
+        256.0, "Size cap of the outbox's files (database, WAL, -shm), held at every instant; "
+        "beyond it old summaries are merged, then evicted (alerts last).", minimum=0.15,
     )
     max_age_days: float = setting(
         30.0, "Status and summary messages older than this are evicted (alerts never; "

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from msgspec import Struct
+from msgspec import Meta, Struct, field
 
-from edgewatch.contracts.bounds import Digest, Id, Name, Real, Seq, Text, Time
+from edgewatch.contracts.bounds import (
+    MAX_FEATURES,
+    MAX_ITEMS,
+    Digest,
+    Id,
+    Name,
+    Real,
+    Seq,
+    Text,
+    Time,
+)
 from edgewatch.contracts.envelope import Loss
 
 SCHEMA = "edgewatch.alert/1"
@@ -30,6 +40,30 @@ class Span(Struct, forbid_unknown_fields=True):
 
     start: Time | None = None
     end: Time | None = None
+
+
+class Evidence(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """One feature behind a drift alert: how far it moved and the verdict on it."""
+
+    feature: Name
+    effect: Real | None = None
+    """Effect size (reference SDs; JS distance for label mixes)."""
+    status: Literal["ok", "warning", "drift"] = "ok"
+    """The drift verdict's status of the feature."""
+    drifted: bool = False
+    """Confirmed (status drift for the configured number of windows in a row)."""
+
+
+class Member(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Another active alert of the same incident, as listed on the incident's lead."""
+
+    id: Id
+    rule: Name
+    severity: AlertSeverity
+    state: AlertState
+    subject: Text = ""
+    observed: Real | None = None
+    message: Text = ""
 
 
 class Alert(Struct, forbid_unknown_fields=True, omit_defaults=True, tag_field="schema",
@@ -75,3 +109,14 @@ class Alert(Struct, forbid_unknown_fields=True, omit_defaults=True, tag_field="s
     historical: bool = False
     """Sent from a backlog."""
     loss: Loss | None = None
+    group: Id = ""
+    """The rule's incident group (alerts.rules[].incident); "" in messages of older agents."""
+    incident: Id = ""
+    """On a member of an incident: the id of the incident's lead alert. Members are stored
+    but not notified (the collector does not route them); "" on a lead or a lone alert."""
+    members: Annotated[list[Member], Meta(max_length=MAX_ITEMS)] = field(
+        default_factory=list)
+    """On a lead: the incident's other active alerts when this message was sent."""
+    evidence: Annotated[list[Evidence], Meta(max_length=MAX_FEATURES)] = field(
+        default_factory=list)
+    """On drift alerts: the features the verdict flagged, largest effect first."""

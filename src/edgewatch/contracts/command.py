@@ -45,6 +45,8 @@ class Rule(Struct, forbid_unknown_fields=True):
     resolve_windows: SmallInt = 1
     resolve_threshold: Real | None = None
     enabled: bool = True
+    incident: Text = ""
+    """The rule's incident group (its ``incident`` setting or the default of its metric)."""
 
 
 class CommandResult(Struct, forbid_unknown_fields=True, omit_defaults=True, tag_field="schema",

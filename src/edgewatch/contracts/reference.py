@@ -79,5 +79,13 @@ class Reference(Struct, forbid_unknown_fields=True, tag_field="schema", tag=SCHE
     anomaly: AnomalyReference | None = None
     frame_interval: Real = 0.0
     """Seconds between the reference's frames (0 when unknown)."""
+    samples: Annotated[dict[Name, Count], Meta(max_length=MAX_FEATURES)] = field(
+        default_factory=dict)
+    """Samples per feature: its finite values, a frame's detections counted once (absent in
+    profiles written before the field: the values, at most one per frame)."""
+    excluded: Annotated[dict[Name, Text], Meta(max_length=MAX_FEATURES)] = field(
+        default_factory=dict)
+    """Features the reference could not learn (no finite values, too few samples), with why;
+    they do not vote in drift verdicts."""
     device: Id = ""
     """Set when published by a device."""

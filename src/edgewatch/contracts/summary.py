@@ -41,6 +41,7 @@ SEVERITY_RANK: dict[str, float] = {"ok": 0.0, "warning": 1.0, "drift": 2.0}
 QUALITY_FAULTS: tuple[str, ...] = (
     "decode_error", "black", "blank", "frozen", "overexposed", "underexposed", "blurred",
     "greyscale_switch", "resolution_change", "nonfinite_output", "empty_output_streak",
+    "inference_error",
 )
 """The data-quality faults agents report in ``quality`` (names outside it may appear)."""
 Counts = Annotated[list[Count], Meta(max_length=MAX_BINS)]
@@ -215,6 +216,10 @@ class Drift(Struct, forbid_unknown_fields=True, omit_defaults=True):
     flagged: Annotated[dict[Name, FeatureDrift], Meta(max_length=MAX_FEATURES)] = field(
         default_factory=dict)
     """Full statistics of the features whose status is not ``ok``."""
+    not_voting: Annotated[dict[Name, Text], Meta(max_length=MAX_FEATURES)] = field(
+        default_factory=dict)
+    """Features left out of this verdict, with why (too few samples in the reference or the
+    window, docs/drift.md)."""
 
 
 class Summary(Struct, forbid_unknown_fields=True, omit_defaults=True, tag_field="schema",

@@ -32,6 +32,7 @@ from edgewatch.contracts.bounds import (
     Real,
     Seq,
     SmallInt,
+    Text,
 )
 from edgewatch.contracts.envelope import Loss
 from edgewatch.contracts.summary import (
@@ -112,6 +113,8 @@ class DriftV1(Struct, forbid_unknown_fields=True):
     features: Annotated[dict[Name, FeatureDrift], Meta(max_length=MAX_FEATURES)] = field(
         default_factory=dict)
     insufficient: bool = False
+    not_voting: Annotated[dict[Name, Text], Meta(max_length=MAX_FEATURES)] = field(
+        default_factory=dict)
 
 
 class SummaryV1(Struct, forbid_unknown_fields=True, tag_field="schema", tag=SCHEMA_V1):
@@ -183,6 +186,7 @@ def _drift(d: DriftV1) -> Drift:
         d.severity, f32(d.score), d.detected, d.insufficient, d.reasons,
         {k: sig3(v.effect) for k, v in d.features.items() if v.effect is not None},
         {k: _flagged(v) for k, v in d.features.items() if v.status != "ok"},
+        not_voting=d.not_voting,
     )
 
 

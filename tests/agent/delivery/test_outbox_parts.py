@@ -83,12 +83,16 @@ def test_the_file_is_durable_wal_with_incremental_vacuum(database: OutboxDatabas
 
 
 @pytest.mark.parametrize("max_bytes", [MIN_MAX_BYTES, 10 * 2**20, 2**30])
-def test_the_wal_budget_is_an_eighth_clamped(tmp_path: Path, max_bytes: int) -> None:
+def test_the_budgets_add_up_to_the_cap(tmp_path: Path, max_bytes: int) -> None:
     db = OutboxDatabase(tmp_path / "o.db", max_bytes)
     try:
-        expected = min(max(max_bytes // 8, 4 * db.page_size), 4 * 2**20)
-        assert db.wal_budget == expected
-        assert db.low_water == max_bytes - 2 * expected
+        frame = db.page_size + 24
+        wal = min(max_bytes // 16, 4 * 2**20) // frame * frame
+        assert db.wal_budget == (wal if wal >= 2 * frame else 0)
+        assert db.wal_max == db.wal_budget + db.txn_pages * frame + 32
+        # -shm, the WAL's bound and the page budget add up to the cap
+        assert 32 * 1024 + db.wal_max + db.budget_pages * db.page_size <= max_bytes
+        assert db.conn.execute("PRAGMA max_page_count").fetchone()[0] == db.budget_pages
     finally:
         db.close()
 
@@ -223,7 +227,10 @@ def merge_counts(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return {"reference_id": a["reference_id"], "n": a["n"] + b["n"]}
 
 
-def test_compaction_merges_neighbours_until_the_data_fits(database: OutboxDatabase) -> None:
+def test_compaction_merges_neighbours_until_the_data_fits(tmp_path: Path) -> None:
+    database = OutboxDatabase(tmp_path / "big.db", 1024 * 1024)  # filled as if a larger cap
+    database.create_schema()
+    database.low_water = 60 * 1024
     pad = "x" * 3000
     insert(database, *(entry(s, created=T0 + s, n=1, pad=pad) for s in range(1, 41)))
     assert database.over()
@@ -239,8 +246,10 @@ def test_compaction_merges_neighbours_until_the_data_fits(database: OutboxDataba
         assert ledger.take_disk()["compacted"] == merges
 
 
-def test_summaries_of_other_boots_or_a_failing_merge_stay_apart(
-        database: OutboxDatabase) -> None:
+def test_summaries_of_other_boots_or_a_failing_merge_stay_apart(tmp_path: Path) -> None:
+    database = OutboxDatabase(tmp_path / "big.db", 1024 * 1024)
+    database.create_schema()
+    database.low_water = 60 * 1024
     pad = "x" * 3000
     insert(database, *(entry(s, n=1, pad=pad, boot_id=f"b{s}") for s in range(1, 41)))
     ledger = LossLedger(database.conn)

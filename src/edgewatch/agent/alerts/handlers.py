@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from edgewatch.agent.alerts.rule_metrics import incident_group
 from edgewatch.agent.alerts.state import Alert
 from edgewatch.agent.commands import CommandError, CommandRouter
 
@@ -94,5 +95,6 @@ class AlertCommands:
         with engine.lock:
             return {
                 "alerts": [msgspec.to_builtins(engine.payload(a)) for a in engine.active.values()],
-                "rules": [dataclasses.asdict(engine.rule(n)) for n in engine.rules],
+                "rules": [{**dataclasses.asdict(rule), "incident": incident_group(rule)}
+                          for rule in map(engine.rule, engine.rules)],
             }

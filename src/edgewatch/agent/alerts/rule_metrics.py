@@ -7,9 +7,12 @@ fault or sensor. A metric missing from a summary yields nothing (the rule waits)
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgewatch.contracts.summary import QUALITY_FAULTS, SEVERITY_RANK
+
+if TYPE_CHECKING:
+    from edgewatch.config.agent import RuleConfig
 
 Summary = dict[str, Any]
 Values = dict[str, float]
@@ -74,7 +77,22 @@ METRICS: dict[str, tuple[str, Callable[[Summary], Values]]] = {
     "temperature": ("hottest reading per sensor group (degrees C)", _temperatures),
     "outbox.pending": ("messages waiting in the outbox",
                        lambda s: _one((s.get("outbox") or {}).get("pending"))),
+    "signal": ("no usable picture (1 while lost), per fault; reported at once by the "
+               "monitor, not read from windows", lambda s: {}),
 }
+SIGNAL = "signal"
+"""The metric whose value comes from ``SignalChange`` events (``AlertEngine.signal``)."""
+
+_GROUPS = {"drift.severity": "drift", "drift.score": "drift", "drift.feature": "drift",
+           "anomaly.rate": "drift", "quality": "quality", SIGNAL: "quality"}
+"""Default incident groups by metric: the input changed (drift), no usable input (quality)."""
+
+
+def incident_group(rule: RuleConfig) -> str:
+    """The rule's incident group: its ``incident`` setting, else the default of its metric
+    (``drift`` for drift.* and anomaly.rate, ``quality`` for quality and signal), else the
+    rule's own name (a group of its own)."""
+    return rule.incident or _GROUPS.get(rule.metric) or rule.name
 
 
 def observe(metric: str, summary: Summary) -> Values:

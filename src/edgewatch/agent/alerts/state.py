@@ -14,7 +14,8 @@ import sqlite_utils
 
 @dataclasses.dataclass
 class Alert:
-    """One alert incident: a rule breached for one subject, until it resolves."""
+    """One alert: a rule breached for one subject, until it resolves. Alerts of one incident
+    group share an incident: the first is its lead, later ones its members."""
 
     key: str
     id: str
@@ -31,6 +32,14 @@ class Alert:
     snoozed_until: float = 0.0
     clear_count: int = 0
     message: str = ""
+    group: str = ""
+    """The rule's incident group when it fired."""
+    incident: str = ""
+    """A member's lead alert id ("" for a lead: the alert that opened the incident)."""
+    cleared: bool = False
+    """A lead whose own condition cleared, held open while members are active."""
+    evidence: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """Drift alerts: the flagged features (``contracts.alert.Evidence`` as dicts)."""
 
 
 @dataclasses.dataclass

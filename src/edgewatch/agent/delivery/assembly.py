@@ -20,6 +20,7 @@ from edgewatch.agent.delivery.outbox import Outbox
 from edgewatch.agent.delivery.publisher import Publisher
 from edgewatch.agent.delivery.sinks import JsonlSink
 from edgewatch.agent.delivery.status import Manifest, config_sha256
+from edgewatch.agent.records import SignalChange
 from edgewatch.agent.window.reference import ReferenceProfile
 from edgewatch.agent.window.summary import WindowSummary
 from edgewatch.clock import Clock, SystemClock
@@ -90,6 +91,10 @@ class AlertSink:
 
     def __call__(self, summary: WindowSummary) -> None:
         self.engine.evaluate(summary.to_dict())
+
+    def signal(self, change: SignalChange) -> None:
+        """The no-signal fast path (monitor thread): fire or resolve no-signal alerts now."""
+        self.engine.signal(change)
 
 
 def make_alerting(cfg: AgentConfig, *, model_sha256: str, outbox: Outbox | None,

@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from edgewatch.agent.inference.adapters import OutputAdapter, TensorSpec, make_adapter
+from edgewatch.agent.inference.adapters import OutputAdapter, make_adapter
+from edgewatch.agent.inference.model_check import (
+    check_input,
+    check_model,
+    label_warnings,
+    tensor_specs,
+)
 from edgewatch.agent.inference.preprocess import Geometry, Preprocessor
 from edgewatch.agent.records import DeferredResult, Image, InferenceResult, Timings
-from edgewatch.config.agent import ModelConfig, PreprocessConfig
-from edgewatch.errors import AdapterMismatch, ModelError
+from edgewatch.config.agent import ModelConfig
+from edgewatch.errors import ConfigError, ModelError
 
-_ORT_TYPES = {"uint8": "tensor(uint8)", "float32": "tensor(float)", "float16": "tensor(float16)"}
+log = logging.getLogger(__name__)
+
+__all__ = ["InferenceEngine", "check_input", "defer_decoding", "file_sha256", "load_session",
+           "tensor_specs"]
 
 
 def file_sha256(path: str | Path) -> str:
@@ -33,7 +42,7 @@ def file_sha256(path: str | Path) -> str:
 
 def session_options(cfg: ModelConfig) -> ort.SessionOptions:
     opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # failures reach edgewatch as exceptions: one line each
     if cfg.intra_op_threads:
         opts.intra_op_num_threads = cfg.intra_op_threads
     opts.add_session_config_entry(
@@ -53,33 +62,9 @@ def load_session(cfg: ModelConfig) -> ort.InferenceSession:
         return ort.InferenceSession(str(path), session_options(cfg), providers=cfg.providers)
     except Exception as exc:  # onnxruntime raises several unrelated types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "INVALID_PROTOBUF" in first:
+            first = "not an ONNX model (protobuf parsing failed)"
         raise ModelError(f"cannot load model {path}: {first}") from exc
-
-
-def tensor_specs(args: Sequence[Any]) -> list[TensorSpec]:
-    return [TensorSpec(a.name, tuple(a.shape), a.type) for a in args]
-
-
-def check_input(spec: TensorSpec, pre: PreprocessConfig) -> None:
-    """Raise AdapterMismatch when the configured pre-processing cannot feed this input."""
-    where = f"model input '{spec.name}' {list(spec.shape)} {spec.type}"
-    if len(spec.shape) != 4:
-        raise AdapterMismatch(f"{where}: expected a 4-D image batch ({pre.layout})")
-    channel_axis, h_axis, w_axis = (3, 1, 2) if pre.layout == "NHWC" else (1, 2, 3)
-    channels = spec.fixed(channel_axis)
-    if channels is not None and channels != 3:
-        raise AdapterMismatch(
-            f"{where}: has {channels} channels on the {pre.layout} channel axis; "
-            "check model.preprocess.layout"
-        )
-    if spec.type != _ORT_TYPES[pre.dtype]:
-        raise AdapterMismatch(f"{where}: model.preprocess.dtype is '{pre.dtype}'")
-    for axis, size, key in ((h_axis, pre.height, "height"), (w_axis, pre.width, "width")):
-        fixed = spec.fixed(axis)
-        if fixed is not None and fixed != size:
-            raise AdapterMismatch(
-                f"{where}: fixed {key} {fixed}, but model.preprocess.{key} is {size}"
-            )
 
 
 class InferenceEngine:
@@ -90,15 +75,17 @@ class InferenceEngine:
         self.session = session if session is not None else load_session(cfg)
         self.preprocess = Preprocessor(cfg.preprocess)
         self.adapter: OutputAdapter = make_adapter(cfg.adapter, cfg.postprocess)
-        inputs = tensor_specs(self.session.get_inputs())
-        names = [i.name for i in inputs]
-        if cfg.input_name and cfg.input_name not in names:
-            raise AdapterMismatch(f"model.input_name '{cfg.input_name}' not among inputs {names}")
-        self.input = inputs[names.index(cfg.input_name)] if cfg.input_name else inputs[0]
-        check_input(self.input, cfg.preprocess)
-        self.outputs = tensor_specs(self.session.get_outputs())
-        self.adapter.check(self.outputs)
+        report = check_model(self.session, cfg, self.adapter)  # AdapterMismatch now
+        self.input, self.outputs = report.input, report.outputs
+        try:
+            self.warnings = label_warnings(cfg, self.outputs)
+        except ConfigError:  # an unreadable labels file fails where the labels are loaded
+            self.warnings = []
+        for warning in self.warnings:
+            log.warning("%s", warning)
         self.model_sha256 = file_sha256(cfg.path) if cfg.path else ""
+        self._quiet = ort.RunOptions()
+        self._quiet.log_severity_level = 4  # onnxruntime's own multi-line error log: off
 
     @property
     def model_name(self) -> str:
@@ -106,7 +93,7 @@ class InferenceEngine:
 
     def run(self, tensor: npt.NDArray[np.generic]) -> list[npt.NDArray[np.generic]]:
         try:
-            return list(self.session.run(None, {self.input.name: tensor}))
+            return list(self.session.run(None, {self.input.name: tensor}, self._quiet))
         except Exception as exc:
             raise ModelError(f"inference failed: {str(exc).strip()[:200]}") from exc
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from edgewatch.agent.measure.image import IMAGE_FEATURES, ImageFeatureExtractor
 from edgewatch.agent.measure.outputs import OutputFeatureExtractor
-from edgewatch.agent.records import Frame, InferenceResult, Timings
+from edgewatch.agent.records import Frame, InferenceResult, SignalChange, Timings
 
 Numeric = dict[str, float | np.ndarray]
 
@@ -33,6 +33,10 @@ class FrameMeasurement:
     """Data-quality faults of this frame (filled in by the quality tracker)."""
     anomaly: float = float("nan")
     """Anomaly score against the reference (filled in by the monitor)."""
+    signal: SignalChange | None = None
+    """The no-signal state changed with this frame (filled in by the frame checks)."""
+    inference_error: bool = False
+    """The model failed on this frame (no model output; set by the monitor)."""
 
 
 class FrameMeasurer:

@@ -2,10 +2,19 @@
 
 Thresholds come from the [quality] configuration; blur, greyscale, resolution and empty
 output are judged against the reference profile, so they adapt to each camera.
+
+Relative thresholds: a threshold fault (overexposed, underexposed, black/blank, blurred) that
+at least ``quality.reference_fault_share`` of the reference's own frames already meet is the
+scene, not a fault (documents, snow, a white wall, a dark scene). Its threshold then moves
+just beyond the most extreme value the reference shows (its maximum, or minimum for contrast
+and sharpness), so the reference's own frames do not fault and a change beyond them still
+does. The adapted thresholds are logged once when the tracker is made (at start-up) and kept
+in ``QualityTracker.adapted``.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -13,6 +22,8 @@ import numpy as np
 from edgewatch.agent.measure.frame import FrameMeasurement
 from edgewatch.agent.window.reference import ReferenceProfile
 from edgewatch.config.agent import QualityConfig
+
+log = logging.getLogger(__name__)
 
 QUALITY_FAULTS: dict[str, str] = {
     "decode_error": "the source delivered a frame that could not be decoded",
@@ -29,6 +40,7 @@ QUALITY_FAULTS: dict[str, str] = {
     "nonfinite_output": "the model's outputs held NaN or Inf",
     "empty_output_streak": "no detection for quality.empty_streak_seconds on a camera whose "
                            "reference frames usually have detections",
+    "inference_error": "the model failed on the frame (onnxruntime raised)",
 }
 
 
@@ -53,12 +65,43 @@ def _share_of_zero(ref: ReferenceProfile, feature: str) -> float:
     return float(feat.hist.counts[i]) / feat.hist.total
 
 
+def _share(ref: ReferenceProfile, feature: str, threshold: float, above: bool) -> float:
+    """Share of the reference's frames with ``feature >= threshold`` (``above``) or
+    ``feature <= threshold`` (not ``above``), from its histogram (linear within the bin
+    holding the threshold); NaN when the reference lacks the feature."""
+    feat = ref.numeric.get(feature)
+    if feat is None or feat.hist.total == 0 or math.isnan(threshold):
+        return math.nan
+    m = feat.moments
+    if (above and threshold <= m.min) or (not above and threshold >= m.max):
+        return 1.0
+    if (above and threshold > m.max) or (not above and threshold < m.min):
+        return 0.0
+    # bins: (-inf, e0), [e0, e1), ..., [e_last, inf); the reference lies in [min, max]
+    edges, counts = feat.hist.edges, feat.hist.counts.astype(np.float64)
+    lo = np.concatenate([[m.min], edges])
+    hi = np.concatenate([edges, [m.max]])
+    lo, hi = np.clip(lo, m.min, m.max), np.clip(hi, m.min, m.max)
+    width = hi - lo
+    with np.errstate(divide="ignore", invalid="ignore"):
+        below = np.where(width > 0, (threshold - lo) / width, (threshold > lo) * 1.0)
+    below = np.clip(below, 0.0, 1.0)
+    part = 1.0 - below if above else below
+    return float((counts * part).sum() / counts.sum())
+
+
 class QualityTracker:
     """Judges each measured frame; keeps the little state frozen and empty streaks need."""
 
     def __init__(self, cfg: QualityConfig, reference: ReferenceProfile) -> None:
         self.cfg = cfg
+        self.overexposed_from = cfg.overexposed_fraction
+        self.underexposed_from = cfg.underexposed_fraction
+        self.uniform_upto = cfg.blank_contrast
         self.blur_below = cfg.blur_ratio * _median_from_hist(reference, "sharpness")
+        self.adapted: dict[str, str] = {}
+        """Faults whose threshold follows the reference: fault -> what and why."""
+        self._relative_thresholds(reference)
         grey = reference.numeric.get("greyscale")
         self.reference_grey = bool(grey and grey.moments.mean >= 0.5)
         self.resolution = self._reference_resolution(reference)
@@ -67,6 +110,38 @@ class QualityTracker:
         self._prev_thumb: np.ndarray | None = None
         self._still_since: float | None = None
         self._empty_since: float | None = None
+
+    def _relative_thresholds(self, ref: ReferenceProfile) -> None:
+        """Move each threshold the reference's own frames meet often beyond the reference."""
+        material = self.cfg.reference_fault_share
+        if material <= 0:
+            return
+        checks = (  # (faults, feature, current threshold, fault above it, attribute)
+            ("overexposed", "bright_fraction", self.overexposed_from, True, "overexposed_from"),
+            ("underexposed", "dark_fraction", self.underexposed_from, True,
+             "underexposed_from"),
+            ("black/blank", "contrast", self.uniform_upto, False, "uniform_upto"),
+            ("blurred", "sharpness", self.blur_below, False, "blur_below"),
+        )
+        for fault, feature, threshold, above, attr in checks:
+            share = _share(ref, feature, threshold, above)
+            if math.isnan(share) or share < material:
+                continue
+            m = ref.numeric[feature].moments
+            # strictly beyond the reference's extreme: "feature >= t" / "feature <= t"
+            # (blur: "feature < t") is then false on every reference frame
+            if attr == "blur_below":
+                new = m.min
+            else:
+                new = float(np.nextafter(m.max, np.inf) if above else np.nextafter(m.min, -np.inf))
+            setattr(self, attr, new)
+            op = ">=" if above else ("<" if attr == "blur_below" else "<=")
+            self.adapted[fault] = (
+                f"{feature} {op} {new:.6g} (was {threshold:.6g}: {share:.0%} of the "
+                f"reference's frames met it)")
+            log.info("quality: the reference shows %s on %.0f%% of its frames; judged "
+                     "relative to it: %s %s %.6g (was %.6g)", fault, share * 100, feature, op,
+                     new, threshold)
 
     @staticmethod
     def _reference_resolution(ref: ReferenceProfile) -> tuple[float, float] | None:
@@ -83,6 +158,8 @@ class QualityTracker:
             faults.append("nonfinite_output")
         if m.decode_error:
             faults.append("decode_error")
+        if m.inference_error:
+            faults.append("inference_error")
         if m.thumbnail is None:
             return faults
         self._image_faults(m.numeric, faults)
@@ -96,19 +173,24 @@ class QualityTracker:
     def _image_faults(self, v: dict[str, float | np.ndarray], faults: list[str]) -> None:
         c = self.cfg
         brightness, contrast = float(v["brightness"]), float(v["contrast"])
-        if contrast <= c.blank_contrast:
+        if contrast <= self.uniform_upto:
             faults.append("black" if brightness <= c.black_brightness else "blank")
-        if float(v["bright_fraction"]) >= c.overexposed_fraction:
+        if float(v["bright_fraction"]) >= self.overexposed_from:
             faults.append("overexposed")
-        if float(v["dark_fraction"]) >= c.underexposed_fraction:
+        if float(v["dark_fraction"]) >= self.underexposed_from:
             faults.append("underexposed")
-        if float(v["sharpness"]) < self.blur_below and contrast > c.blank_contrast:
+        if float(v["sharpness"]) < self.blur_below and contrast > self.uniform_upto:
             faults.append("blurred")
         if (float(v["greyscale"]) >= 0.5) != self.reference_grey:
             faults.append("greyscale_switch")
         if self.resolution is not None and (
             float(v["width"]), float(v["height"])) != self.resolution:
             faults.append("resolution_change")
+
+    @property
+    def frozen_since(self) -> float | None:
+        """Footage time since which the picture has not changed (None: it is changing)."""
+        return self._still_since
 
     def _frozen(self, m: FrameMeasurement) -> bool:
         thumb, prev = m.thumbnail, self._prev_thumb

@@ -12,7 +12,10 @@ information of a handful of independent ones. The rule (see docs/drift.md):
    size; r**k for a window whose measured frames are k reference frame steps apart); the
    smaller p-value, doubled.
    Label mixes: chi-square with the same deflation.
-3. **Correction across features**: Benjamini-Hochberg at ``drift.alpha``.
+3. **Correction across features**: Benjamini-Hochberg at ``drift.alpha``. Only features
+   with ``drift.min_reference_samples`` samples in the reference and
+   ``drift.min_window_samples`` in the window vote (a sample: a finite value, the detections
+   of one frame counted once); the others are listed in ``not_voting`` with why.
 4. **Persistence**: a feature drifted in ``drift.persistence`` consecutive windows (or with
    an effect of ``drift.immediate_effect`` or more) makes the verdict ``drift``; anything
    significant at or above the warning effect makes it ``warning``.
@@ -131,27 +134,59 @@ class DriftJudge:
                                 f"than drift.min_frames; see features.max_fps)"],
                     "features": {}}
         stride = sampling_stride(summary, self.reference.frame_interval)
-        verdicts = self._numeric(summary, stride) + self._categorical(summary, stride)
+        not_voting: dict[str, str] = {}
+        verdicts = self._numeric(summary, stride, not_voting) \
+            + self._categorical(summary, stride, not_voting)
         adjusted = bh_adjust([v.p for v in verdicts]) if verdicts else []
         for v, p_adj in zip(verdicts, adjusted):
             v.p_adjusted = p_adj
             self._classify(v)
-        return self._overall(verdicts)
+        for name in not_voting:
+            self.streaks[name] = 0
+        overall = self._overall(verdicts)
+        if not_voting:
+            overall["not_voting"] = dict(sorted(not_voting.items()))
+            if not verdicts:
+                overall["insufficient"] = True
+                overall["reasons"] = [f"no feature has enough samples to vote "
+                                      f"({len(not_voting)} left out, see not_voting)"]
+        return overall
+
+    def _left_out(self, name: str, n_win: int) -> str:
+        """Why a feature does not vote in this window ("" when it does)."""
+        c = self.cfg
+        if name in self.reference.excluded:
+            return f"reference: {self.reference.excluded[name]}"
+        n_ref = self.reference.sample_size(name)
+        if n_ref < c.min_reference_samples:
+            return (f"reference: only {n_ref} samples (at least {c.min_reference_samples}, "
+                    f"drift.min_reference_samples)")
+        if n_win < c.min_window_samples:
+            return (f"window: only {n_win} samples (at least {c.min_window_samples}, "
+                    f"drift.min_window_samples)")
+        return ""
 
     # -- per feature ------------------------------------------------------------------
 
-    def _numeric(self, summary: WindowSummary, stride: float) -> list[FeatureVerdict]:
+    def _numeric(self, summary: WindowSummary, stride: float,
+                 not_voting: dict[str, str]) -> list[FeatureVerdict]:
         out = []
-        frames_ref = self.reference.frames
         frames_win = summary.frames.monitored
         for name, ref in self.reference.numeric.items():
-            win = summary.numeric.get(name)
-            if name in self.cfg.ignore or win is None or win.hist.total == 0 \
-                    or ref.hist.total == 0:
+            if name in self.cfg.ignore:
                 continue
+            win = summary.numeric.get(name)
             # Per-detection values (box_area) are deflated like per-frame ones: the same
-            # objects are seen frame after frame, so frames, not boxes, are the samples.
-            r, n_ref, n_win = ref.lag1_autocorr, frames_ref, frames_win
+            # objects are seen frame after frame, so frames with values, not boxes, are the
+            # samples (and never more than the values).
+            n_ref = self.reference.sample_size(name)
+            n_win = min(frames_win, win.hist.total) if win is not None else 0
+            why = self._left_out(name, n_win)
+            if why:
+                not_voting[name] = why
+                continue
+            assert win is not None
+            r = ref.lag1_autocorr
             out.append(self._numeric_verdict(name, ref.hist, ref.moments.mean,
                                              ref.moments.std, win, r, n_ref, n_win, stride))
         return out
@@ -175,14 +210,20 @@ class DriftJudge:
         }
         return FeatureVerdict(name, max(w1, abs(shift)), p, stats)
 
-    def _categorical(self, summary: WindowSummary, stride: float) -> list[FeatureVerdict]:
+    def _categorical(self, summary: WindowSummary, stride: float,
+                     not_voting: dict[str, str]) -> list[FeatureVerdict]:
         out = []
         for name, ref in self.reference.categorical.items():
-            win = summary.categorical.get(name)
-            if name in self.cfg.ignore or win is None or win.total == 0 or ref.total == 0:
+            if name in self.cfg.ignore:
                 continue
-            ess = effective_sample_size(min(win.total, summary.frames.monitored),
-                                        thinned_autocorr(self._label_autocorr, stride))
+            win = summary.categorical.get(name)
+            n_win = min(win.total, summary.frames.monitored) if win is not None else 0
+            why = self._left_out(name, n_win)
+            if why:
+                not_voting[name] = why
+                continue
+            assert win is not None
+            ess = effective_sample_size(n_win, thinned_autocorr(self._label_autocorr, stride))
             try:
                 chi = chi_square(ref, win, n_eff_win=ess)
                 p = chi.pvalue

@@ -5,6 +5,12 @@ assigns the frame to a window, counts it, decides whether it is sampled (``every
 ``max_fps``) and offers it to a bounded queue. When the queue is full the frame is not
 monitored and the skip is counted. A single worker thread
 measures frames, accumulates windows and hands each closed window to the sink.
+
+The no-signal fast path: with checks that track the signal (``FrameChecks.signal``), the
+worker reports each change of the no-signal state to ``on_signal`` as soon as it is known
+(black, frozen, undecodable frames, failed inference for ``quality.no_signal_seconds`` of
+footage; on a live monitor also no frames at all for that long by the clock), before the
+window closes.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from typing import Any, Protocol
 
 from edgewatch.agent.measure.frame import FrameMeasurement, FrameMeasurer
 from edgewatch.agent.measure.sampling import RateCap
-from edgewatch.agent.records import DeferredResult, Frame, InferenceResult
+from edgewatch.agent.measure.signal import SignalTracker
+from edgewatch.agent.records import DeferredResult, Frame, InferenceResult, SignalChange
 from edgewatch.agent.window.accumulator import WindowAccumulator
 from edgewatch.agent.window.assigner import WindowAssigner, WindowSlot
 from edgewatch.agent.window.reference import ReferenceProfile
@@ -29,6 +36,7 @@ from edgewatch.clock import Clock, SystemClock
 log = logging.getLogger(__name__)
 
 Sink = Callable[[WindowSummary], None]
+SignalSink = Callable[[SignalChange], None]
 _STOP = object()
 
 
@@ -80,8 +88,11 @@ class Monitor:
 
     Collaborators, all optional: ``check`` gives each measurement its per-frame verdicts,
     ``judge`` each closed window its verdict, ``resources`` each closed window the device's
-    figures; ``clock`` closes live windows. ``make_monitor`` builds one from the
-    configuration.
+    figures; ``clock`` closes live windows. ``on_signal`` receives the no-signal changes
+    (``SignalChange``) the checks find (``measurement.signal``) and, on a live monitor whose
+    checks have a SignalTracker (``check.signal``), the silences of the source; it is called
+    on the monitor thread, and its failures are logged and counted in ``errors`` like the
+    sink's. ``make_monitor`` builds one from the configuration.
     """
 
     def __init__(
@@ -95,6 +106,7 @@ class Monitor:
         judge: WindowJudge | None = None,
         resources: ResourceProbe | None = None,
         clock: Clock | None = None,
+        on_signal: SignalSink | None = None,
     ) -> None:
         settings = settings or MonitorSettings()
         self.reference = reference
@@ -109,6 +121,13 @@ class Monitor:
         self.resources = resources
         self.judge = judge
         self.check = check
+        self.on_signal = on_signal
+        tracker = getattr(check, "signal", None)
+        self._silence: SignalTracker | None = (
+            tracker if self.live and isinstance(tracker, SignalTracker) else None)
+        """Watches a live source's silences (no frames), on the worker thread."""
+        self._last_frame_at = self.clock.now()
+        """Clock time the last frame was observed (or the monitor started)."""
         self._assigner = WindowAssigner(settings.window_seconds, settings.window_frames)
         self._lock = threading.Lock()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_size)
@@ -135,6 +154,8 @@ class Monitor:
             slot = self._assigner.assign(frame.timestamp)
             counts = slot.counts
             counts.seen += 1
+            if self._silence is not None:
+                self._last_frame_at = self.clock.now()
             if frame.image is None and result is None and not inference_error:
                 counts.decode_errors += 1
             if inference_error:
@@ -153,13 +174,14 @@ class Monitor:
                     log.exception("could not decode the outputs of frame %d", frame.index)
                     return False
             try:
-                self._queue.put_nowait((slot.key, frame, result))
+                self._queue.put_nowait((slot.key, frame, result, inference_error))
                 return True
             except queue.Full:
                 if not self.lossless:
                     counts.dropped += 1
                     return False
-        self._queue.put((slot.key, frame, result))  # lossless replay: wait for the worker
+        # lossless replay: wait for the worker
+        self._queue.put((slot.key, frame, result, inference_error))
         return True
 
     def drain(self, timeout: float | None = None) -> bool:
@@ -211,6 +233,8 @@ class Monitor:
                     self._flush(None)
                 else:
                     self._measure(*item)
+                if self._silence is not None and item is not _STOP:
+                    self._watch_silence()
             except Exception:  # nothing may stop the worker: frames would pile up unseen
                 self.errors += 1
                 log.exception("monitor worker error")
@@ -220,15 +244,19 @@ class Monitor:
             if item is _STOP:
                 return
 
-    def _measure(self, key: int, frame: Frame, result: InferenceResult | None) -> None:
+    def _measure(self, key: int, frame: Frame, result: InferenceResult | None,
+                 inference_error: bool = False) -> None:
         try:
             m = self.measurer(frame, result)
+            m.inference_error = inference_error
             if self.check is not None:
                 self.check.check(m)
         except Exception:  # a bad frame must never stop the monitor
             self.errors += 1
             log.exception("could not measure frame %d", frame.index)
             return
+        if m.signal is not None:
+            self._report_signal(m.signal)
         if key != self._last_key:  # earlier windows can only be complete when the key moves
             self._flush(key - 1)
             self._last_key = key
@@ -236,6 +264,26 @@ class Monitor:
         if acc is None:
             acc = self._accumulators[key] = WindowAccumulator(self.reference, 0.0, 0.0)
         acc.add(m)
+
+    def _watch_silence(self) -> None:
+        assert self._silence is not None
+        change = self._silence.silence(self.clock.now(), self._last_frame_at)
+        if change is not None:
+            self._report_signal(change)
+
+    def _report_signal(self, change: SignalChange) -> None:
+        if change.lost:
+            log.warning("no signal (%s) since %.3f", change.fault, change.since)
+        else:
+            log.info("signal back (was %s since %.3f)", change.fault, change.since)
+        if self.on_signal is None:
+            return
+        try:
+            self.on_signal(change)
+        except Exception:
+            self.errors += 1
+            log.exception("signal sink failed; %s change of %.3f not delivered",
+                          change.fault, change.at)
 
     def _tick(self) -> None:
         with self._lock:

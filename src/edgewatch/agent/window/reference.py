@@ -70,6 +70,14 @@ class ReferenceProfile:
     frame_interval: float = 0.0
     """Median seconds between consecutive reference frames (0: unknown), the time step of
     each feature's ``lag1_autocorr``."""
+    samples: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Samples per feature: finite values, the detections of one frame counted once (see
+    ``sample_size``)."""
+    excluded: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Features the reference could not learn, with why: they do not vote on drift."""
+    unusable: dict[str, int] = dataclasses.field(default_factory=dict, compare=False,
+                                                 repr=False)
+    """Frames left out when building, by cause (not saved: reported by ``profile build``)."""
 
     @property
     def id(self) -> str:
@@ -86,7 +94,21 @@ class ReferenceProfile:
             "numeric": {k: v.to_dict() for k, v in sorted(self.numeric.items())},
             "categorical": {k: v.to_dict() for k, v in sorted(self.categorical.items())},
             "anomaly": self.anomaly.to_dict() if self.anomaly is not None else None,
-        } | ({"frame_interval": self.frame_interval} if self.frame_interval > 0 else {})
+        } | ({"frame_interval": self.frame_interval} if self.frame_interval > 0 else {}) \
+          | ({"samples": dict(sorted(self.samples.items()))} if self.samples else {}) \
+          | ({"excluded": dict(sorted(self.excluded.items()))} if self.excluded else {})
+
+    def sample_size(self, name: str) -> int:
+        """Samples of a feature in the reference: its finite values, at most one per frame
+        that had any (a frame's detections are not independent of each other). Profiles
+        written before ``samples`` was recorded: the values, at most one per frame."""
+        if name in self.samples:
+            return self.samples[name]
+        if name in self.numeric:
+            return min(self.numeric[name].hist.total, self.frames)
+        if name in self.categorical:
+            return min(self.categorical[name].total, self.frames)
+        return 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "id": self.id, **self._body()}
@@ -127,6 +149,8 @@ class ReferenceProfile:
                 {k: CategoricalCounts.from_dict(v) for k, v in d["categorical"].items()},
                 AnomalyModel.from_dict(d["anomaly"]) if d.get("anomaly") else None,
                 float(d.get("frame_interval", 0.0)),
+                {k: int(v) for k, v in d.get("samples", {}).items()},
+                {k: str(v) for k, v in d.get("excluded", {}).items()},
             )
         except (KeyError, TypeError, ValueError, StatsError) as exc:
             raise ProfileError(f"reference profile is damaged: {exc!r}") from exc
@@ -199,6 +223,10 @@ class ReferenceBuilder:
         self._frame_means: dict[str, list[float]] = {}
         self._labels: dict[str, CategoricalCounts] = {}
         self._times: list[float] = []
+        self._frames_with: dict[str, int] = {}
+        """Frames with at least one finite value (or label) per feature."""
+        self.nonfinite: dict[str, int] = {}
+        """NaN or infinite values per feature: counted, then left out."""
         self.frames = 0
 
     def add(self, m: FrameMeasurement) -> None:
@@ -206,21 +234,62 @@ class ReferenceBuilder:
         self._times.append(m.timestamp)
         for name, value in m.numeric.items():
             arr = np.atleast_1d(np.asarray(value, np.float64))
+            finite = np.isfinite(arr)
+            n_finite = int(np.count_nonzero(finite))
+            if n_finite < arr.size:  # counted and left out: no NaN reaches a statistic
+                self.nonfinite[name] = self.nonfinite.get(name, 0) + arr.size - n_finite
+                arr = np.where(finite, arr, np.nan)
+            self._frames_with[name] = self._frames_with.get(name, 0) + (n_finite > 0)
             self._values.setdefault(name, []).append(arr)
             if self._per_frame.setdefault(name, np.ndim(value) == 0) is False:
-                mean = float(arr.mean()) if arr.size else math.nan
+                mean = float(arr[finite].mean()) if n_finite else math.nan
                 self._frame_means.setdefault(name, []).append(mean)
         for name, labels in m.labels.items():
             self._labels.setdefault(name, CategoricalCounts()).update(labels)
+            self._frames_with[name] = self._frames_with.get(name, 0) + (len(labels) > 0)
 
     def extend(self, measurements: Iterable[FrameMeasurement]) -> None:
         for m in measurements:
             self.add(m)
 
     def build(self, *, model_sha256: str, model_name: str, adapter: str,
-              analysis_width: int, source: str, created: float | None = None) -> ReferenceProfile:
+              analysis_width: int, source: str, created: float | None = None,
+              min_samples: int = 1) -> ReferenceProfile:
+        """The profile; features with fewer than ``min_samples`` samples (see
+        ``ReferenceProfile.sample_size``) are listed in its ``excluded``."""
         if self.frames == 0:
             raise ProfileError("no frames were measured: cannot build a reference profile")
+        with np.errstate(all="ignore"):  # non-finite values are already left out
+            numeric = self._numeric()
+            anomaly = self._anomaly_model()
+        samples = {name: self._samples(name) for name in [*numeric, *self._labels]}
+        excluded = {name: reason for name in samples
+                    if (reason := self._exclusion(name, samples[name], min_samples))}
+        return ReferenceProfile(
+            model_sha256, model_name, adapter, FEATURE_SET_VERSION, analysis_width,
+            self.frames, source, time.time() if created is None else created,
+            numeric, dict(sorted(self._labels.items())), anomaly,
+            self._frame_interval(), dict(sorted(samples.items())), excluded,
+        )
+
+    def _samples(self, name: str) -> int:
+        values = self._labels[name].total if name in self._labels \
+            else int(sum(np.count_nonzero(np.isfinite(c)) for c in self._values[name]))
+        return min(values, self._frames_with.get(name, 0))
+
+    def _exclusion(self, name: str, samples: int, min_samples: int) -> str:
+        """Why the reference cannot judge this feature ("" when it can)."""
+        bad = self.nonfinite.get(name, 0)
+        if samples == 0:
+            what = "labels" if name in self._labels else "finite values"
+            return (f"no {what} in {self.frames} frames"
+                    + (f" ({bad} NaN or infinite values)" if bad else ""))
+        if samples < min_samples:
+            return (f"only {samples} samples in {self.frames} frames (at least {min_samples} "
+                    f"needed, drift.min_reference_samples)")
+        return ""
+
+    def _numeric(self) -> dict[str, NumericReference]:
         numeric = {}
         for name, chunks in sorted(self._values.items()):
             values = np.concatenate(chunks)
@@ -236,12 +305,7 @@ class ReferenceBuilder:
             series = values if per_frame else np.asarray(self._frame_means.get(name, []))
             ac = lag1_autocorrelation(series)
             numeric[name] = NumericReference(hist, moments, per_frame, ac)
-        return ReferenceProfile(
-            model_sha256, model_name, adapter, FEATURE_SET_VERSION, analysis_width,
-            self.frames, source, time.time() if created is None else created,
-            numeric, dict(sorted(self._labels.items())), self._anomaly_model(),
-            self._frame_interval(),
-        )
+        return numeric
 
     def _frame_interval(self) -> float:
         steps = np.diff(np.asarray(self._times, np.float64))

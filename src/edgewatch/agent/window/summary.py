@@ -304,4 +304,5 @@ def _drift_v1(d: contract.Drift) -> dict[str, Any]:
     features.update({name: msgspec.to_builtins(f) for name, f in d.flagged.items()})
     return {"detected": d.detected, "severity": d.severity, "score": d.score,
             "reasons": list(d.reasons), "features": dict(sorted(features.items())),
-            "insufficient": d.insufficient}
+            "insufficient": d.insufficient,
+            **({"not_voting": dict(d.not_voting)} if d.not_voting else {})}

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from edgewatch.agent.delivery.outbox.database import OutboxDatabase
+from edgewatch.agent.delivery.outbox.database import DELETE_PAGES, OutboxDatabase
 from edgewatch.agent.delivery.outbox.loss import LossLedger, add_counts, seqs
 from edgewatch.agent.delivery.outbox.queue import COLUMNS
 from edgewatch.agent.delivery.outbox.rows import BATCH, TRANSPORT_FIELDS, MergeFn, dumps
@@ -38,29 +38,41 @@ class Compactor:
                  merge: MergeFn | None) -> None:
         self._database, self._ledger, self._merge = database, ledger, merge
         self._conn = database.conn
+        self._into: set[int] = set()
+        """Seqs of the rows the current ``compact`` merged others into (for its log line)."""
 
-    def compact(self) -> int:
-        """Merge consecutive summaries pass after pass until the data fits or none merge.
+    def compact(self, extra_pages: int = 0) -> int:
+        """Merge consecutive summaries pass after pass until the data fits (with room for
+        ``extra_pages`` more) or none merge; logs one line when anything merged.
 
         Returns the number of merges: each folds one more original message into an
         earlier row (the rows already inside b were counted when they were folded).
         """
         total = 0
-        while self._merge is not None and self._database.over():
+        database = self._database
+        live, self._into = database.live_bytes(), set()
+        while self._merge is not None and database.over(extra_pages):
             cursor: int | None = -1
             merges = 0
-            while cursor is not None and self._database.over():
-                with self._database.txn():
-                    cursor, n = self._merge_batch(cursor)
+            while cursor is not None and database.over(extra_pages):
+                with database.txn():
+                    cursor, n = self._merge_batch(cursor, extra_pages)
                 merges += n
             if merges == 0:
                 break
             total += merges
+        if total:
+            log.warning("outbox: merged %d summaries into %d earlier rows (seqs %d..%d), "
+                        "%d bytes freed: over the size cap (%d bytes)", total, len(self._into),
+                        min(self._into), max(self._into),
+                        max(live - database.live_bytes(), 0), database.max_bytes)
         return total
 
-    def _merge_batch(self, cursor: int) -> tuple[int | None, int]:
-        """Up to BATCH pairwise merges after ``cursor``: (next cursor or None, merges)."""
+    def _merge_batch(self, cursor: int, extra_pages: int = 0) -> tuple[int | None, int]:
+        """Pairwise merges after ``cursor`` within one transaction's WAL budget (and at
+        most BATCH): (next cursor or None, merges)."""
         merges = 0
+        budget = self._database.budget()
         for _ in range(BATCH):
             pair = self._conn.execute(
                 f"SELECT {COLUMNS} FROM messages WHERE kind = 'summary' AND seq > ? "
@@ -72,9 +84,13 @@ class Compactor:
             if merged is None:
                 cursor = a[0]  # b may still merge with its successor
                 continue
-            self._store_merge(a, b, merged)
+            body = dumps(merged)
+            if not budget.take(self._database.row_pages(len(body)) + DELETE_PAGES):
+                return a[0] - 1, merges  # the next transaction starts with this pair
+            self._store_merge(a, b, merged, body)
+            self._into.add(a[0])
             merges, cursor = merges + 1, b[0]
-            if not self._database.over():
+            if not self._database.over(extra_pages):
                 break
         return cursor, merges
 
@@ -96,12 +112,12 @@ class Compactor:
         return merged
 
     def _store_merge(self, a: tuple[Any, ...], b: tuple[Any, ...],
-                     merged: dict[str, Any]) -> None:
-        """Replace row a by the merged payload, delete row b, count one more compacted."""
+                     merged: dict[str, Any], body: str) -> None:
+        """Delete row b (first: its pages take the merged payload when the budget is
+        spent), replace row a by the merged payload, count one more compacted."""
+        self._conn.execute("DELETE FROM messages WHERE seq = ?", (b[0],))
         self._conn.execute(
             "UPDATE messages SET created = ?, window_start = ?, window_end = ?, payload = ? "
             "WHERE seq = ?",
-            (min(a[3], b[3]), _opt(min, a[4], b[4]), _opt(max, a[5], b[5]), dumps(merged),
-             a[0]))
-        self._conn.execute("DELETE FROM messages WHERE seq = ?", (b[0],))
+            (min(a[3], b[3]), _opt(min, a[4], b[4]), _opt(max, a[5], b[5]), body, a[0]))
         self._ledger.count("compacted", 1)

@@ -31,7 +31,12 @@ from typing import Any
 
 from edgewatch.agent.delivery.outbox.caps import CapEnforcer
 from edgewatch.agent.delivery.outbox.compaction import Compactor
-from edgewatch.agent.delivery.outbox.database import MIN_MAX_BYTES, OutboxDatabase
+from edgewatch.agent.delivery.outbox.database import (
+    DELETE_PAGES,
+    MIN_MAX_BYTES,
+    TXN_FIXED_PAGES,
+    OutboxDatabase,
+)
 from edgewatch.agent.delivery.outbox.loss import (
     LossLedger,
     add_counts,
@@ -181,24 +186,76 @@ class Outbox:
             return self.degraded is None
 
     def _flush(self) -> None:
-        """Commit memory entries (oldest first) with the side state, batch by batch."""
+        """Commit memory entries (oldest first) with the side state, batch by batch.
+
+        A batch is as many entries as one transaction's WAL budget takes. When SQLite
+        refuses a write because the page budget is spent, the caps make room (compaction,
+        then eviction) and the batch is tried again; an entry too large for the cap at all
+        is evicted (counted and logged)."""
         memory = self._memory
         while memory.entries or memory.acks or self._loss.unsaved:
-            batch = memory.entries[:BATCH]
+            self._evict_oversized()
+            batch, acks = self._next_batch()
             try:
                 with self._database.txn():
-                    self._queue.delete(memory.acks)
+                    self._queue.delete(acks)
                     self._loss.persist_unsaved()
                     for entry in batch:
                         loss = {"loss": self._loss.take_disk()} if entry.attach_loss else {}
                         self._queue.insert(entry, {**entry.payload, **loss})
             except sqlite3.Error as exc:
+                if batch and self._database.over_budget(exc):
+                    self._make_room(batch)
+                    continue
                 memory.write_failed(exc)
                 return
             del memory.entries[:len(batch)]
-            memory.acks.clear()
+            memory.acks.difference_update(acks)
             self._loss.unsaved.clear()
         memory.recovered()
+
+    def _entry_bytes(self, entry: Entry) -> int:
+        """The stored size of an entry (an attached loss report adds a little)."""
+        return len(dumps(entry.payload)) + (512 if entry.attach_loss else 0)
+
+    def _next_batch(self) -> tuple[list[Entry], list[int]]:
+        """The entries and acks the next flush transaction takes (its WAL budget)."""
+        database = self._database
+        budget = database.budget()
+        acks = [s for s in sorted(self._memory.acks) if budget.take(DELETE_PAGES)]
+        batch = []
+        for entry in self._memory.entries[:BATCH]:
+            if not budget.take(database.row_pages(self._entry_bytes(entry))):
+                break
+            batch.append(entry)
+        return batch, acks
+
+    def _evict_oversized(self) -> None:
+        """Evict the entries too large for one transaction under the cap: never storable."""
+        for entry in list(self._memory.entries):
+            size = self._entry_bytes(entry)
+            if not self._database.fits(size):
+                self._memory.entries.remove(entry)
+                self._loss.note(f"evicted.{entry.kind}")
+                log.warning("outbox: evicted 1 row holding 1 message (%s: 1; seqs %d..%d), "
+                            "%d bytes freed: larger than the size cap (%d bytes) can hold",
+                            entry.kind, entry.seq, entry.seq, size, self.max_bytes)
+
+    def _make_room(self, batch: list[Entry]) -> None:
+        """The page budget refused ``batch``: make room for it, or, when nothing is left to
+        compact or evict before it, evict its first entry (it cannot be stored)."""
+        database = self._database
+        first = batch[0]
+        need = sum(database.row_pages(self._entry_bytes(e)) for e in batch)
+        before = database.live_bytes()
+        self._caps.enforce(need, spare_alerts=first.kind != "alert")
+        if self.degraded is not None or database.live_bytes() < before:
+            return
+        self._memory.entries.remove(first)
+        self._loss.note(f"evicted.{first.kind}")
+        log.warning("outbox: evicted 1 row holding 1 message (%s: 1; seqs %d..%d), 0 bytes "
+                    "freed: the size cap (%d bytes) is full of messages that go before it",
+                    first.kind, first.seq, first.seq, self.max_bytes)
 
     # -- the publisher's side -------------------------------------------------------------
 
@@ -224,14 +281,17 @@ class Outbox:
         with self._lock:
             todo = set(seqs)
             todo -= self._memory.remove(todo)
-            if not todo:
-                return
-            try:
-                with self._database.txn():
-                    self._queue.delete(sorted(todo))
-            except sqlite3.Error as exc:
-                self._memory.write_failed(exc)
-                self._memory.acks.update(todo)
+            left = sorted(todo)
+            step = max(1, (self._database.txn_pages - TXN_FIXED_PAGES) // DELETE_PAGES)
+            while left:  # in transactions within the WAL budget
+                try:
+                    with self._database.txn():
+                        self._queue.delete(left[:step])
+                except sqlite3.Error as exc:
+                    self._memory.write_failed(exc)
+                    self._memory.acks.update(left)
+                    return
+                del left[:step]
 
     def reject(self, seq: int, reason: str) -> None:
         """Drop a message the broker refused for good; it counts under ``rejected``."""

@@ -17,6 +17,11 @@ from edgewatch.agent.inference.preprocess import Geometry
 from edgewatch.agent.records import Detections
 
 ROLES = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
+COCO_MAX_ID = 90
+"""The largest class id of the TF Object Detection API's COCO models (ids 1..90, some unused;
+the graph does not declare it). A labels file for them has 90 lines, line k naming id k."""
+COCO_FIRST_NAME = "person"
+"""COCO id 1: a labels file starting with it is taken for a COCO list."""
 
 
 class SsdAdapter(OutputAdapter):
