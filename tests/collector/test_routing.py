@@ -94,10 +94,11 @@ def test_firing_alert_is_active_in_alertmanager_with_labels_and_annotations(
 
     [alert] = ours(alertmanager, payload.id)
     assert alert["labels"] == {
-        "alertname": "edgewatch_temperature", "device": DEVICE, "fleet": FLEET,
+        "alertname": "EdgewatchTemperature", "device": DEVICE, "fleet": FLEET,
         "rule": "temperature", "subject": "cpu", "severity": "critical",
-        "edgewatch_id": payload.id}
+        "group": payload.group, "source": "device", "edgewatch_id": payload.id}
     notes = alert["annotations"]
+    assert notes["runbook_url"] == "docs/runbook.md#performance-and-resources"
     assert notes["summary"] == payload.message and "temperature cpu = 91" in notes["summary"]
     assert notes["observed"] == "91.0" and notes["expected"] == "< 85.0"
     assert notes["state"] == "firing"
@@ -200,7 +201,8 @@ def test_webhook_receives_slack_text(hook: Hook, device: Device) -> None:
     assert router.sent == {WEBHOOK: 3} and not router.errors
     assert [ctype for ctype, _ in hook.received] == ["application/json"] * 3
     texts = [body["text"] for _, body in hook.received]
-    assert texts[0] == f"[FIRING] critical {DEVICE}: {firing.message}"
+    assert texts[0] == (f"[FIRING] critical {DEVICE}: {firing.message}\n"
+                        "runbook: docs/runbook.md#performance-and-resources")
     assert texts[1].startswith(f"[ACKNOWLEDGED] critical {DEVICE}: temperature: ")
     assert texts[2].startswith(f"[RESOLVED] critical {DEVICE}: temperature: resolved")
     assert [set(body) for _, body in hook.received] == [{"text"}] * 3
@@ -240,9 +242,10 @@ def test_resolved_end_is_clamped_between_since_and_now(device: Device) -> None:
 def test_slack_text_and_odd_payloads() -> None:
     snoozed = Alert(id="a1", rule="r", state="snoozed", severity="info", window=Span(),
                     since=0.0, updated=0.0, device="d", message="m")
-    assert slack_text(snoozed) == "[SNOOZED] info d: m"
+    text = "[SNOOZED] info d: m\nrunbook: docs/runbook.md"  # a metric without a section
+    assert slack_text(snoozed) == text
     as_json = {"schema": "edgewatch.alert/1", **msgspec.to_builtins(snoozed)}
-    assert slack_text(as_json) == "[SNOOZED] info d: m"  # a JSON object is decoded first
+    assert slack_text(as_json) == text  # a JSON object is decoded first
     router = AlertRouter(alertmanager_url="http://127.0.0.1:9", webhook_url="http://x.invalid")
     router.route(FLEET, {"since": 1e300})  # not an alert message: counted, not raised
     assert router.errors == {"payload": 1} and router.pending == 0

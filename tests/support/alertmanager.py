@@ -61,8 +61,12 @@ class AlertmanagerServer:
     """An Alertmanager process on a loopback port; the port survives stop()/start()."""
 
     def __init__(self, workdir: str | os.PathLike[str], port: int | None = None,
-                 host: str = "127.0.0.1", binary: str | None = None) -> None:
+                 host: str = "127.0.0.1", binary: str | None = None,
+                 config: str = CONFIG) -> None:
         self.workdir = Path(workdir)
+        self.config = config
+        """The configuration file's text (default: every alert to a receiver that notifies
+        nobody)."""
         self.host = host
         self.port = port or free_port(host)
         self.binary = binary or alertmanager_binary()
@@ -90,7 +94,7 @@ class AlertmanagerServer:
             return self
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "data").mkdir(exist_ok=True)
-        (self.workdir / "am.yml").write_text(CONFIG, encoding="utf-8")
+        (self.workdir / "am.yml").write_text(self.config, encoding="utf-8")
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)

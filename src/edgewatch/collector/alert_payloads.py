@@ -2,11 +2,15 @@
 chat webhook message (:mod:`edgewatch.collector.routing` sends them).
 
 Alertmanager (``POST <url>/api/v2/alerts``)
-    One alert per message, labelled ``alertname = "edgewatch_" + rule``, ``device``,
-    ``fleet``, ``rule``, ``subject`` (when the alert has one), ``severity`` and
-    ``edgewatch_id`` (the device's alert id: one incident, one label set). Annotations carry
-    the sentence (``summary``), ``observed``, ``expected`` (``"<= 0.3"``), the window as an
-    ISO 8601 interval (``start/end``, UTC) and the device-side ``state``; an incident's lead
+    One alert per message, labelled ``alertname`` (``Edgewatch`` + the rule's name in
+    CamelCase: rule ``no-signal`` is ``EdgewatchNoSignal``, the same vocabulary as the
+    Prometheus rules in ``configs/prometheus``), ``device``, ``fleet``, ``rule``,
+    ``subject`` (when the alert has one), ``severity``, ``group`` (the incident group:
+    ``drift``, ``quality``, ...), ``source="device"`` and ``edgewatch_id`` (the device's
+    alert id: one incident, one label set). Annotations carry the sentence (``summary``),
+    ``runbook_url`` (the runbook section for the rule's metric, see :func:`runbook_url`),
+    ``observed``, ``expected`` (``"<= 0.3"``), the window as an ISO 8601 interval
+    (``start/end``, UTC) and the device-side ``state``; an incident's lead
     adds ``evidence`` (drifted features and effects, ``"saturation 81.5 (drift), ..."``) and
     ``members`` (the incident's other active alerts, ``"anomalies = 1 (firing); ..."``).
     Members of an incident are not sent at all (``routing``).
@@ -27,7 +31,8 @@ Alertmanager (``POST <url>/api/v2/alerts``)
 
 Webhook (Slack-compatible incoming webhook)
     ``{"text": "[FIRING] warning cam-12: <sentence>"}`` with ``FIRING``, ``RESOLVED``,
-    ``ACKNOWLEDGED`` or ``SNOOZED``, then the evidence and members lines when there are any.
+    ``ACKNOWLEDGED`` or ``SNOOZED``, then the evidence and members lines when there are any
+    and, unless resolved, the runbook line.
 """
 
 from __future__ import annotations
@@ -92,16 +97,53 @@ def members_text(members: list[Member], limit: int = 12) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
+RUNBOOK = "docs/runbook.md"
+"""Where the runbook is, by default (``alerting.runbook_url``: where your team hosts it)."""
+RUNBOOK_SECTIONS: dict[str, str] = {
+    "drift.severity": "a-device-reports-drift",
+    "drift.score": "a-device-reports-drift",
+    "drift.feature": "a-device-reports-drift",
+    "anomaly.rate": "anomalous-frames",
+    "quality": "data-quality-faults",
+    "signal": "no-signal",
+    "latency.p95": "performance-and-resources",
+    "fps": "performance-and-resources",
+    "cpu": "performance-and-resources",
+    "memory": "performance-and-resources",
+    "disk": "performance-and-resources",
+    "temperature": "performance-and-resources",
+    "outbox.pending": "outbox-backlog",
+}
+"""The runbook section (its anchor in docs/runbook.md) for each alert-rule metric."""
+
+
+def alert_name(rule: str) -> str:
+    """The Alertmanager ``alertname`` of a device rule: ``Edgewatch`` + CamelCase.
+
+    >>> alert_name("no-signal"), alert_name("drift"), alert_name("feature_drift")
+    ('EdgewatchNoSignal', 'EdgewatchDrift', 'EdgewatchFeatureDrift')
+    """
+    words = [w for w in rule.replace("_", "-").replace(".", "-").split("-") if w]
+    return "Edgewatch" + "".join(w[:1].upper() + w[1:] for w in words or ["unknown"])
+
+
+def runbook_url(alert: Alert, base: str = RUNBOOK) -> str:
+    """The runbook section for an alert's metric (the runbook's start for others)."""
+    section = RUNBOOK_SECTIONS.get(alert.metric)
+    return f"{base}#{section}" if section else base
+
+
 def _labels(fleet: str, alert: Alert) -> dict[str, str]:
     rule = alert.rule or "unknown"
-    labels = {"alertname": f"edgewatch_{rule}", "device": alert.device,
+    labels = {"alertname": alert_name(rule), "device": alert.device,
               "fleet": fleet, "rule": rule, "subject": alert.subject,
-              "severity": alert.severity, "edgewatch_id": alert.id}
+              "severity": alert.severity, "group": alert.group, "source": "device",
+              "edgewatch_id": alert.id}
     return {k: v for k, v in labels.items() if v}  # an empty label is no label
 
 
-def _annotations(alert: Alert) -> dict[str, str]:
-    notes = {"summary": alert.message,
+def _annotations(alert: Alert, runbook: str = RUNBOOK) -> dict[str, str]:
+    notes = {"summary": alert.message, "runbook_url": runbook_url(alert, runbook),
              "observed": "" if alert.observed is None else str(alert.observed),
              "expected": _expected(alert.expected),
              "window": _iso_window(alert.window),
@@ -117,7 +159,7 @@ def _annotations(alert: Alert) -> dict[str, str]:
 
 def alertmanager_alert(fleet: str, payload: AlertPayload, now: float,
                        active_ttl_s: float = ACTIVE_TTL_S,
-                       generator_url: str = "") -> dict[str, Any]:
+                       generator_url: str = "", runbook: str = RUNBOOK) -> dict[str, Any]:
     """The Alertmanager API v2 alert for an ``edgewatch.alert/1`` message (module docs)."""
     alert = as_alert(payload)
     since = alert.since
@@ -126,15 +168,16 @@ def alertmanager_alert(fleet: str, payload: AlertPayload, now: float,
     else:
         ends = max(now, since) + active_ttl_s
     out: dict[str, Any] = {"labels": _labels(fleet, alert),
-                           "annotations": _annotations(alert),
+                           "annotations": _annotations(alert, runbook),
                            "startsAt": rfc3339(since), "endsAt": rfc3339(ends)}
     if generator_url:
         out["generatorURL"] = generator_url
     return out
 
 
-def slack_text(payload: AlertPayload) -> str:
-    """``[FIRING] warning cam-12: <sentence>``."""
+def slack_text(payload: AlertPayload, runbook: str = RUNBOOK) -> str:
+    """``[FIRING] warning cam-12: <sentence>``, then the evidence, the incident's members
+    and the runbook section (``runbook: docs/runbook.md#...``)."""
     alert = as_alert(payload)
     tag = _STATE_TAGS.get(alert.state, alert.state.upper())
     message = alert.message or alert.rule or "alert"
@@ -143,4 +186,6 @@ def slack_text(payload: AlertPayload) -> str:
         text += f"\nevidence: {evidence_text(alert.evidence)}"
     if alert.members:
         text += f"\nalso in this incident: {members_text(alert.members)}"
+    if alert.state != "resolved":
+        text += f"\nrunbook: {runbook_url(alert, runbook)}"
     return text

@@ -47,6 +47,7 @@ from edgewatch import __version__
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.collector.alert_payloads import (
     ACTIVE_TTL_S,
+    RUNBOOK,
     AlertPayload,
     alertmanager_alert,
     as_alert,
@@ -137,7 +138,7 @@ class AlertRouter:
     def __init__(self, alertmanager_url: str = "", webhook_url: str = "",
                  timeout_s: float = 5.0, clock: Clock | None = None, *,
                  active_ttl_s: float = ACTIVE_TTL_S, generator_url: str = "",
-                 max_pending: int = MAX_PENDING,
+                 runbook_url: str = RUNBOOK, max_pending: int = MAX_PENDING,
                  backoff_s: tuple[float, float] = BACKOFF_S) -> None:
         self.alertmanager_url = check_url(alertmanager_url, "alertmanager_url")
         self.webhook_url = check_url(webhook_url, "webhook_url")
@@ -145,6 +146,7 @@ class AlertRouter:
         self.clock: Clock = clock or SystemClock()
         self.active_ttl_s = active_ttl_s
         self.generator_url = generator_url
+        self.runbook_url = runbook_url
         self.max_pending = max(1, max_pending)
         self.backoff_s = backoff_s
         self.sent: collections.Counter[str] = collections.Counter()
@@ -208,14 +210,15 @@ class AlertRouter:
         out = []
         if self.alertmanager_url:
             request = alertmanager_alert(fleet, alert, self.clock.now(), self.active_ttl_s,
-                                         self.generator_url)
+                                         self.generator_url, self.runbook_url)
             # without an id, an alert stands for itself
             ident = alert.id or f"#{next(self._serial)}"
             alert_key = (fleet, alert.device, ident)
             out.append(_Delivery(ALERTMANAGER, f"{self.alertmanager_url}/api/v2/alerts",
                                  _json([request]), (ALERTMANAGER, *alert_key), what))
         if self.webhook_url:
-            out.append(_Delivery(WEBHOOK, self.webhook_url, _json({"text": slack_text(alert)}),
+            text = slack_text(alert, self.runbook_url)
+            out.append(_Delivery(WEBHOOK, self.webhook_url, _json({"text": text}),
                                  (WEBHOOK, str(next(self._serial))), what))
         return out
 
