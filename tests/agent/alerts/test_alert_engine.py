@@ -265,3 +265,30 @@ def test_the_backlog_rule_sees_the_outbox_through_the_agents_sinks(tmp_path: Pat
     assert [(a["rule"], a["state"]) for a in alerts] == [("backlog", "firing")]
     assert "outbox.pending" in alerts[0]["message"]
     outbox.close()
+
+
+def test_a_picture_back_before_its_window_closes_is_still_one_incident(tmp_path: Path) -> None:
+    """Black from 45 s to 55 s, 10-s windows: no-signal fires at 48 s and the picture is
+    back at 56 s, before the window 50-60 s (half of it black) closes and fires the quality
+    rule for black. That alert joins the no-signal incident; one notification in all."""
+    from edgewatch.agent.records import SignalChange
+
+    sent: list[Alert] = []
+    engine = AlertEngine(AlertsConfig(), AlertStore(tmp_path / "a.db"), sent.append)
+
+    def window(start: float, black: int) -> dict[str, Any]:
+        return {"window": {"start": start, "end": start + 10.0},
+                "frames": {"seen": 100, "monitored": 25}, "quality": {"black": black}}
+
+    engine.evaluate(window(40.0, 12))  # 12 of 25 black: below the rule's 0.5
+    engine.signal(SignalChange(lost=True, fault="black", since=45.0, at=48.2))
+    engine.signal(SignalChange(lost=False, fault="black", since=45.0, at=56.0))
+    engine.evaluate(window(50.0, 13))  # 13 of 25: the quality rule fires for black
+    engine.evaluate(window(60.0, 0))
+    pages = [a for a in sent if a.state == "firing" and not a.incident]
+    assert [(a.rule, a.subject) for a in pages] == [("no-signal", "black")]
+    members = [(a.rule, a.subject, a.state, a.incident) for a in sent if a.incident]
+    assert members == [("quality", "black", "firing", pages[0].id),
+                       ("quality", "black", "resolved", pages[0].id)]
+    assert [(a.rule, a.state) for a in sent][-1] == ("no-signal", "resolved")
+    assert not engine.active

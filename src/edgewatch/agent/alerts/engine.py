@@ -82,13 +82,16 @@ class AlertEngine:
             window = summary.get("window") or {}
             self.now = max(self.now, float(window.get("end", self.now)))
             firing: list[tuple[RuleConfig, str, float]] = []
+            back: list[Alert] = []  # no-signal alerts whose picture came back
             for name in self.rules:
                 rule = self.rule(name)
                 if not rule.enabled:
                     continue
                 if rule.metric == SIGNAL:  # no window value: only reminders are due
                     for alert in [a for a in self.active.values() if a.rule == name]:
-                        if self._maybe_renotify(alert):
+                        if alert.signal_back:
+                            back.append(alert)
+                        elif self._maybe_renotify(alert):
                             self.store.save_alert(alert)
                     continue
                 for subject, value in observe(rule.metric, summary).items():
@@ -98,6 +101,8 @@ class AlertEngine:
             for rule, subject, value in sorted(
                     firing, key=lambda f: SEVERITY_ORDER.get(f[0].severity, 9)):
                 self._fire(rule, f"{rule.name}/{subject}", subject, value, summary)
+            for alert in back:  # this window's faults of the same cause have joined by now
+                self._signal_resolve(alert)
             self._close_incidents()
 
     def _judge(self, rule: RuleConfig, subject: str, value: float,
@@ -258,14 +263,22 @@ class AlertEngine:
             return
         alert.window_end = max(alert.window_end, float(change.at))
         alert.observed, alert.clear_count, alert.cleared = 1.0, 0, False
+        alert.signal_back = 0.0  # lost again before the window closed: still one alert
         self._maybe_renotify(alert)
         self.store.save_alert(alert)
 
     def _signal_back(self, alert: Alert, change: SignalChange) -> None:
+        """The picture is back: the alert resolves with the next window judged (see
+        ``Alert.signal_back``), not now."""
         alert.window_end = max(alert.window_end, float(change.at))
-        alert.observed, alert.cleared = 0.0, True
+        alert.observed, alert.signal_back = 0.0, float(change.at)
+        self.store.save_alert(alert)
+
+    def _signal_resolve(self, alert: Alert) -> None:
+        alert.cleared = True
         if not self._members(alert):
-            self._resolve(alert, f"the signal is back after {change.at - alert.since:.1f} s")
+            self._resolve(alert, "the signal came back after "
+                                 f"{alert.signal_back - alert.since:.1f} s")
         else:
             self.store.save_alert(alert)
 

@@ -40,6 +40,10 @@ class Alert:
     """A lead whose own condition cleared, held open while members are active."""
     evidence: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     """Drift alerts: the flagged features (``contracts.alert.Evidence`` as dicts)."""
+    signal_back: float = 0.0
+    """No-signal alerts: footage time the picture came back (0 while it is lost). The
+    alert resolves with the next window judged, so that window's alerts of the same cause
+    (its quality faults) join the incident instead of opening another."""
 
 
 @dataclasses.dataclass
