@@ -8,6 +8,10 @@ window; ``--max-fps 0`` measures all 100). Scenarios:
 - a frozen stream and a run of black frames in the second half.
 For each, the edgewatch verdict per window is printed next to a naive per-frame KS test
 with Bonferroni correction (scipy, i.i.d. p-values), which is what the honest rule replaces.
+The default alert rules run on every scenario (the no-signal fast path included): the table
+prints the notifications people get per clip (alert messages the collector routes: incident
+leads firing or reminding; members are stored, not routed) and, for the frozen and black
+clips, the seconds of footage from the fault's onset to its first alert.
 
     python bench/drift_eval.py [--assets DIR] [--corruptions gaussian_noise,fog]
         [--severities 1,2,3,4,5] [--max-fps 2.5] [--json out.json]
@@ -31,6 +35,8 @@ import cv2
 import numpy as np
 from scipy import stats as sps
 
+from edgewatch.agent.alerts.engine import AlertEngine
+from edgewatch.agent.alerts.state import AlertStore
 from edgewatch.agent.app import make_measurer
 from edgewatch.agent.inference.engine import InferenceEngine
 from edgewatch.agent.measure.checks import FrameChecks
@@ -41,6 +47,7 @@ from edgewatch.agent.window.accumulator import WindowAccumulator
 from edgewatch.agent.window.drift_judge import DriftJudge
 from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
 from edgewatch.config.agent import AgentConfig, parse_config
+from edgewatch.contracts import Alert
 
 FPS = 10.0
 WINDOW = 100
@@ -59,6 +66,18 @@ class Outcome:
     onsets: dict[str, float] = field(default_factory=dict)
     anomaly_rates: list[float] = field(default_factory=list)
     top: list[str] = field(default_factory=list)
+    notifications: int = 0
+    """Alert messages routed to people while the clip played (leads firing or reminding)."""
+    alerts: list[str] = field(default_factory=list)
+    """Every alert message, as rule/subject:state (members marked +)."""
+    first_alert: float | None = None
+    """Footage time of the first routed firing alert."""
+
+
+def notifying(alert: Alert) -> bool:
+    """An alert message the collector routes to people as a page: an incident lead (not a
+    member) firing, or reminding that it still fires."""
+    return alert.state == "firing" and not alert.incident
 
 
 def assets_dir(arg: str | None) -> Path:
@@ -120,6 +139,16 @@ def evaluate(name: str, cfg: AgentConfig, ref: ReferenceProfile,
     judge, checks = DriftJudge(cfg.drift, ref), FrameChecks(cfg.quality, ref)
     names = [n for n, r in ref.numeric.items() if r.per_frame]
     out = Outcome(name, [], [])
+
+    def emit(alert: Alert) -> None:
+        member = "+" if alert.incident else ""
+        out.alerts.append(f"{member}{alert.rule}/{alert.subject or '-'}:{alert.state}")
+        if notifying(alert):
+            out.notifications += 1
+            if out.first_alert is None:
+                out.first_alert = alert.window.end
+
+    engine = AlertEngine(cfg.alerts, AlertStore(":memory:"), emit)
     cap = RateCap(cfg.features.max_fps)  # the monitor's sampling, as in a replay
     for start in range(0, len(ms), window):
         chunk = ms[start:start + window]
@@ -127,14 +156,18 @@ def evaluate(name: str, cfg: AgentConfig, ref: ReferenceProfile,
         acc = WindowAccumulator(ref, chunk[0].timestamp, chunk[0].timestamp + len(chunk) * step)
         kept = [m for m in chunk if cap(m.timestamp)]
         for m in kept:
-            m.faults, m.anomaly = [], float("nan")
+            m.faults, m.anomaly, m.signal = [], float("nan"), None
             checks(m)
             acc.add(m)
+            if m.signal is not None:  # the monitor's no-signal fast path
+                engine.signal(m.signal)
         acc.summary.frames.seen = len(chunk)
         acc.summary.frames.sampled_out = len(chunk) - len(kept)
         t0 = time.perf_counter()
         verdict = judge.judge(acc.summary)
         judge_ms.append((time.perf_counter() - t0) * 1e3)
+        acc.summary.extra["drift"] = verdict
+        engine.evaluate(acc.summary.to_dict())  # the default alert rules, as on a device
         out.severities.append(verdict["severity"])
         out.naive.append(naive_ks(ref_ms, kept, names))
         out.anomaly_rates.append(acc.summary.anomaly.rate)
@@ -159,7 +192,7 @@ def corrupt_fn(name: str, severity: int) -> Callable[[np.ndarray], np.ndarray]:
 
 def print_table(rows: list[Outcome], first_bad: dict[str, int]) -> None:
     print(f"{'scenario':28} {'edgewatch verdict per window':38} {'naive KS':10} "
-          f"{'1st window':10} anomaly% quality")
+          f"{'1st window':10} {'notif.':>6} anomaly% quality")
     for o in rows:
         sev = " ".join({"ok": ".", "warning": "w", "drift": "D"}[s] for s in o.severities)
         naive = "".join("D" if n else "." for n in o.naive)
@@ -167,7 +200,8 @@ def print_table(rows: list[Outcome], first_bad: dict[str, int]) -> None:
         first = "-" if i is None else ("drift" if o.severities[i] == "drift" else o.severities[i])
         rate = 100 * statistics.mean(o.anomaly_rates) if o.anomaly_rates else 0.0
         q = ",".join(f"{k}:{v}" for k, v in sorted(o.quality.items()))
-        print(f"{o.name:28} {sev:38} {naive:10} {first:10} {rate:7.1f}  {q}")
+        print(f"{o.name:28} {sev:38} {naive:10} {first:10} {o.notifications:>6} "
+              f"{rate:7.1f}  {q}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,9 +249,20 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(evaluate("black 45.0-55.0 s", cfg, ref, first, runner.measure(black),
                          judge_ms))
     print_table(rows, first_bad)
+    onset_s = (SPLIT + 50) / FPS
     for o in rows[-2:]:
-        onset = {k: round(v - (SPLIT + 50) / FPS, 2) for k, v in o.onsets.items()}
+        onset = {k: round(v - onset_s, 2) for k, v in o.onsets.items()}
         print(f"{o.name}: seconds from fault start to first faulty frame: {onset}")
+        to_alert = "no alert" if o.first_alert is None else f"{o.first_alert - onset_s:.1f} s"
+        print(f"{o.name}: seconds of footage from fault start to its alert: {to_alert} "
+              f"({', '.join(o.alerts)})")
+    degraded = [o for o in rows if not o.name.startswith("control")]
+    counts = [o.notifications for o in degraded]
+    print(f"notifications per degraded clip (default rules): median "
+          f"{statistics.median(counts):g}, max {max(counts)} over {len(counts)} clips; "
+          f"controls: {[o.notifications for o in rows if o.name.startswith('control')]}")
+    for o in degraded:
+        print(f"  {o.name}: {', '.join(o.alerts) or 'no alert'}")
     print(f"drift evaluation per window (all features): median "
           f"{statistics.median(judge_ms):.2f} ms, max {max(judge_ms):.2f} ms "
           f"over {len(judge_ms)} windows")
