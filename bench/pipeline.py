@@ -1,7 +1,7 @@
 """Throughput of a bare onnxruntime loop against edgewatch's monitored pipeline.
 
     python bench/pipeline.py [--assets DIR] [--repeats 5] [--frames 300] [--block 10]
-                             [--set features.every_nth=2 ...] [--json PATH]
+                             [--set features.every_nth=2 ...] [--evidence] [--json PATH]
 
 SSDLite-MobileNetV2 on vtest.avi, frames decoded into memory before timing. The two loops
 run interleaved in one process on the same onnxruntime session, in blocks of ``--block``
@@ -15,6 +15,12 @@ The session is the one edgewatch opens, which with the default model settings is
 onnxruntime session with its defaults, so ``--set model.*`` changes both loops. Frames carry
 vtest's own timestamps (10 fps), so the default ``features.max_fps`` of 2.5 measures one
 frame in 4; ``--set features.max_fps=0`` measures every frame.
+
+``--evidence`` turns evidence capture on (``[evidence]`` defaults, in a temporary
+directory) in the monitored loop: every monitored frame is JPEG-encoded into the pre-trigger
+ring on the capture thread and routine frames are written; ``--set
+evidence.near_threshold_per_hour=36000`` makes it write every frame with near-threshold
+detections (at most ``evidence.max_per_hour``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import platform
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -134,6 +141,7 @@ class PairedLoops:
                                  publish=False, live=False)
         self.monitor: Monitor = self.agent.monitor
         self.index = 0
+        self.evidence: dict[str, int] | None = None
 
     def bare(self, frames: list[Image]) -> None:
         """What an application does without edgewatch: BGR -> RGB, then session.run."""
@@ -166,6 +174,11 @@ class PairedLoops:
 
     def close(self) -> Result:
         self.monitor.close()
+        evidence = self.agent.outputs.evidence
+        if evidence is not None:
+            evidence.drain()
+            self.evidence = evidence.totals
+            evidence.close()
         total = self.sink.summaries[0]
         for s in self.sink.summaries[1:]:
             total.merge(s)
@@ -240,13 +253,14 @@ def machine_facts() -> dict[str, Any]:
 
 
 def report(args: argparse.Namespace, rounds: list[Round], counts: Result, costs: Result,
-           peak_rss: float) -> None:
+           peak_rss: float, evidence: dict[str, int] | None = None) -> None:
     ratios = [r for rd in rounds for r in rd.ratios]
     q1, q2, q3 = statistics.quantiles(ratios, n=4)
     per_round = [rd.ratio for rd in rounds]
     frames_mib = args.frames * 768 * 576 * 3 / 2**20
     print("machine: " + ", ".join(f"{k} {v}" for k, v in machine_facts().items()))
-    print(f"settings: edgewatch defaults{''.join(' ' + s for s in args.set)}; {args.frames} "
+    on = " --evidence" if args.evidence else ""
+    print(f"settings: edgewatch defaults{on}{''.join(' ' + s for s in args.set)}; {args.frames} "
           f"frames (768x576) per round in blocks of {args.block}; {len(rounds)} rounds, "
           f"{len(ratios)} pairs")
     print(f"bare onnxruntime loop      {statistics.median(rd.bare_fps for rd in rounds):7.1f}"
@@ -263,6 +277,8 @@ def report(args: argparse.Namespace, rounds: list[Round], counts: Result, costs:
           f"(max {max(foreign):.0%})")
     print(f"peak RSS                   {peak_rss:.0f} MiB, of which {frames_mib:.0f} MiB are "
           f"the decoded frames")
+    if evidence is not None:
+        print("evidence                   " + ", ".join(f"{k} {v}" for k, v in evidence.items()))
     print("feature cost, ms/frame (cv2 1 thread, median): "
           + ", ".join(f"{k} {v:.3f}" for k, v in costs.items()))
 
@@ -275,6 +291,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--block", type=int, default=10, help="frames per block (default 10)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. features.every_nth=2 (repeatable)")
+    p.add_argument("--evidence", action="store_true",
+                   help="evidence capture on in the monitored loop (temporary directory)")
     p.add_argument("--json", help="also write the numbers to this JSON file")
     p.add_argument("--wait-idle", type=float, default=60.0, metavar="S",
                    help="before each round, wait up to S seconds for an idle machine "
@@ -287,7 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.block < 1 or args.frames < 2 * args.block or args.repeats < 1:
         sys.exit("need --block >= 1, --frames >= 2 x --block and --repeats >= 1")
     assets = assets_dir(args.assets)
-    cfg = make_config(assets, args.set)
+    overrides = list(args.set)
+    if args.evidence:
+        store = tempfile.mkdtemp(prefix="edgewatch-bench-evidence-")
+        overrides = ["evidence.enabled=true", f"evidence.path={store}", *overrides]
+    cfg = make_config(assets, overrides)
     source = open_source(str(assets / "video/vtest.avi"), first=0, last=399)
     reference = build_reference(cfg, InferenceEngine(cfg.model), source, show_progress=False)
     frames = load_frames(assets / "video/vtest.avi", args.frames)
@@ -297,11 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     wait_idle(args.wait_idle)
     costs = feature_costs(cfg, reference, frames, args.repeats)
-    report(args, rounds, counts, costs, peak_rss)
+    report(args, rounds, counts, costs, peak_rss, loops.evidence)
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"machine": machine_facts(), "settings": args.set, "feature_cost_ms": costs,
              "counts": counts, "rounds": [asdict(r) for r in rounds],
+             "evidence": loops.evidence,
              "peak_rss_mib": peak_rss}, indent=1))
     return 0
 

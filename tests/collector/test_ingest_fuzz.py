@@ -14,8 +14,10 @@ Every payload's fate is predicted by an oracle that runs :func:`edgewatch.contra
 on the same topic, bytes and content type (what the collector's MQTT thread sees); the
 collector's counters (read from /metrics) and its store must match it:
 
-- received == published == stored + duplicates + rejected (all reasons, ``store`` included)
-  + command topics (which the collector skips): no message without an outcome;
+- received == published == stored + duplicates + rejected (all reasons, ``store`` included):
+  no message without an outcome; payloads on topics the collector does not subscribe to
+  (command topics, unknown leaves, malformed topics outside its filters) never reach it
+  and are not counted as published;
 - each decode reason (topic, size, encoding, depth, schema, invalid) is counted exactly as
   often as the codec refuses a payload for it (a payload on which the codec raises anything
   but ``Rejected`` -- a codec bug -- must still be refused under some reason); a payload
@@ -66,7 +68,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from prometheus_client.parser import text_string_to_metric_families
 
+from edgewatch.collector.ingest import subscriptions
 from edgewatch.collector.store import open_store
+from edgewatch.config.collector import CollectorMqttConfig
 from edgewatch.contracts import codec
 from edgewatch.contracts.alert import Alert, Expected, Span
 from edgewatch.contracts.command import CommandResult
@@ -842,18 +846,24 @@ CODEC_ERRORS: list[tuple[Payload, str]] = []
 """Payloads on which codec.decode raised something else than Rejected, with the error."""
 
 
+FILTERS = subscriptions(CollectorMqttConfig(topic_root=ROOT))
+"""The collector's topic filters: the device -> collector leaves only."""
+UNSUBSCRIBED = "unsubscribed"
+
+
 def oracle(p: Payload) -> tuple[str, tuple[str, str, int] | None]:
-    """What the collector must do with ``p``: a decode reason, ``cmd`` (not stored, not
-    counted), ``device`` (names another device), ``accept`` (decodes and names its topic's
-    device) or ``accept?`` (decodes, names no device); with the store key of what decodes.
+    """What the collector must do with ``p``: a decode reason, ``unsubscribed`` (a topic
+    none of its filters matches: it never receives it), ``device`` (names another device),
+    ``accept`` (decodes and names its topic's device) or ``accept?`` (decodes, names no
+    device); with the store key of what decodes.
     ``codec error``: codec.decode raised something else than Rejected (a codec bug); the
     collector must still refuse the payload, under some reason."""
+    if not any(mqtt.topic_matches_sub(f, p.topic) for f in FILTERS):
+        return UNSUBSCRIBED, None
     parts = parse(p.topic, ROOT)
     if parts is None:
         return "topic", None
     _fleet, device, leaf = parts
-    if leaf.startswith("cmd/"):
-        return "cmd", None
     try:
         msg = codec.decode(leaf, p.raw, p.ctype)
     except codec.Rejected as exc:
@@ -1023,7 +1033,7 @@ def settle(run: Run, timeout: float = 30.0, quiet_s: float = 3.0) -> bool:
         s = run.scrape()
         if s is None:
             return False
-        if s.received >= run.published and s.outcomes + run.expected["cmd"] >= s.received:
+        if s.received >= run.published and s.outcomes >= s.received:
             return True
         if s.outcomes + s.received != seen:
             seen, since = s.outcomes + s.received, time.monotonic()
@@ -1133,8 +1143,9 @@ def test_fuzzed_payloads_never_hurt_the_collector(
                 run.decodable.add(_digest(p.topic, p.raw))
             infos.append(publisher.publish(p.topic, p.raw, qos=1,
                                            properties=properties(p.ctype)))
-            with run.lock:
-                run.published += 1
+            if outcome != UNSUBSCRIBED:
+                with run.lock:
+                    run.published += 1
         for info in infos:
             info.wait_for_publish(30)
             if info.rc != mqtt.MQTT_ERR_SUCCESS or not info.is_published():
@@ -1227,11 +1238,11 @@ def verify(run: Run, final: Scrape | None, settled: bool, facts: StoreFacts,
     # every message has exactly one outcome
     check(final.received == run.published,
           f"received {final.received:.0f} of {run.published} published")
-    lost = final.received - final.outcomes - run.expected["cmd"]
+    lost = final.received - final.outcomes
     check(settled and lost == 0,
           f"received {final.received:.0f} != stored {sum(final.stored.values()):.0f} + "
-          f"duplicates {final.duplicates:.0f} + rejected {sum(final.bad.values()):.0f} + "
-          f"command topics {run.expected['cmd']}: {lost:.0f} messages without an outcome "
+          f"duplicates {final.duplicates:.0f} + rejected {sum(final.bad.values()):.0f}: "
+          f"{lost:.0f} messages without an outcome "
           f"({run.expected[CODEC_ERROR]} payloads made codec.decode raise another exception "
           "than Rejected)")
     # rejected for the codec's reason (a payload on which the codec itself failed: any
@@ -1280,7 +1291,7 @@ def verify(run: Run, final: Scrape | None, settled: bool, facts: StoreFacts,
 
 def report(run: Run, final: Scrape | None, fuzz_s: float, elapsed: float) -> None:
     """The table quoted in reports (pytest -s)."""
-    reasons = ["accept", "accept?", "device", *DECODE_REASONS, "cmd", CODEC_ERROR]
+    reasons = ["accept", "accept?", "device", *DECODE_REASONS, UNSUBSCRIBED, CODEC_ERROR]
     width = {r: max(9, len(r) + 2) for r in reasons}
     head = f"{'category':<26}{'sent':>7} " + "".join(f"{r:>{width[r]}}" for r in reasons)
     lines = ["", "payloads sent per category, by the codec's verdict "
@@ -1295,11 +1306,11 @@ def report(run: Run, final: Scrape | None, fuzz_s: float, elapsed: float) -> Non
     if final is not None:
         lines += ["", "collector's counters (/metrics) vs the oracle",
                   f"  received            {final.received:>8.0f}   published {run.published}"
-                  f" ({total} fuzz + {run.canary_sent} canary)",
+                  f" ({total - run.expected[UNSUBSCRIBED]} fuzz + {run.canary_sent} canary)",
                   f"  stored              {sum(final.stored.values()):>8.0f}   by kind "
                   + ", ".join(f"{k} {v:.0f}" for k, v in sorted(final.stored.items()) if v),
                   f"  duplicates          {final.duplicates:>8.0f}",
-                  f"  command topics      {run.expected['cmd']:>8}   (not counted)"]
+                  f"  not subscribed      {run.expected[UNSUBSCRIBED]:>8}   (never received)"]
         for reason in sorted(set(final.bad) | set(codec.REASONS)):
             want = run.expected.get(reason, 0) if reason in DECODE_REASONS else (
                 f"{run.expected['device']}..{run.expected['device'] + run.expected['accept?']}"

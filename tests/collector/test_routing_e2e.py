@@ -80,8 +80,12 @@ def test_collector_routes_new_alerts_once(broker: MosquittoBroker, tmp_path: Pat
             assert [c[0] for c in d.commands] == ["ack", "snooze", "set-threshold", "list"]
         finally:
             d.close()
+        # nobody listens now: kept for the device's return (docs/mqtt.md), exit 0
         assert main(["alerts", "disable", "temperature", "--device", "cam-1", "--fleet", "f1",
-                     "--timeout", "1", "--config", str(toml)]) == 1
+                     "--timeout", "1", "--config", str(toml)]) == 0
+        assert capsys.readouterr().out.startswith("queued: cam-1 ")
+        assert main(["alerts", "rules", "--device", "cam-1", "--fleet", "f1",
+                     "--timeout", "1", "--config", str(toml)]) == 1  # a read: not queued
         assert "not delivered" in capsys.readouterr().err
         resolved = dev.window(70.0)
         pub.publish("edgewatch/v1/f1/cam-1/alert", msgspec.json.encode(resolved),

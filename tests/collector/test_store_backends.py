@@ -25,7 +25,8 @@ from support.paths import DATA
 
 EXAMPLE = json.loads((DATA / "summary-example.json").read_text())
 T0 = 1767225600.0
-TABLES = {"devices", "messages", "covered", "references", "quarantine"}
+TABLES = {"devices", "messages", "covered", "references", "quarantine", "decommissioned",
+          "commands"}
 
 
 def summary(device: str, seq: int, boot: str = "b1", merged: list[int] | None = None) -> Summary:

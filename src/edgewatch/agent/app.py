@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from edgewatch.agent.delivery.assembly import AlertSink, Delivery, make_alerting
 from edgewatch.agent.delivery.sinks import JsonlSink
+from edgewatch.agent.evidence.capture import EvidenceCapture, Identity, open_capture
 from edgewatch.agent.inference.engine import InferenceEngine
 from edgewatch.agent.measure.checks import FrameChecks
 from edgewatch.agent.measure.frame import FrameMeasurer
@@ -35,7 +36,7 @@ from edgewatch.agent.source import (
     parse_range,
 )
 from edgewatch.agent.window.drift_judge import DriftJudge
-from edgewatch.agent.window.monitor import Monitor, MonitorSettings, Sink
+from edgewatch.agent.window.monitor import FrameObserver, Monitor, MonitorSettings, Sink
 from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
 from edgewatch.agent.window.resources import ResourceSampler
 from edgewatch.agent.window.summary import WindowSummary
@@ -187,9 +188,11 @@ def offline_config(cfg: AgentConfig) -> AgentConfig:
 
 def make_monitor(cfg: AgentConfig, reference: ReferenceProfile, sink: Sink, *, live: bool,
                  lossless: bool = False, clock: Clock | None = None,
-                 on_signal: Callable[[SignalChange], None] | None = None) -> Monitor:
+                 on_signal: Callable[[SignalChange], None] | None = None,
+                 observer: FrameObserver | None = None) -> Monitor:
     """A Monitor with the configured windows, quality checks, anomaly score and drift judge;
-    ``on_signal`` hears of a lost or restored picture at once (the no-signal alert)."""
+    ``on_signal`` hears of a lost or restored picture at once (the no-signal alert),
+    ``observer`` sees every measured frame (evidence capture)."""
     settings = MonitorSettings(
         window_seconds=cfg.window.seconds, window_frames=cfg.window.frames,
         queue_size=cfg.features.queue_size, every_nth=cfg.features.every_nth,
@@ -199,21 +202,46 @@ def make_monitor(cfg: AgentConfig, reference: ReferenceProfile, sink: Sink, *, l
         reference, make_measurer(cfg), sink, settings,
         check=FrameChecks(cfg.quality, reference), judge=DriftJudge(cfg.drift, reference),
         resources=ResourceSampler(cfg.resources.disk_path) if cfg.resources.enabled else None,
-        clock=clock or SystemClock(), on_signal=on_signal,
+        clock=clock or SystemClock(), on_signal=on_signal, observer=observer,
     )
+
+
+def make_evidence(cfg: AgentConfig, reference: ReferenceProfile, model_sha256: str,
+                  clock: Clock | None = None) -> EvidenceCapture | None:
+    """The evidence capture of ``[evidence]`` (None when disabled): its store keeps
+    ``outbox.max_mb`` plus ``evidence.min_free_mb`` free on the disk."""
+    if not cfg.evidence.enabled:
+        return None
+    labels = make_measurer(cfg).outputs
+    identity = Identity(device_id(cfg), model_sha256, reference.id,
+                        cfg.model.postprocess.score_threshold)
+    try:
+        capture = open_capture(cfg.evidence, identity, label=labels.label, clock=clock,
+                               reserve_bytes=int(cfg.outbox.max_mb * 2**20))
+    except OSError as exc:
+        raise ConfigError(f"evidence.path: cannot open {cfg.evidence.path} ({exc})") from exc
+    except Exception as exc:  # the face detector (RedactionError)
+        raise ConfigError(f"evidence.redact: {exc}") from exc
+    redaction = "faces blurred" if cfg.evidence.redact.enabled else "NOT redacted"
+    log.info("evidence: frames kept in %s (%s; at most %d an hour, %.0f MB)", cfg.evidence.path,
+             redaction, cfg.evidence.max_per_hour, cfg.evidence.max_mb)
+    return capture
 
 
 class AgentOutputs:
     """Where the agent's windows go, in this order: the application's sink, JSON lines, the
     outbox (published by the delivery), the alert rules (which see the outbox's state).
 
-    A sink itself; owns the delivery (outbox and publisher) and the alert engine."""
+    A sink itself; owns the delivery (outbox and publisher), the alert engine and the
+    evidence capture (which the monitor feeds frames and the alert engine alerts)."""
 
     def __init__(self, *, sink: Sink | None = None, lines: JsonlSink | None = None,
-                 delivery: Delivery | None = None, alerting: AlertSink | None = None) -> None:
+                 delivery: Delivery | None = None, alerting: AlertSink | None = None,
+                 evidence: EvidenceCapture | None = None) -> None:
         self.lines = lines
         self.delivery = delivery
         self.alerting = alerting
+        self.evidence = evidence
         outbox = delivery.sink if delivery is not None else None
         self.sinks: tuple[Sink, ...] = tuple(
             s for s in (sink, lines, outbox, alerting) if s is not None)
@@ -240,6 +268,11 @@ class AgentOutputs:
         left goes out on the next start)."""
         if self.lines is not None:
             self.lines.close()
+        if self.evidence is not None:
+            self.evidence.close()
+            totals = self.evidence.totals
+            if any(totals.values()):
+                log.info("evidence: %s", ", ".join(f"{k} {v}" for k, v in totals.items()))
         drained = True if self.delivery is None else self.delivery.close(
             drain_timeout, only_connected=only_connected)
         if self.alerting is not None:
@@ -263,7 +296,8 @@ class Agent:
         self.outputs = sink if isinstance(sink, AgentOutputs) else AgentOutputs(sink=sink)
         self.stop = threading.Event()
         self.monitor = make_monitor(cfg, reference, self.outputs, live=live, lossless=lossless,
-                                    clock=clock or SystemClock(), on_signal=self.outputs.signal)
+                                    clock=clock or SystemClock(), on_signal=self.outputs.signal,
+                                    observer=self.outputs.evidence)
 
     def start(self) -> None:
         """Start publishing (a no-op without delivery)."""
@@ -336,6 +370,9 @@ def build_agent(cfg: AgentConfig, reference: ReferenceProfile, *, publish: bool,
       the broker of ``[mqtt]``; the publisher answers the device's commands.
     - The alert rules (``alerts.enabled``) run when their alerts have somewhere to go:
       ``lines`` or the outbox.
+    - ``[evidence]`` (``evidence.enabled``): frames kept on the device when an alert fires,
+      near the threshold and at random; the alert rules then run even without ``lines`` or
+      an outbox.
     - ``engine``: the inference engine, for ``Agent.run`` over a source, and the model
       identity the device announces; without one (an application's own session), the
       reference profile's model.
@@ -350,11 +387,14 @@ def build_agent(cfg: AgentConfig, reference: ReferenceProfile, *, publish: bool,
         cfg, reference, device=device_id(cfg), model_name=model_name,
         model_sha256=model_sha256, config_path=config_path, publish=True, clock=clock,
     ) if publish else None
+    evidence = make_evidence(cfg, reference, model_sha256, clock)
     alerting = make_alerting(
         cfg, model_sha256=model_sha256, lines=lines,
         outbox=delivery.outbox if delivery else None,
         publisher=delivery.publisher if delivery else None,
         commands=delivery.commands if delivery else None,
-    ) if lines is not None or delivery is not None else None
-    outputs = AgentOutputs(sink=sink, lines=lines, delivery=delivery, alerting=alerting)
+        on_alert=evidence.alert if evidence else None,
+    ) if lines is not None or delivery is not None or evidence is not None else None
+    outputs = AgentOutputs(sink=sink, lines=lines, delivery=delivery, alerting=alerting,
+                           evidence=evidence)
     return Agent(cfg, engine, reference, outputs, live=live, lossless=lossless, clock=clock)

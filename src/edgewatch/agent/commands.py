@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +28,10 @@ MAX_ERROR = 500
 """Longest error sentence sent back."""
 MAX_ID = 128
 """Longest command id a result carries (contracts.bounds.Id)."""
+REMEMBERED = 256
+"""Command ids remembered with their answers: a command delivered again (the operator's
+publish, then the collector's delivery of the same queued command) is answered again
+without being carried out twice."""
 _REFUSALS = {
     "size": "command payload too large",
     "encoding": "command payload is not JSON",
@@ -87,6 +93,9 @@ class CommandRouter:
     def __init__(self, token: str = "") -> None:
         self.token = token
         self.handlers: dict[str, Handler] = {"ping": lambda args: {"pong": True}}
+        self._done: OrderedDict[tuple[str, str], CommandResult] = OrderedDict()
+        """(name, id) -> the answer, for the last REMEMBERED commands carried out."""
+        self._done_lock = threading.Lock()
 
     def register(self, name: str, handler: Handler) -> None:
         self.handlers[name] = handler
@@ -108,14 +117,30 @@ class CommandRouter:
             if handler is None:
                 known = ", ".join(sorted(self.handlers))
                 raise CommandError(f"unknown command {command!r} (known: {known})")
-            fields = handler(dict(decoded.args))
-            return msgspec.convert({**fields, "command": command, "id": ident, "ok": True},
-                                   CommandResult)
+            key = (name, ident) if isinstance(ident, str) and ident else None
+            with self._done_lock:
+                if key is not None and key in self._done:
+                    log.info("command %r id %s: already carried out, answered again",
+                             command, ident)
+                    return self._done[key]
+            result = self._carry_out(handler, decoded.args, command, ident)
+            if key is not None and result.ok:
+                with self._done_lock:
+                    self._done[key] = result
+                    while len(self._done) > REMEMBERED:
+                        self._done.popitem(last=False)
+            return result
         except CommandError as exc:
             return self._refuse(command, ident, str(exc))
         except Exception as exc:  # a handler bug must not take the agent down
             log.exception("command %r failed", command)
             return self._refuse(command, ident, f"internal error: {type(exc).__name__}")
+
+    def _carry_out(self, handler: Handler, args: dict[str, Any], command: str,
+                   ident: CommandId) -> CommandResult:
+        fields = handler(dict(args))
+        return msgspec.convert({**fields, "command": command, "id": ident, "ok": True},
+                               CommandResult)
 
     @staticmethod
     def _refuse(command: str, ident: CommandId, error: str) -> CommandResult:

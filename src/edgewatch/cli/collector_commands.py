@@ -30,8 +30,24 @@ def add_fleet(sub: Any) -> None:
     fd = fsub.add_parser("device", help="recent windows and drift per feature of one device")
     fd.add_argument("device_id")
     fd.add_argument("--windows", type=int, default=12)
-    for f in (fs, fd):
+    fp = fsub.add_parser("prune", help="apply the store's retention now ([retention]): "
+                         "roll old windows up hourly then daily, delete expired history")
+    fp.add_argument("--dry-run", action="store_true",
+                    help="say what would be merged and deleted, change nothing")
+    fx = fsub.add_parser("decommission", help="remove a device from the fleet: out of the "
+                         "store's devices and metrics, its alerts closed, its retained "
+                         "messages cleared on the broker")
+    fx.add_argument("device_id")
+    fx.add_argument("--purge", action="store_true", help="delete its stored history too")
+    fx.add_argument("--timeout", type=float, default=10.0,
+                    help="seconds to wait for the broker")
+    fa = fsub.add_parser("advise", help="retrain advisories per device and per model: "
+                         "retrain, clean the camera, watch, with the evidence "
+                         "(docs/advisory.md)")
+    fa.add_argument("--device", help="one device (default: every device)")
+    for f in (fs, fd, fp, fx, fa):
         f.add_argument("--config", required=True, help="collector configuration")
+    for f in (fs, fd, fa):
         f.add_argument("--json", action="store_true", help="machine-readable output")
     fleet.set_defaults(handler=cmd_fleet)
 
@@ -54,10 +70,14 @@ def add_alerts(sub: Any) -> None:
     thr.add_argument("threshold", type=float)
     thr.add_argument("--resolve-threshold", type=float)
     rules = asub.add_parser("rules", help="the device's active alerts and effective rules")
-    for p in (ls, ack, snooze, on, off, thr, rules):
+    cmds = asub.add_parser("commands", help="commands queued for offline devices: queued, "
+                           "sent, answered (with the result) or expired")
+    cmds.add_argument("--limit", type=int, default=50)
+    for p in (ls, ack, snooze, on, off, thr, rules, cmds):
         p.add_argument("--config", required=True, help="collector configuration")
         p.add_argument("--device", required=p in (on, off, thr, rules),
-                       help="device id" + (" (default: every device)" if p is ls else ""))
+                       help="device id" + (" (default: every device)"
+                                           if p in (ls, cmds) else ""))
         p.add_argument("--json", action="store_true", help="machine-readable output")
     for p in (ack, snooze, on, off, thr, rules):
         p.add_argument("--fleet", help="the device's fleet (default: from the store)")
@@ -105,6 +125,28 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     cfg = load_collector_config(args.config)
     now = SystemClock().now()
     with open_store(cfg.store.url) as store:
+        if args.fleet_command == "prune":
+            from edgewatch.collector.retention import prune
+
+            print(prune(store, cfg.retention, now, dry_run=args.dry_run).text())
+            return 0
+        if args.fleet_command == "decommission":
+            from edgewatch.collector import decommission as dc
+
+            done, cleared = dc.decommission(store, cfg.mqtt, args.device_id, now,
+                                            purge=args.purge, timeout_s=args.timeout)
+            print(dc.report(done, cleared, args.purge))
+            return 0
+        if args.fleet_command == "advise":
+            from edgewatch.collector import advisory
+
+            found = advisory.advise_fleet(store, advisory.Rule.from_config(cfg.advisory), now,
+                                          device=args.device)
+            if args.device is not None and not found.devices:
+                raise EdgewatchError(f"unknown device {args.device!r}")
+            print(json.dumps(advisory.report_json(found), indent=1) if args.json
+                  else advisory.report_text(found))
+            return 0
         if args.fleet_command == "status":
             devices = store.devices()
             if args.json:
@@ -143,27 +185,44 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         alert_rows,
         command_target,
         format_alerts,
+        format_commands,
         list_alerts,
+        offline_devices,
+        queued_message,
         result_row,
-        send_command,
+        send_or_queue,
     )
-    from edgewatch.collector.store import open_store
+    from edgewatch.collector.store import QueuedCommand, open_store
     from edgewatch.config.collector import load_collector_config
 
     cfg = load_collector_config(args.config)
+    now = SystemClock().now()
     if args.alerts_command == "list":
         with open_store(cfg.store.url) as store:
             rows = list_alerts(store, args.device, active_only=not args.all)
-        print(json.dumps(alert_rows(rows), indent=1) if args.json else format_alerts(rows))
+            offline = offline_devices(store, now, cfg.fleet.stale_after_s)
+        print(json.dumps(alert_rows(rows, offline), indent=1) if args.json
+              else format_alerts(rows, offline))
+        return 0
+    if args.alerts_command == "commands":
+        with open_store(cfg.store.url) as store:
+            store.expire_commands(now - cfg.commands.expire_s, now)
+            kept = store.commands(args.device, limit=args.limit)
+        print(json.dumps([c.row() for c in kept], indent=1) if args.json
+              else format_commands(kept))
         return 0
     name, command_args = _alert_command(args)
     fleet, device = args.fleet, args.device
-    if not (fleet and device):
-        with open_store(cfg.store.url) as store:
+    with open_store(cfg.store.url) as store:
+        if not (fleet and device):
             known_fleet, device = command_target(store, device, command_args.get("alert"))
-        fleet = fleet or known_fleet
-    result = send_command(cfg.mqtt, fleet, device, name, command_args,
-                          timeout_s=args.timeout, token=args.token)
+            fleet = fleet or known_fleet
+        result = send_or_queue(cfg.mqtt, store, fleet, device, name, command_args,
+                               timeout_s=args.timeout, token=args.token, now=now)
+        if isinstance(result, QueuedCommand):
+            print(json.dumps(result.row(), indent=1) if args.json
+                  else queued_message(store, result))
+            return 0
     if args.json or name == "list":
         print(json.dumps(result_row(result), indent=1))
     else:

@@ -36,18 +36,28 @@ from edgewatch.config.collector import CollectorMqttConfig, StoreConfig
 from edgewatch.config.mqtt import secure
 from edgewatch.contracts.alert import Alert
 from edgewatch.contracts.codec import Rejected
+from edgewatch.contracts.status import Status
+from edgewatch.contracts.topics import LEAVES
 
 log = logging.getLogger(__name__)
 
 LOG_EVERY_S = 60.0
 """A refusal is logged at most once per reason in this many seconds."""
 
-__all__ = ["IngestStats", "Ingestor", "Item", "make_client", "subscription"]
+__all__ = ["IngestStats", "Ingestor", "Item", "make_client", "subscriptions"]
 
 
 class Store(Protocol):
     def ingest_many(self, items: Sequence[Item],
                     quarantine: Sequence[Quarantined] = ()) -> list[bool]: ...
+
+
+class CommandSink(Protocol):
+    """What sees every stored batch for the operators' queued commands
+    (:class:`edgewatch.collector.commands.CommandRelay`); runs on the store thread."""
+
+    def stored(self, items: Sequence[Item]) -> None: ...
+    def tick(self) -> None: ...
 
 
 class AlertSink(Protocol):
@@ -100,9 +110,18 @@ class RateLimitedLog:
         return True
 
 
-def subscription(cfg: CollectorMqttConfig) -> str:
-    topic = f"{cfg.topic_root}/+/+/#"
-    return f"$share/{cfg.shared_group}/{topic}" if cfg.shared_group else topic
+def subscriptions(cfg: CollectorMqttConfig) -> list[str]:
+    """One filter per device -> collector leaf (:data:`~edgewatch.contracts.topics.LEAVES`).
+
+    Never ``<root>/+/+/#``: that would match the command topics (``<device>/cmd/<name>``)
+    too, so the broker would always find a subscriber for a command and could never answer
+    an operator's PUBLISH with "no matching subscribers" (MQTT 5 reason 16) when the device
+    is offline. With ``shared_group``, each filter is ``$share/<group>/...``.
+    """
+    topics = [f"{cfg.topic_root}/+/+/{leaf}" for leaf in LEAVES]
+    if cfg.shared_group:
+        return [f"$share/{cfg.shared_group}/{t}" for t in topics]
+    return topics
 
 
 def make_client(cfg: CollectorMqttConfig) -> mqtt.Client:
@@ -120,8 +139,13 @@ class Ingestor:
     """Subscribes to the fleet, validates, and stores in batches; acks after commit."""
 
     def __init__(self, cfg: CollectorMqttConfig, store_cfg: StoreConfig, store: Store, *,
-                 clock: Clock | None = None, alerts: AlertSink | None = None) -> None:
+                 clock: Clock | None = None, alerts: AlertSink | None = None,
+                 commands: CommandSink | None = None) -> None:
         self.cfg = cfg
+        self.commands = commands
+        self._offline: set[str] = set()
+        """Devices whose latest status this collector received says offline: their alerts
+        are stale and not routed (see docs/alerts.md)."""
         self.store_cfg = store_cfg
         self.store = store
         self.alerts = alerts
@@ -135,6 +159,9 @@ class Ingestor:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.subscribed = threading.Event()
+        """Set once the broker confirmed every subscription (SUBACK) of the connection."""
         self._writer = threading.Thread(target=self._write_loop, name="collector-store",
                                         daemon=True)
 
@@ -162,12 +189,22 @@ class Ingestor:
         if reason.is_failure:
             log.error("broker refused the collector: %s", reason)
             return
-        client.subscribe(subscription(self.cfg), qos=1)
+        client.subscribe([(t, 1) for t in subscriptions(self.cfg)])
         self.stats.connected = True
         log.info("collector connected to %s:%d", self.cfg.host, self.cfg.port)
 
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: Any,
+                      _p: Any = None) -> None:
+        refused = [r for r in reasons or () if getattr(r, "is_failure", False)]
+        if refused:
+            log.error("the broker refused %d of the collector's subscriptions: %s (check "
+                      "the ACL)", len(refused), refused[0])
+            return
+        self.subscribed.set()
+
     def _on_disconnect(self, *_: Any) -> None:
         self.stats.connected = False
+        self.subscribed.clear()
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         """Never raises: whatever happens, the message is queued for its acknowledgement."""
@@ -213,7 +250,16 @@ class Ingestor:
             batch = self._next_batch()
             if batch:
                 self._store(batch)
+            self._tick()
 
+    def _tick(self) -> None:
+        if self.commands is None:
+            return
+        try:
+            self.commands.tick()
+        except Exception as exc:  # queued commands must not stop the ingest
+            self.stats.unexpected += 1
+            log.error("queued commands: %s: %.300s", type(exc).__name__, exc)
     def _next_batch(self) -> list[tuple[int, int, Item | None]]:
         try:
             batch = [self._queue.get(timeout=0.2)]
@@ -251,15 +297,28 @@ class Ingestor:
         if kept:
             self.stats.bad["store"] += len(kept)
         for item, new in zip(items, fresh):
+            if isinstance(item.message, Status):
+                (self._offline.discard if item.message.state == "online"
+                 else self._offline.add)(item.device)
             if new:
                 self.stats.stored[item.kind] += 1
                 if isinstance(item.message, Alert):
-                    self._route(item.fleet, item.message)  # routed once: only when new
+                    if item.device in self._offline:  # stale: nothing new is routed
+                        log.debug("not routing alert %.80r of offline device %.130r",
+                                  item.message.id, item.device)
+                    else:
+                        self._route(item.fleet, item.message)  # routed once: when new
             else:
                 self.stats.duplicates += 1
         for mid, qos, _ in batch:
             if qos > 0:
                 self.client.ack(mid, qos)
+        if self.commands is not None and items:
+            try:
+                self.commands.stored(items)
+            except Exception as exc:  # queued commands must not stop the ingest
+                self.stats.unexpected += 1
+                log.error("queued commands: %s: %.300s", type(exc).__name__, exc)
 
     def _route(self, fleet: str, alert: Alert) -> None:
         if self.alerts is None:

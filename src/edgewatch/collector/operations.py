@@ -1,15 +1,27 @@
 """What the operator CLI does: list the fleet's alerts, send a command to one device.
 
 Alerts come from the collector's store: the latest message of each alert (per device and
-alert id, by ``seq``) is the alert's current state.
+alert id, by ``seq``) is the alert's current state. The active alerts of a device that is
+offline (its retained status says so: :func:`edgewatch.collector.fleet.device_state_of`)
+are *stale*: the device evaluates nothing while it is away, so they are listed as such
+(``firing (stale: device offline since ...)``, ``"stale": true`` in JSON) and the
+collector routes nothing new for them. They are live again once the device is back.
 
 Commands go through the broker (docs/mqtt.md): a short-lived MQTT 5 client with a unique
 client id subscribes to ``<root>/<fleet>/<device>/cmd_result``, publishes
 ``{"schema": "edgewatch.cmd/1", "id": <uuid>, ...arguments}`` with QoS 1 on
 ``<root>/<fleet>/<device>/cmd/<name>`` and waits for the ``cmd_result`` carrying that id.
 The device answers through its outbox, so an answer takes a few hundred milliseconds.
-Devices keep no persistent session: a command sent while the device is offline is not
-queued anywhere, it is simply lost (:class:`CommandTimeout` says so).
+
+Devices keep no persistent MQTT session, so the broker queues nothing for an offline
+device. The collector subscribes only to what devices publish (never to command topics),
+so the broker answers a command nobody can receive at once with "no matching subscribers"
+(MQTT 5 reason 16, :class:`CommandNotDelivered`). :func:`send_or_queue` then -- or when
+the device does not answer within the timeout (:class:`CommandTimeout`) -- keeps the
+command in the store's ``commands`` table as ``queued``; the collector delivers it when
+the device's birth arrives and records its answer (:mod:`edgewatch.collector.commands`).
+``edgewatch alerts commands`` lists them: queued, sent, answered (with the result) or
+expired (``commands.expire_s``).
 
 Answers are decoded like every device message (:func:`edgewatch.contracts.decode`: JSON or
 compressed MessagePack) into :class:`~edgewatch.contracts.CommandResult`.
@@ -22,29 +34,31 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 import msgspec
 
+from edgewatch.collector.commands import NO_SUBSCRIBERS, command_payload
+from edgewatch.collector.fleet import device_state_of
 from edgewatch.collector.ingest import make_client
+from edgewatch.collector.store import QueuedCommand
 from edgewatch.config.collector import CollectorMqttConfig
 from edgewatch.contracts.alert import SCHEMA as ALERT_SCHEMA
 from edgewatch.contracts.alert import SEVERITY_ORDER, Alert
 from edgewatch.contracts.codec import Rejected, decode
 from edgewatch.contracts.command import RESULT_SCHEMA, CommandResult
-from edgewatch.contracts.command import SCHEMA as CMD_SCHEMA
 from edgewatch.contracts.topics import ID_PATTERN, Topics
 from edgewatch.errors import EdgewatchError
 
 log = logging.getLogger(__name__)
-_NO_SUBSCRIBERS = 0x10
+QUEUEABLE = ("ack", "snooze", "enable", "disable", "set-threshold")
+"""Commands kept for an offline device (``list`` only reads: it is not queued)."""
 _POLL_S = 0.05
 _MESSAGE_WIDTH = 80
 
@@ -54,7 +68,11 @@ class OperatorError(EdgewatchError):
 
 
 class CommandTimeout(OperatorError):
-    """No answer from the device in time: it is offline (the command was not delivered)."""
+    """No answer from the device in time: it is most likely offline."""
+
+    def __init__(self, message: str, command_id: str = "") -> None:
+        super().__init__(message)
+        self.command_id = command_id
 
 
 class CommandNotDelivered(CommandTimeout):
@@ -122,10 +140,15 @@ def _full(schema: str, message: msgspec.Struct) -> dict[str, Any]:
                                  for name in message.__struct_fields__}}
 
 
-def alert_rows(alerts: Iterable[Alert]) -> list[dict[str, Any]]:
+def alert_rows(alerts: Iterable[Alert],
+               offline: Mapping[str, float | None] | None = None) -> list[dict[str, Any]]:
     """Alerts as plain data (``alerts list --json``): every field, defaults included, so
-    that each row has the same keys."""
-    return [_full(ALERT_SCHEMA, a) for a in alerts]
+    that each row has the same keys; ``stale`` (an active alert of a device that is
+    offline) and ``offline_since`` (its latest status time, else null) added."""
+    offline = offline or {}
+    return [{**_full(ALERT_SCHEMA, a), "stale": is_stale(a, offline),
+             "offline_since": offline.get(a.device) if is_stale(a, offline) else None}
+            for a in alerts]
 
 
 def result_row(result: CommandResult) -> dict[str, Any]:
@@ -162,13 +185,14 @@ def _utc(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _cells(a: Alert) -> list[str]:
+def _cells(a: Alert, offline: Mapping[str, float | None]) -> list[str]:
     expected = "-" if a.expected is None else f"{a.expected.op} {a.expected.value}"
     message = a.message
     if len(message) > _MESSAGE_WIDTH:
         message = message[:_MESSAGE_WIDTH - 3] + "..."
     rule = f"+ {a.rule}" if a.incident else a.rule  # "+": a member of the incident above
-    return [a.severity, a.state, a.device or "-", rule, a.subject or "-", _utc(a.since),
+    state = _stale_state(a, offline) if is_stale(a, offline) else a.state
+    return [a.severity, state, a.device or "-", rule, a.subject or "-", _utc(a.since),
             "-" if a.observed is None else f"{a.observed:.4g}", expected, a.id or "-",
             message]
 
@@ -177,10 +201,14 @@ _HEADER = ["severity", "state", "device", "rule", "subject", "since (UTC)", "obs
            "expected", "id", "message"]
 
 
-def _footer(rows: list[Alert]) -> str:
+def _footer(rows: list[Alert], offline: Mapping[str, float | None]) -> str:
     states = Counter(r.state for r in rows)
     parts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
     text = f"{len(rows)} alert{'s' if len(rows) != 1 else ''} ({parts})"
+    stale = sum(1 for r in rows if is_stale(r, offline))
+    if stale:
+        text += (f"; {stale} stale (device offline: not evaluated, nothing routed, live "
+                 "again when the device is back)")
     members = sum(1 for r in rows if r.incident)
     if members:
         text += (f"; {members} of them member{'s' if members != 1 else ''} of an incident "
@@ -188,12 +216,15 @@ def _footer(rows: list[Alert]) -> str:
     return text
 
 
-def format_alerts(rows: Iterable[Alert]) -> str:
-    """A terminal table of :func:`list_alerts` rows, with a count by state at the end."""
+def format_alerts(rows: Iterable[Alert],
+                  offline: Mapping[str, float | None] | None = None) -> str:
+    """A terminal table of :func:`list_alerts` rows, with a count by state at the end;
+    the active alerts of ``offline`` devices (:func:`offline_devices`) marked stale."""
     rows = list(rows)
+    offline = offline or {}
     if not rows:
         return "no alerts"
-    table = [_HEADER] + [_cells(r) for r in rows]
+    table = [_HEADER] + [_cells(r, offline) for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(_HEADER) - 1)]
 
     def line(cells: list[str]) -> str:
@@ -201,7 +232,7 @@ def format_alerts(rows: Iterable[Alert]) -> str:
 
     header = line(_HEADER)
     body = [line(cells).rstrip() for cells in table[1:]]
-    return "\n".join([header, "-" * len(header), *body, _footer(rows)])
+    return "\n".join([header, "-" * len(header), *body, _footer(rows, offline)])
 
 
 # --------------------------------------------------------------------------- commands
@@ -258,14 +289,11 @@ def _check_level(value: str, what: str) -> None:
                             "(starting with a letter or digit, at most 128)")
 
 
-def _command_payload(name: str, args: dict[str, Any], token: str) -> tuple[str, bytes]:
-    command_id = str(uuid.uuid4())
-    body: dict[str, Any] = {"schema": CMD_SCHEMA, "id": command_id}
-    body.update({k: v for k, v in args.items() if k not in ("schema", "id", "token")})
-    if token:
-        body["token"] = token
+def _command_payload(name: str, args: dict[str, Any], token: str,
+                     command_id: str = "") -> tuple[str, bytes]:
+    command_id = command_id or str(uuid.uuid4())
     try:
-        raw = json.dumps(body, allow_nan=False).encode("utf-8")
+        raw = command_payload(command_id, args, token)
     except (TypeError, ValueError) as exc:
         raise OperatorError(f"command {name!r}: arguments are not plain JSON ({exc})") from exc
     return command_id, raw
@@ -312,6 +340,10 @@ def _not_delivered(fleet: str, device: str, name: str, why: str) -> str:
             "status) and send it again once it is online.")
 
 
+def _why_queued(fleet: str, device: str, name: str, why: str) -> str:
+    return (f"command '{name}' to device {device!r} (fleet {fleet!r}): {why}")
+
+
 def _exchange(client: Any, topics: Topics, name: str, raw: bytes, ex: _Exchange,
               deadline: float) -> None:
     client.subscribe(topics.cmd_result, qos=1)
@@ -321,16 +353,17 @@ def _exchange(client: Any, topics: Topics, name: str, raw: bytes, ex: _Exchange,
     if not _wait(ex, ex.published, deadline):
         raise OperatorError("the broker did not acknowledge the command")
     reason = ex.publish_reason
-    if reason is not None and reason.value == _NO_SUBSCRIBERS:
+    if reason is not None and reason.value == NO_SUBSCRIBERS:
         raise CommandNotDelivered(_not_delivered(
-            topics.fleet, topics.device, name, "nobody is subscribed to its command topic"))
+            topics.fleet, topics.device, name, "nobody is subscribed to its command topic"),
+            ex.command_id)
     if reason is not None and reason.is_failure:
         raise OperatorError(f"the broker refused the command: {reason} (check the ACL)")
 
 
 def send_command(mqtt_cfg: CollectorMqttConfig, fleet: str, device: str, name: str,
                  args: dict[str, Any], timeout_s: float = 10.0,
-                 token: str = "") -> CommandResult:
+                 token: str = "", command_id: str = "") -> CommandResult:
     """Send command ``name`` to one device and return its ``cmd_result``, decoded.
 
     The result is returned as the device sent it, ``ok`` false included (its ``error``
@@ -341,7 +374,7 @@ def send_command(mqtt_cfg: CollectorMqttConfig, fleet: str, device: str, name: s
     _check_level(fleet, "fleet")
     _check_level(device, "device")
     _check_level(name, "command name")
-    command_id, raw = _command_payload(name, args, token)
+    command_id, raw = _command_payload(name, args, token, command_id)
     topics = Topics(mqtt_cfg.topic_root, fleet, device)
     ex = _Exchange(command_id)
     deadline = time.monotonic() + timeout_s
@@ -353,8 +386,112 @@ def send_command(mqtt_cfg: CollectorMqttConfig, fleet: str, device: str, name: s
             raise CommandTimeout(_not_delivered(
                 fleet, device, name, f"no answer within {timeout_s:g} s, so the device is "
                 "most likely offline (if it was online but slow, it may still carry the "
-                "command out; the collector stores its cmd_result)"))
+                "command out; the collector stores its cmd_result)"), command_id)
         return ex.result
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+# --------------------------------------------------------------------------- queued commands
+
+
+class CommandKeeper(DeviceSource, Protocol):
+    def queue_command(self, command: QueuedCommand) -> bool: ...
+
+
+def send_or_queue(mqtt_cfg: CollectorMqttConfig, store: CommandKeeper, fleet: str,
+                  device: str, name: str, args: dict[str, Any], timeout_s: float = 10.0,
+                  token: str = "", now: float | None = None) -> CommandResult | QueuedCommand:
+    """:func:`send_command`; when the device cannot be reached (nobody subscribed to its
+    command topic, or no answer in time) a command of :data:`QUEUEABLE` is kept in the
+    store as ``queued`` -- under the id it was sent with, so a late answer to this very
+    publish still settles it -- and returned; the collector delivers it on the device's
+    next birth. Other commands raise as :func:`send_command` does."""
+    command_id = str(uuid.uuid4())
+    try:
+        return send_command(mqtt_cfg, fleet, device, name, args, timeout_s, token,
+                            command_id=command_id)
+    except CommandTimeout:
+        if name not in QUEUEABLE:
+            raise
+    queued = QueuedCommand(id=command_id, device=device, fleet=fleet, name=name,
+                           args=dict(args), token=token,
+                           created=time.time() if now is None else now)
+    store.queue_command(queued)
+    return queued
+
+
+def queued_message(store: DeviceSource, cmd: QueuedCommand) -> str:
+    """What the operator reads when a command was queued."""
+    state = store.device(cmd.device)
+    if state is not None and not state.online:
+        since = (" (no status received)" if state.status_time is None
+                 else f" since {_utc(state.status_time)} UTC")
+        why = f"{cmd.device} is offline{since}"
+    else:
+        why = f"{cmd.device} did not answer (most likely offline)"
+    return (f"queued: {why}; '{cmd.name}' is delivered when it reconnects "
+            f"(edgewatch alerts commands to see; id {cmd.id})")
+
+
+def _args_text(args: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(args.items())) or "-"
+
+
+def _result_text(cmd: QueuedCommand) -> str:
+    if cmd.result is None:
+        return "-"
+    if cmd.result.get("ok"):
+        return "ok"
+    error = str(cmd.result.get("error", ""))
+    return f"refused: {error[:_MESSAGE_WIDTH]}"
+
+
+_COMMAND_HEADER = ["created (UTC)", "state", "device", "command", "arguments", "id",
+                   "result"]
+
+
+def format_commands(rows: Iterable[QueuedCommand]) -> str:
+    """A terminal table of kept commands."""
+    rows = list(rows)
+    if not rows:
+        return "no queued commands"
+    table = [_COMMAND_HEADER] + [
+        [_utc(c.created), c.state, c.device, c.name, _args_text(c.args), c.id,
+         _result_text(c)] for c in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(_COMMAND_HEADER) - 1)]
+    lines = [" ".join(c.ljust(w) for c, w in zip(cells, widths)) + " " + cells[-1]
+             for cells in table]
+    states = Counter(c.state for c in rows)
+    footer = f"{len(rows)} command{'s' if len(rows) != 1 else ''} (" + ", ".join(
+        f"{n} {s}" for s, n in sorted(states.items())) + ")"
+    return "\n".join([lines[0], "-" * len(lines[0]), *(x.rstrip() for x in lines[1:]),
+                      footer])
+
+
+# --------------------------------------------------------------------------- stale alerts
+
+
+class FleetSource(Protocol):
+    def devices(self) -> list[Any]: ...
+
+
+def offline_devices(store: FleetSource, now: float,
+                    stale_after_s: float) -> dict[str, float | None]:
+    """Device -> since when it is offline (its latest status time), for the devices the
+    store says are offline."""
+    return {d.device: d.status_time for d in store.devices()
+            if device_state_of(d.online, d.last_window_end, d.status_time, now,
+                               stale_after_s) == "offline"}
+
+
+def is_stale(alert: Alert, offline: Mapping[str, float | None]) -> bool:
+    """An active alert of an offline device: not evaluated while the device is away."""
+    return alert.state != "resolved" and alert.device in offline
+
+
+def _stale_state(alert: Alert, offline: Mapping[str, float | None]) -> str:
+    since = offline.get(alert.device)
+    when = "" if since is None else f" since {_utc(since)}"
+    return f"{alert.state} (stale: device offline{when})"

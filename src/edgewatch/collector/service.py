@@ -8,7 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from edgewatch.clock import Clock, SystemClock
+from edgewatch.collector.advisory import AdvisoryThread
+from edgewatch.collector.commands import CommandRelay
 from edgewatch.collector.ingest import Ingestor
+from edgewatch.collector.retention import RetentionThread
 from edgewatch.collector.routing import AlertRouter, RouterThread
 from edgewatch.collector.store import Item, Quarantined, Store, open_store
 from edgewatch.config.collector import AlertingConfig, CollectorConfig
@@ -48,7 +51,19 @@ class CollectorService:
         self.watched = WatchedStore(self.store, self.clock)
         self.ingestor = Ingestor(cfg.mqtt, cfg.store, self.watched, clock=self.clock,
                                  alerts=self.routing)
+        # operator commands queued for offline devices: delivered on their birth
+        self.commands = CommandRelay(self.store, self.ingestor.client, cfg.mqtt.topic_root,
+                                     cfg.commands.expire_s, self.clock)
+        self.ingestor.commands = self.commands
+        self.ingestor.client.on_publish = self.commands.on_publish
+        # retrain advisories, recomputed every advisory.interval_s, published when changed;
+        # PUBACKs of advisories stop there, the others go on to the command relay
+        self.advisories = AdvisoryThread(cfg.store.url, cfg.advisory, self.ingestor.client,
+                                         cfg.mqtt.topic_root, self.clock,
+                                         forward=self.commands.on_publish)
+        self.ingestor.client.on_publish = self.advisories.on_publish
         self.stop = threading.Event()
+        self.retention = RetentionThread(cfg.store.url, cfg.retention, self.clock)
         self._http: Any = None
         self._metrics_store: Any = None
         self._last_finished = 0
@@ -57,6 +72,8 @@ class CollectorService:
         if self.routing is not None:
             self.routing.start()
         self.ingestor.start()
+        self.retention.start()
+        self.advisories.start()
         if self.cfg.http.port:
             from edgewatch.collector.metrics import make_registry, serve
 
@@ -64,7 +81,8 @@ class CollectorService:
             registry = make_registry(self._metrics_store, self.ingestor.stats, self.clock,
                                      self.cfg.fleet.stale_after_s,
                                      peer_js_threshold=self.cfg.fleet.peer_js_threshold,
-                                     peer_windows=self.cfg.fleet.peer_windows)
+                                     peer_windows=self.cfg.fleet.peer_windows,
+                                     advisories=self.advisories.latest_report)
             self._http = serve(registry, self.cfg.http.host, self.cfg.http.port)
             log.info("metrics on http://%s:%d/metrics", self.cfg.http.host, self.cfg.http.port)
 
@@ -126,6 +144,8 @@ class CollectorService:
         return text
 
     def close(self) -> None:
+        self.retention.close()
+        self.advisories.close()
         self.ingestor.stop()
         if self.routing is not None:
             self.routing.close()
@@ -138,5 +158,6 @@ class CollectorService:
 def _routing(cfg: AlertingConfig, clock: Clock) -> RouterThread | None:
     """The alert router's thread, or None when no target is configured."""
     router = AlertRouter(cfg.alertmanager_url, cfg.webhook_url, cfg.timeout_s, clock,
-                         active_ttl_s=cfg.active_ttl_s, generator_url=cfg.generator_url)
+                         active_ttl_s=cfg.active_ttl_s, generator_url=cfg.generator_url,
+                         runbook_url=cfg.runbook_url)
     return RouterThread(router) if router.enabled else None

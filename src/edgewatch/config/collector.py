@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from edgewatch.config.mqtt import TlsConfig
 from edgewatch.config.typed import build, read_toml, section, setting
+from edgewatch.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +83,69 @@ class AlertingConfig:
         "alerts.renotify_s.", minimum=60.0)
     generator_url: str = setting(
         "", "Optional link sent with every Alertmanager alert as generatorURL (a dashboard).")
+    runbook_url: str = setting(
+        "docs/runbook.md", "Where operators read the runbook (this project's docs/runbook.md, "
+        "hosted where your team reads it): each alert's runbook_url annotation is this plus "
+        "the section for its rule, e.g. '#a-device-reports-drift'.")
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandsConfig:
+    expire_s: float = setting(
+        7 * 86400.0, "An operator command queued for an offline device (edgewatch alerts "
+        "commands) that was not answered within this many seconds of being sent is marked "
+        "expired and no longer delivered.", minimum=60.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetentionConfig:
+    raw_days: float = setting(
+        7.0, "Keep every summary window this many days; older ones are merged (exactly) "
+        "into one summary per device, hour and reference.", minimum=0.0)
+    hourly_days: float = setting(
+        90.0, "Keep hourly rollups this many days (at least raw_days); older windows are "
+        "merged into one summary per device, UTC day and reference.", minimum=0.0)
+    daily_days: float = setting(
+        730.0, "Keep daily rollups this many days, then delete them (0 = forever; else at "
+        "least hourly_days).", minimum=0.0)
+    alerts_days: float = setting(
+        365.0, "Delete alert messages received this many days ago (0 = never); the latest "
+        "message of an alert still active is kept.", minimum=0.0)
+    quarantine_days: float = setting(
+        30.0, "Delete quarantined messages received this many days ago (0 = never).",
+        minimum=0.0)
+    interval_s: float = setting(
+        3600.0, "How often the collector prunes its store (0 = never: only "
+        "'edgewatch fleet prune').", minimum=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class AdvisoryConfig:
+    interval_s: float = setting(
+        300.0, "How often the collector recomputes every device's retrain advisory and "
+        "publishes those that changed (retained, <root>/<fleet>/<device>/advisory; "
+        "0 = never: only 'edgewatch fleet advise').", minimum=0.0)
+    lookback_windows: int = setting(
+        360, "Recent summaries per device the advisory reads (each is one row to decode).",
+        minimum=1, maximum=100000)
+    min_windows: int = setting(
+        6, "A drift run (consecutive drift verdicts) shorter than this many windows is "
+        "only watched; fewer judged windows than this: no advice (insufficient).",
+        minimum=1)
+    min_span_s: float = setting(
+        3600.0, "A drift run that spans less than this (first window start to last window "
+        "end) is only watched.", minimum=0.0)
+    quality_share: float = setting(
+        0.2, "A camera fault (black, frozen, blurred, ...) on at least this share of the "
+        "monitored frames of the run (or of the last min_windows windows) explains it: "
+        "clean or repair the camera, do not retrain.", minimum=0.0, maximum=1.0)
+    assumed_accuracy: float = setting(
+        0.9, "Accuracy the model is assumed to have on its reference footage (as validated "
+        "for the camera): fixes the ATC threshold of the label-free estimate.",
+        minimum=0.01, maximum=1.0)
+    margin: float = setting(
+        0.1, "Retrain only when the estimate has fallen to at most (1 - margin) times the "
+        "reference's (ATC ratio).", minimum=0.0, maximum=1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +155,11 @@ class CollectorConfig:
     http: HttpConfig = section(HttpConfig, "Prometheus endpoint.")
     fleet: FleetConfig = section(FleetConfig, "Fleet state.")
     alerting: AlertingConfig = section(AlertingConfig, "Where device alerts are routed.")
+    retention: RetentionConfig = section(RetentionConfig, "How long the store keeps what.")
+    commands: CommandsConfig = section(
+        CommandsConfig, "Operator commands queued for offline devices.")
+    advisory: AdvisoryConfig = section(
+        AdvisoryConfig, "Retrain advisories (docs/advisory.md).")
 
 
 def parse_collector_config(data: dict[str, Any], base: Path | None = None) -> CollectorConfig:
@@ -100,6 +169,10 @@ def parse_collector_config(data: dict[str, Any], base: Path | None = None) -> Co
     check_url(cfg.alerting.alertmanager_url, "alerting.alertmanager_url")
     check_url(cfg.alerting.webhook_url, "alerting.webhook_url")
     check_url(cfg.alerting.generator_url, "alerting.generator_url")
+    r = cfg.retention
+    if r.hourly_days < r.raw_days or (r.daily_days and r.daily_days < r.hourly_days):
+        raise ConfigError("retention: expected raw_days <= hourly_days <= daily_days "
+                          "(daily_days 0: forever)")
     url = cfg.store.url
     if base is not None and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         path = url[len("sqlite:///"):]

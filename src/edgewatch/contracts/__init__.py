@@ -6,6 +6,7 @@ opencv or onnxruntime. Decoding (:func:`codec.decode`) is validation: a payload 
 is within every bound in :mod:`bounds`.
 """
 
+from edgewatch.contracts.advisory import Advisory
 from edgewatch.contracts.alert import Alert
 from edgewatch.contracts.codec import (
     JSON,
@@ -15,6 +16,7 @@ from edgewatch.contracts.codec import (
     Rejected,
     decode,
     decode_as,
+    decode_collector,
     decode_command,
     encode,
     to_json,
@@ -26,7 +28,8 @@ from edgewatch.contracts.summary import Summary
 from edgewatch.contracts.summary_v1 import SummaryV1, compact
 
 __all__ = [
-    "JSON", "MSGPACK", "REASONS", "Alert", "Command", "CommandResult", "Manifest", "Message",
+    "JSON", "MSGPACK", "REASONS", "Advisory", "Alert", "Command", "CommandResult", "Manifest",
+    "Message",
     "Reference", "Rejected", "Status", "Summary", "SummaryV1", "compact", "decode",
-    "decode_as", "decode_command", "encode", "to_json",
+    "decode_as", "decode_collector", "decode_command", "encode", "to_json",
 ]

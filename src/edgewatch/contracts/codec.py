@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from edgewatch.contracts.advisory import Advisory
 from edgewatch.contracts.alert import Alert
 from edgewatch.contracts.command import (
     MAX_COMMAND_BYTES,
@@ -71,6 +72,11 @@ DEVICE_MESSAGES: dict[str, Any] = {
     "reference": Reference | _Unknown,
 }
 """The type a device message decodes into, by topic leaf."""
+COLLECTOR_MESSAGES: dict[str, Any] = {
+    "advisory": Advisory | _Unknown,
+}
+"""The type a message the collector publishes decodes into, by topic leaf (JSON on the
+wire: dashboards and people read them)."""
 
 WIRE_WORDS = (
     # field names of the contracts, then the feature and stage names devices measure
@@ -194,6 +200,18 @@ def decode(leaf: str, raw: bytes, ctype: str | None = None) -> Message:
     if isinstance(message, _Unknown):
         raise Rejected("schema", f"schema {_Unknown.__struct_config__.tag!r} on a {leaf!r} topic")
     return compact(message) if isinstance(message, SummaryV1) else message
+
+
+def decode_collector(leaf: str, raw: bytes, ctype: str | None = None) -> Advisory:
+    """A message the collector published on ``leaf`` ('advisory'), decoded."""
+    kind = COLLECTOR_MESSAGES.get(leaf)
+    if kind is None:
+        raise Rejected("topic", f"unknown leaf {leaf[:50]!r}")
+    message = decode_as(kind, raw, ctype)
+    if isinstance(message, _Unknown):
+        raise Rejected("schema", f"schema {_Unknown.__struct_config__.tag!r} on a {leaf!r} topic")
+    advisory: Advisory = message
+    return advisory
 
 
 def decode_command(raw: bytes) -> Command:

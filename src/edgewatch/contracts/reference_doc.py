@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import msgspec.inspect as mi
 
-from edgewatch.contracts import alert, codec, command, reference, status, summary
+from edgewatch.contracts import advisory, alert, codec, command, reference, status, summary
 
 MESSAGES: tuple[tuple[str, type[msgspec.Struct]], ...] = (
     ("summary", summary.Summary),
@@ -23,6 +23,7 @@ MESSAGES: tuple[tuple[str, type[msgspec.Struct]], ...] = (
     ("status", status.Status),
     ("cmd_result", command.CommandResult),
     ("reference", reference.Reference),
+    ("advisory", advisory.Advisory),
 )
 
 

@@ -8,6 +8,10 @@ import re
 from edgewatch.errors import ConfigError
 
 LEAVES = ("status", "summary", "alert", "cmd_result", "reference")
+"""What devices publish (the collector subscribes to these leaves)."""
+ADVISORY = "advisory"
+"""The leaf the collector publishes a device's retrain advisory on (retained); not in
+LEAVES: the collector does not read back what it publishes."""
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """Device and fleet ids: the broker ACL pastes the user name into topic patterns, so an
 id must be a plain topic level (see docs/mqtt-security.md)."""
@@ -47,6 +51,11 @@ class Topics:
     def commands(self) -> str:
         """Subscription filter for every command addressed to this device."""
         return f"{self.base}/cmd/+"
+
+    @property
+    def advisory(self) -> str:
+        """The device's retrain advisory, published by the collector (retained)."""
+        return f"{self.base}/{ADVISORY}"
 
     def cmd(self, name: str) -> str:
         return f"{self.base}/cmd/{name}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +100,10 @@ class AlertSink:
 
 def make_alerting(cfg: AgentConfig, *, model_sha256: str, outbox: Outbox | None,
                   publisher: Publisher | None, lines: JsonlSink | None,
-                  commands: CommandRouter | None) -> AlertSink | None:
-    """The alert engine with its outputs, or None when alerts are disabled."""
+                  commands: CommandRouter | None,
+                  on_alert: Callable[[Alert], None] | None = None) -> AlertSink | None:
+    """The alert engine with its outputs, or None when alerts are disabled. ``on_alert``
+    hears every alert message too (evidence capture), after the other outputs."""
     if not cfg.alerts.enabled:
         return None
 
@@ -113,6 +116,8 @@ def make_alerting(cfg: AgentConfig, *, model_sha256: str, outbox: Outbox | None,
                        window_end=alert.window.end)
         if publisher is not None:
             publisher.wake()
+        if on_alert is not None:
+            on_alert(alert)
 
     engine = AlertEngine(cfg.alerts, AlertStore(cfg.alerts.state_path), emit,
                          model_sha256=model_sha256)

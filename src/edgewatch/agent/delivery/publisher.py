@@ -266,6 +266,10 @@ class Publisher:
         self.connections += 1
         self._connected_at = self.clock.now()
         self.backoff.reset()
+        # Subscribed before the birth: the broker handles one client's packets in order, so
+        # whoever sees the birth (the collector, delivering commands queued while this
+        # device was away) can count on the device listening for commands.
+        client.subscribe(self.topics.commands, qos=1)
         client.publish(self.topics.status, self.encode(status.birth(self.manifest,
                                                                     self.clock.now())),
                        qos=1, retain=True, properties=self._properties())
@@ -273,7 +277,6 @@ class Publisher:
             info = client.publish(self.topics.for_kind("reference"), self.encode(self.reference),
                                   qos=1, retain=True, properties=self._properties())
             self._reference_mid = info.mid
-        client.subscribe(self.topics.commands, qos=1)
         self._wake.set()  # whatever waited while we were away
         log.info("connected to %s:%d", self.cfg.host, self.cfg.port)
 

@@ -57,6 +57,14 @@ class FrameCheck(Protocol):
     def check(self, measurement: FrameMeasurement) -> None: ...
 
 
+class FrameObserver(Protocol):
+    """Sees each measured frame with its image, outputs and window, on the monitor thread
+    (``EvidenceCapture``: it only queues, never blocks)."""
+
+    def observe(self, frame: Frame, result: InferenceResult | None,
+                measurement: FrameMeasurement, window: tuple[float, float]) -> None: ...
+
+
 class ResourceProbe(Protocol):
     """Device figures attached to each closed window (``ResourceSampler``)."""
 
@@ -92,7 +100,8 @@ class Monitor:
     (``SignalChange``) the checks find (``measurement.signal``) and, on a live monitor whose
     checks have a SignalTracker (``check.signal``), the silences of the source; it is called
     on the monitor thread, and its failures are logged and counted in ``errors`` like the
-    sink's. ``make_monitor`` builds one from the configuration.
+    sink's. ``observer`` sees every measured frame (evidence capture); its failures are
+    counted in ``errors`` too. ``make_monitor`` builds one from the configuration.
     """
 
     def __init__(
@@ -107,6 +116,7 @@ class Monitor:
         resources: ResourceProbe | None = None,
         clock: Clock | None = None,
         on_signal: SignalSink | None = None,
+        observer: FrameObserver | None = None,
     ) -> None:
         settings = settings or MonitorSettings()
         self.reference = reference
@@ -122,6 +132,7 @@ class Monitor:
         self.judge = judge
         self.check = check
         self.on_signal = on_signal
+        self.observer = observer
         tracker = getattr(check, "signal", None)
         self._silence: SignalTracker | None = (
             tracker if self.live and isinstance(tracker, SignalTracker) else None)
@@ -260,10 +271,24 @@ class Monitor:
         if key != self._last_key:  # earlier windows can only be complete when the key moves
             self._flush(key - 1)
             self._last_key = key
+        if self.observer is not None:  # after the flush: alerts of closed windows come first
+            self._observe(key, frame, result, m)
         acc = self._accumulators.get(key)
         if acc is None:
             acc = self._accumulators[key] = WindowAccumulator(self.reference, 0.0, 0.0)
         acc.add(m)
+
+    def _observe(self, key: int, frame: Frame, result: InferenceResult | None,
+                 m: FrameMeasurement) -> None:
+        assert self.observer is not None
+        with self._lock:
+            slot = self._assigner.slots.get(key)
+        window = (slot.start, slot.end) if slot is not None else (frame.timestamp,) * 2
+        try:
+            self.observer.observe(frame, result, m, window)
+        except Exception:
+            self.errors += 1
+            log.exception("frame observer failed on frame %d", frame.index)
 
     def _watch_silence(self) -> None:
         assert self._silence is not None

@@ -125,6 +125,13 @@ METRICS: tuple[MetricSpec, ...] = (
     _g("outbox_pending_messages",
        "Messages waiting in the device's outbox when the latest summary was queued.", *_D),
     _g("outbox_degraded", "1 when the device's outbox cannot be written to disk.", *_D),
+    # --- retrain advisories (docs/advisory.md)
+    _g("retrain_advised", "1 when the device's advisory is retrain (persistent drift, clean "
+       "quality, label-free estimate fallen by advisory.margin), else 0.", *_D),
+    _g("camera_check_advised", "1 when the device's advisory is clean: camera faults "
+       "explain its drift (clean the lens / check the camera), else 0.", *_D),
+    _g("model_retrain_advised_devices", "Devices running a model (by its name and sha256) "
+       "whose advisory is retrain.", "model", "model_sha256"),
     # --- peers and fleet totals
     _g("peer_outlier", "Jensen-Shannon distance between a device's latest window of a "
        "feature and its peers' (same reference); only pairs above the threshold.",

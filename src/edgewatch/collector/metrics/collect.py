@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from edgewatch.collector.advisory import AdvisoryReport
 from edgewatch.collector.fleet import (
     MIN_PEER_DEVICES,
     DeviceStateName,
@@ -323,6 +324,21 @@ def _peer_samples(out: _Families, source: DeviceSource, states: Sequence[DeviceS
             continue
         per_device[o.device] = per_device.get(o.device, 0) + 1
         out.add(PREFIX + "peer_outlier", (o.device, fleet_of[o.device], o.feature), o.js)
+
+
+def _advisory_samples(out: _Families, report: AdvisoryReport,
+                      states: Sequence[DeviceState]) -> None:
+    """Per device: retrain or camera check advised; per model: devices advised to retrain."""
+    fleet_of = {s.device: s.fleet for s in states}
+    for a in report.devices:
+        if a.device not in fleet_of:
+            continue  # decommissioned since the report was computed
+        key = (a.device, fleet_of[a.device])
+        out.add(PREFIX + "retrain_advised", key, float(a.action == "retrain"))
+        out.add(PREFIX + "camera_check_advised", key, float(a.action == "clean"))
+    for m in report.models:
+        out.add(PREFIX + "model_retrain_advised_devices",
+                (_info(m.model_name), m.model_sha256), float(m.retrain))
 
 
 # --------------------------------------------------------------------------- collector

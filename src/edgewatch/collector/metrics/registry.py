@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -15,10 +15,12 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from edgewatch.clock import Clock, SystemClock
+from edgewatch.collector.advisory import AdvisoryReport, Rule, advise_fleet
 from edgewatch.collector.fleet import device_state_of
 from edgewatch.collector.metrics.catalogue import PREFIX, UNEXPORTABLE_REASONS
 from edgewatch.collector.metrics.collect import (
     DeviceSource,
+    _advisory_samples,
     _device_samples,
     _Families,
     _fleet_samples,
@@ -42,7 +44,10 @@ class FleetCollector(Collector):
     is stale when it is online but no summary window ended within ``stale_after_s`` (nor
     since its birth). Peer outliers compare each fresh device's latest ``peer_windows``
     summaries with those of the other devices sharing its reference (1: no extra query);
-    they are computed at every scrape (``peers=False`` turns them off).
+    they are computed at every scrape (``peers=False`` turns them off). Retrain advisories
+    come from ``advisories`` (the collector's advisory thread's latest report); without
+    one, or before its first pass, they are computed from the store at the scrape with the
+    default rule (a store without ``reference``: none exported).
     A store that cannot be read gives ``edgewatch_collector_store_up 0`` and no device
     metrics; the scrape itself still succeeds. A device value that cannot be exported (not
     finite, overflowing, or in a stored row that does not decode) is left out and counted
@@ -54,7 +59,8 @@ class FleetCollector(Collector):
                  clock: Clock | None = None, stale_after_s: float = 300.0,
                  registry: CollectorRegistry | None = None, *,
                  peers: bool = True, peer_js_threshold: float = 0.3,
-                 peer_windows: int = 1) -> None:
+                 peer_windows: int = 1,
+                 advisories: Callable[[], AdvisoryReport | None] | None = None) -> None:
         if not stale_after_s > 0:
             raise EdgewatchError(f"stale_after_s must be positive, got {stale_after_s!r}")
         if peer_windows < 1:
@@ -66,6 +72,7 @@ class FleetCollector(Collector):
         self.peers = peers
         self.peer_js_threshold = float(peer_js_threshold)
         self.peer_windows = int(peer_windows)
+        self.advisories = advisories
         self._unexportable: dict[str, int] = dict.fromkeys(UNEXPORTABLE_REASONS, 0)
         self._lock = threading.Lock()  # scrapes may run concurrently
         if registry is not None:
@@ -111,17 +118,25 @@ class FleetCollector(Collector):
         if self.peers:
             _peer_samples(out, self.store, states, status, self.peer_js_threshold,
                           self.peer_windows)
+        report = self.advisories() if self.advisories is not None else None
+        if report is None and hasattr(self.store, "reference"):
+            report = advise_fleet(self.store, Rule(), now)  # type: ignore[arg-type]
+        if report is not None:
+            _advisory_samples(out, report, states)
 
 
 def make_registry(store: DeviceSource, stats: IngestStats | None = None,
                   clock: Clock | None = None, stale_after_s: float = 300.0, *,
                   peers: bool = True, peer_js_threshold: float = 0.3, peer_windows: int = 1,
-                  process_metrics: bool = True) -> CollectorRegistry:
+                  process_metrics: bool = True,
+                  advisories: Callable[[], AdvisoryReport | None] | None = None
+                  ) -> CollectorRegistry:
     """A fresh registry with a :class:`FleetCollector` (and, if asked, the standard
     ``process_*`` metrics of this process)."""
     registry = CollectorRegistry()
     FleetCollector(store, stats, clock, stale_after_s, registry, peers=peers,
-                   peer_js_threshold=peer_js_threshold, peer_windows=peer_windows)
+                   peer_js_threshold=peer_js_threshold, peer_windows=peer_windows,
+                   advisories=advisories)
     if process_metrics:
         ProcessCollector(registry=registry)
     return registry

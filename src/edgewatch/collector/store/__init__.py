@@ -26,7 +26,7 @@ Poison
     ``quarantine`` table and stores the rest.
 
 Schema
-    ``devices``, ``messages``, ``covered``, ``references`` and ``quarantine``
+    ``devices``, ``messages``, ``covered``, ``references``, ``quarantine`` and ``commands``
     (:mod:`edgewatch.collector.store.schema`). Payloads are the canonical JSON of the
     decoded message (``msgspec.json.encode``), summaries as schema 2. Schema creation is
     idempotent (``CREATE ... IF NOT EXISTS``) and, on PostgreSQL, runs in one transaction
@@ -39,9 +39,11 @@ Threads
 The modules: ``records`` (what goes in and comes out), ``errors``, ``schema`` (DDL),
 ``drivers`` (the backend interface), ``sqlite`` and ``postgres`` (the backends), ``writes``
 (items to rows, the ordered idempotent write, quarantine), ``reads`` (queries, decoding
-stored payloads), ``facade`` (:class:`Store`, transactions, :func:`open_store`).
+stored payloads), ``facade`` (:class:`Store`, transactions, :func:`open_store`),
+``retention`` (hourly and daily rollups, expiry, decommissioning: ``decommissioned``).
 """
 
+from edgewatch.collector.store.commands import QueuedCommand
 from edgewatch.collector.store.drivers import Row
 from edgewatch.collector.store.errors import RejectedPayload, StoreError, UnreadableRow
 from edgewatch.collector.store.facade import Store, open_store
@@ -66,6 +68,7 @@ __all__ = [
     "DeviceState",
     "Item",
     "Quarantined",
+    "QueuedCommand",
     "RejectedPayload",
     "Row",
     "Store",

@@ -47,6 +47,12 @@ class _Driver(abc.ABC):
     def create_schema(self) -> None:
         """Create the tables and indexes if missing, safely against concurrent creators."""
 
+    def lock(self, key: int) -> None:
+        """Take an exclusive lock until the end of the current write transaction, shared
+        with other processes (PostgreSQL: ``pg_advisory_xact_lock``). SQLite needs none:
+        its write transactions (``BEGIN IMMEDIATE``) already take turns."""
+        return None
+
     def transient(self, exc: Exception) -> bool:
         """Whether a failed transaction may simply be run again."""
         return False

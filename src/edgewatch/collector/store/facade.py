@@ -11,17 +11,21 @@ Transactions
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from edgewatch.collector.store import commands as _commands
+from edgewatch.collector.store.commands import CommandState, QueuedCommand
 from edgewatch.collector.store.drivers import _Driver, _redact
 from edgewatch.collector.store.errors import (
     RejectedPayload,
     StoreError,
+    _DryRun,
     _first_line,
     _Refused,
 )
@@ -43,6 +47,16 @@ from edgewatch.collector.store.reads import (
     read_summary,
 )
 from edgewatch.collector.store.records import DeviceState, Item, Quarantined
+from edgewatch.collector.store.retention import (
+    Decommissioned,
+    PruneReport,
+    Retention,
+    candidate_buckets,
+    decommission,
+    expire,
+    pruned_devices,
+    roll_bucket,
+)
 from edgewatch.collector.store.sqlite import _sqlite_path, _SQLiteDriver
 from edgewatch.collector.store.writes import (
     _culprit,
@@ -58,6 +72,16 @@ from edgewatch.contracts.summary import Summary
 from edgewatch.errors import EdgewatchError
 
 T = TypeVar("T")
+
+
+def _expire(driver: _Driver, device: str, now: float, policy: Retention,
+            part: PruneReport) -> None:
+    expire(driver, device, now, policy, part)
+
+
+def _roll(driver: _Driver, device: str, resolution: str, start: float,
+          part: PruneReport) -> None:
+    roll_bucket(driver, device, resolution, start, part)
 
 _RETRIES = 5
 _RETRY_PAUSE_S = 0.05
@@ -213,6 +237,49 @@ class Store:
         sql, params = _purge_query(before)
         return len(self._run(True, lambda: self._driver.query(sql, params)))
 
+    def prune(self, policy: Retention, now: float, dry_run: bool = False) -> PruneReport:
+        """One retention pass at time ``now`` (:mod:`.retention`): summaries rolled up
+        hourly then daily, old summaries, alerts and quarantined messages deleted. Each
+        bucket (and each device's deletions) is one transaction, so two collectors or a
+        running ingest may share the store; ``dry_run`` rolls every one back."""
+        report = PruneReport(dry_run=dry_run)
+        driver = self._driver
+
+        def step(work: Callable[[PruneReport], None]) -> None:
+            part = PruneReport()
+
+            def run() -> None:
+                work(part)
+                if dry_run:
+                    raise _DryRun
+
+            with contextlib.suppress(_DryRun):
+                self._run(True, run)
+            report.add(part)
+
+        devices = self._run(False, lambda: pruned_devices(driver))
+        report.devices = len(devices)
+        for device in devices:
+            step(functools.partial(_expire, driver, device, now, policy))
+            buckets = self._run(False, functools.partial(candidate_buckets, driver, device,
+                                                         now, policy))
+            for resolution, start in buckets:
+                step(functools.partial(_roll, driver, device, resolution, start))
+        if policy.quarantine_s:
+            sql, params = _purge_query(now - policy.quarantine_s)
+
+            def purge(part: PruneReport) -> None:
+                part.quarantine = len(driver.query(sql, params))
+
+            step(purge)
+        return report
+
+    def decommission(self, device: str, now: float, purge: bool = False) -> Decommissioned:
+        """Remove ``device`` from the fleet in one transaction (:mod:`.retention`): out of
+        ``devices``, its active alerts closed, recorded as decommissioned; ``purge``
+        deletes its history too. StoreError when the store never heard of it."""
+        return self._run(True, lambda: decommission(self._driver, device, now, purge))
+
     # ----------------------------------------------------------------- reads
 
     def quarantined(self, limit: int = 100) -> list[Quarantined]:
@@ -259,3 +326,28 @@ class Store:
         sql, params = _keys_query(kind)
         rows = self._run(False, lambda: self._driver.query(sql, params))
         return _keys(rows)
+
+    # ----------------------------------------------------------------- queued commands
+
+    def queue_command(self, command: QueuedCommand) -> bool:
+        """Keep an operator's command (:mod:`.commands`); False when its id is known."""
+        row = _commands.insert_row(command)
+        return self._run(True, lambda: self._driver.insert_new(_commands.INSERT, [row]))[0]
+
+    def commands(self, device: str | None = None, states: Sequence[str] | None = None,
+                 limit: int = 100) -> list[QueuedCommand]:
+        """Kept commands, of one device or all, in some states or all, newest first."""
+        sql, params = _commands.select_query(device, states, limit)
+        return _commands.read(self._run(False, lambda: self._driver.query(sql, params)))
+
+    def command_state(self, command_id: str, state: CommandState, now: float,
+                      result: dict[str, Any] | None = None) -> bool:
+        """Move an open (queued or sent) command to ``state``; False when there is no such
+        open command."""
+        sql, params = _commands.transition(command_id, state, now, result)
+        return bool(self._run(True, lambda: self._driver.query(sql, params)))
+
+    def expire_commands(self, before: float, now: float) -> int:
+        """Mark open commands created before ``before`` as expired; how many."""
+        return len(self._run(True, lambda: self._driver.query(_commands.EXPIRE,
+                                                              (now, before))))

@@ -108,6 +108,9 @@ class _PostgresDriver(_Driver):
         except self._psycopg.errors.FeatureNotSupported:
             pass
 
+    def lock(self, key: int) -> None:
+        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+
     def transient(self, exc: Exception) -> bool:
         errors = self._psycopg.errors
         return isinstance(exc, (errors.DeadlockDetected, errors.SerializationFailure))

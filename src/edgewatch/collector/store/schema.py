@@ -10,6 +10,10 @@ covered seqs, per device across boots (seqs are per device).
 id): the bins and histograms of the windows stored.
 ``quarantine``: messages the store refused (a value the database cannot take...), kept as
 received (topic, bytes, reason, detail) for an operator; never read by ingest.
+``decommissioned``: devices an operator removed from the fleet, and when
+(:mod:`edgewatch.collector.store.retention`); a live message re-admits the device.
+``commands``: operator commands to devices that were offline, queued until the device's
+next birth (:mod:`edgewatch.collector.store.commands`).
 
 Every statement is idempotent (``CREATE ... IF NOT EXISTS``); each driver runs them in one
 transaction (``create_schema``), on PostgreSQL under an advisory lock.
@@ -56,6 +60,22 @@ _DDL = (
         model_sha256 TEXT NOT NULL,
         payload TEXT NOT NULL,
         PRIMARY KEY (device, reference_id))""",
+    """CREATE TABLE IF NOT EXISTS decommissioned (
+        device TEXT PRIMARY KEY,
+        fleet TEXT NOT NULL,
+        since DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS commands (
+        id TEXT PRIMARY KEY,
+        device TEXT NOT NULL,
+        fleet TEXT NOT NULL,
+        name TEXT NOT NULL,
+        args TEXT NOT NULL,
+        token TEXT NOT NULL,
+        created DOUBLE PRECISION NOT NULL,
+        state TEXT NOT NULL,
+        updated DOUBLE PRECISION NOT NULL,
+        result TEXT)""",
+    "CREATE INDEX IF NOT EXISTS commands_device ON commands (device, state, created)",
 )
 _QUARANTINE_DDL = (
     """CREATE TABLE IF NOT EXISTS quarantine (

@@ -17,6 +17,7 @@ Poison
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from edgewatch.contracts.command import CommandResult
 from edgewatch.contracts.reference import Reference
 from edgewatch.contracts.status import Status
 from edgewatch.contracts.summary import Summary
+
+log = logging.getLogger(__name__)
 
 _INSERT_MESSAGE = (
     "INSERT INTO messages (device, boot_id, seq, kind, fleet, received, window_start, "
@@ -94,6 +97,8 @@ class _Status:
     index: int
     device: str
     row: Row
+    retained: bool = False
+    """Replayed by the broker from its retained store (not a sign of life)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,7 @@ class _Reference:
     device: str
     reference_id: str
     row: Row
+    retained: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,12 +156,12 @@ def _status(index: int, item: Item, s: Status) -> _Status:
     row = (item.device, item.fleet, online, item.received if s.time is None else s.time,
            item.received if online and not item.retained else None, s.boot_id or None,
            manifest)
-    return _Status(index, item.device, row)
+    return _Status(index, item.device, row, bool(item.retained))
 
 
 def _reference(index: int, item: Item, r: Reference) -> _Reference:
     row = (item.device, r.id, item.fleet, item.received, r.created, r.model_sha256, _json(r))
-    return _Reference(index, item.device, r.id, row)
+    return _Reference(index, item.device, r.id, row, bool(item.retained))
 
 
 def _prepare_one(index: int, item: Item) -> _Message | _Status | _Reference:
@@ -246,6 +252,7 @@ def _write(driver: _Driver, batch: _Batch, n: int, quarantine: Sequence[Row]) ->
     (messages by key, covered seqs, references, devices by id) so that concurrent
     batches cannot deadlock each other."""
     results = [True] * n
+    batch = _admitted(driver, batch, results)
     messages = batch.messages
     inserted = driver.insert_new(_INSERT_MESSAGE, [m.row for m in messages])
     for m, new in zip(messages, inserted):
@@ -260,6 +267,36 @@ def _write(driver: _Driver, batch: _Batch, n: int, quarantine: Sequence[Row]) ->
     driver.execute_many(_STATUS_DEVICE, status_rows)
     driver.execute_many(_INSERT_QUARANTINE, quarantine)
     return results
+
+
+def _admitted(driver: _Driver, batch: _Batch, results: list[bool]) -> _Batch:
+    """The batch without the retained statuses and references of decommissioned devices
+    (the broker replaying what the device left behind: not stored, reported as not new);
+    a live message of a decommissioned device re-admits it (logged)."""
+    devices = sorted({m.device for m in batch.messages} | {s.device for s in batch.statuses}
+                     | {r.device for r in batch.references})
+    if not devices:
+        return batch
+    marks = ", ".join("?" * len(devices))
+    gone = {str(r[0]) for r in driver.query(
+        f"SELECT device FROM decommissioned WHERE device IN ({marks})", devices)}
+    if not gone:
+        return batch
+    live = ({m.device for m in batch.messages} | {s.device for s in batch.statuses
+                                                   if not s.retained}
+            | {r.device for r in batch.references if not r.retained}) & gone
+    for device in sorted(live):
+        driver.query("DELETE FROM decommissioned WHERE device = ?", (device,))
+        log.warning("device %.130r was decommissioned and is back: re-admitted", device)
+    skip = gone - live
+    if not skip:
+        return batch
+    replayed: list[_Status | _Reference] = [*batch.statuses, *batch.references]
+    for one in replayed:
+        if one.device in skip:
+            results[one.index] = False
+    return _Batch(batch.messages, [s for s in batch.statuses if s.device not in skip],
+                  [r for r in batch.references if r.device not in skip])
 
 
 def _culprit(run: Callable[[Callable[[], None]], None], driver: _Driver, batch: _Batch,
