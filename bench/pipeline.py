@@ -1,7 +1,8 @@
 """Throughput of a bare onnxruntime loop against edgewatch's monitored pipeline.
 
     python bench/pipeline.py [--assets DIR] [--repeats 5] [--frames 300] [--block 10]
-                             [--set features.every_nth=2 ...] [--evidence] [--json PATH]
+                             [--set features.every_nth=2 ...] [--evidence] [--shadow]
+                             [--json PATH]
 
 SSDLite-MobileNetV2 on vtest.avi, frames decoded into memory before timing. The two loops
 run interleaved in one process on the same onnxruntime session, in blocks of ``--block``
@@ -17,19 +18,31 @@ vtest's own timestamps (10 fps), so the default ``features.max_fps`` of 2.5 meas
 frame in 4; ``--set features.max_fps=0`` measures every frame.
 
 ``--evidence`` turns evidence capture on (``[evidence]`` defaults, in a temporary
-directory) in the monitored loop: every monitored frame is JPEG-encoded into the pre-trigger
-ring on the capture thread and routine frames are written; ``--set
+directory) in the monitored loop: every monitored frame goes through the capture thread into
+the pre-trigger ring (raw: no encoding while ``evidence.ring_mb`` holds ``pre_frames`` of
+them) and routine frames are JPEG-encoded and written; ``--set
 evidence.near_threshold_per_hour=36000`` makes it write every frame with near-threshold
-detections (at most ``evidence.max_per_hour``).
+detections (at most ``evidence.max_per_hour``), ``--set evidence.ring_mb=1`` makes the ring
+encode every monitored frame (the cost before the ring kept frames raw). The report gives
+the capture's counters and its JPEG encodings (``encoded``).
+
+``--shadow`` runs a model update's shadow during the whole benchmark (the same SSD file
+staged as a candidate; ``update.*`` defaults, ``--set update.sample_every=N`` to change
+how many frames it is offered): the monitored loop offers every Nth frame to the shadow
+thread (two one-thread onnxruntime sessions, the current model and the candidate, a bounded
+queue that drops when behind), so the ratio is the live loop's rate with a shadow active.
+The report gives the shadow's counters (offered, dropped, compared).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -46,10 +59,12 @@ import onnxruntime as ort
 
 from edgewatch.agent.app import build_agent, build_reference, make_measurer
 from edgewatch.agent.delivery.sinks import ListSink
-from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.inference.engine import InferenceEngine, file_sha256
 from edgewatch.agent.measure.image import ImageFeatureExtractor
 from edgewatch.agent.records import Frame, Image
 from edgewatch.agent.source import open_source
+from edgewatch.agent.update.lifecycle import UpdateManager
+from edgewatch.agent.update.staged import StagedUpdate
 from edgewatch.agent.window.accumulator import WindowAccumulator
 from edgewatch.agent.window.monitor import Monitor
 from edgewatch.agent.window.reference import ReferenceProfile
@@ -134,11 +149,15 @@ def timed_ms(fn: Callable[[], object]) -> float:
 class PairedLoops:
     """The bare loop and the monitored loop on one engine's onnxruntime session."""
 
-    def __init__(self, cfg: AgentConfig, reference: ReferenceProfile) -> None:
+    def __init__(self, cfg: AgentConfig, reference: ReferenceProfile,
+                 shadow: bool = False) -> None:
         self.engine = InferenceEngine(cfg.model)
         self.sink = ListSink()
         self.agent = build_agent(cfg, reference, engine=self.engine, sink=self.sink,
                                  publish=False, live=False)
+        self.shadow: dict[str, Any] | None = None
+        if shadow:
+            self.agent.update = start_shadow(cfg, self.engine)
         self.monitor: Monitor = self.agent.monitor
         self.index = 0
         self.evidence: dict[str, int] | None = None
@@ -174,10 +193,14 @@ class PairedLoops:
 
     def close(self) -> Result:
         self.monitor.close()
+        update = self.agent.update
+        if update is not None:
+            self.shadow = {**update.shadow_counters(), "state": update.state.get("state", "")}
+            update.close()
         evidence = self.agent.outputs.evidence
         if evidence is not None:
             evidence.drain()
-            self.evidence = evidence.totals
+            self.evidence = {**evidence.totals, "encoded": evidence.encoded}
             evidence.close()
         total = self.sink.summaries[0]
         for s in self.sink.summaries[1:]:
@@ -185,6 +208,22 @@ class PairedLoops:
         return {"seen": total.frames.seen, "monitored": total.frames.monitored,
                 "dropped": total.frames.dropped, "sampled_out": total.frames.sampled_out,
                 "monitor_ms": total.latency["monitor_ms"].quantile(0.5)}
+
+
+def start_shadow(cfg: AgentConfig, engine: InferenceEngine) -> UpdateManager:
+    """An update lifecycle whose shadow lasts the whole benchmark: the running model's
+    file staged as a candidate, in a temporary models directory."""
+    work = Path(tempfile.mkdtemp(prefix="edgewatch-bench-shadow-"))
+    staged = work / "staging" / "model.onnx"
+    staged.parent.mkdir(parents=True)
+    shutil.copyfile(cfg.model.path, staged)
+    cfg = dataclasses.replace(cfg, update=dataclasses.replace(
+        cfg.update, models_dir=str(work / "models"), shadow_frames=10**9,
+        shadow_seconds=10.0**6))
+    manager = UpdateManager(cfg, engine, device="bench")
+    manager.received(StagedUpdate("bench-shadow", staged.parent, staged,
+                                  file_sha256(staged)))
+    return manager
 
 
 def run_rounds(loops: PairedLoops, frames: list[Image], args: argparse.Namespace) -> list[Round]:
@@ -253,7 +292,8 @@ def machine_facts() -> dict[str, Any]:
 
 
 def report(args: argparse.Namespace, rounds: list[Round], counts: Result, costs: Result,
-           peak_rss: float, evidence: dict[str, int] | None = None) -> None:
+           peak_rss: float, evidence: dict[str, int] | None = None,
+           shadow: dict[str, Any] | None = None) -> None:
     ratios = [r for rd in rounds for r in rd.ratios]
     q1, q2, q3 = statistics.quantiles(ratios, n=4)
     per_round = [rd.ratio for rd in rounds]
@@ -279,6 +319,8 @@ def report(args: argparse.Namespace, rounds: list[Round], counts: Result, costs:
           f"the decoded frames")
     if evidence is not None:
         print("evidence                   " + ", ".join(f"{k} {v}" for k, v in evidence.items()))
+    if shadow is not None:
+        print("shadow                     " + ", ".join(f"{k} {v}" for k, v in shadow.items()))
     print("feature cost, ms/frame (cv2 1 thread, median): "
           + ", ".join(f"{k} {v:.3f}" for k, v in costs.items()))
 
@@ -293,6 +335,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="override a config key, e.g. features.every_nth=2 (repeatable)")
     p.add_argument("--evidence", action="store_true",
                    help="evidence capture on in the monitored loop (temporary directory)")
+    p.add_argument("--shadow", action="store_true",
+                   help="run a model update's shadow (the same SSD as the candidate) during "
+                   "the whole benchmark: the live loop's ratio with a shadow active")
     p.add_argument("--json", help="also write the numbers to this JSON file")
     p.add_argument("--wait-idle", type=float, default=60.0, metavar="S",
                    help="before each round, wait up to S seconds for an idle machine "
@@ -313,18 +358,18 @@ def main(argv: list[str] | None = None) -> int:
     source = open_source(str(assets / "video/vtest.avi"), first=0, last=399)
     reference = build_reference(cfg, InferenceEngine(cfg.model), source, show_progress=False)
     frames = load_frames(assets / "video/vtest.avi", args.frames)
-    loops = PairedLoops(cfg, reference)
+    loops = PairedLoops(cfg, reference, shadow=args.shadow)
     rounds = run_rounds(loops, frames, args)
     counts = loops.close()
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     wait_idle(args.wait_idle)
     costs = feature_costs(cfg, reference, frames, args.repeats)
-    report(args, rounds, counts, costs, peak_rss, loops.evidence)
+    report(args, rounds, counts, costs, peak_rss, loops.evidence, loops.shadow)
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"machine": machine_facts(), "settings": args.set, "feature_cost_ms": costs,
              "counts": counts, "rounds": [asdict(r) for r in rounds],
-             "evidence": loops.evidence,
+             "evidence": loops.evidence, "shadow": loops.shadow,
              "peak_rss_mib": peak_rss}, indent=1))
     return 0
 

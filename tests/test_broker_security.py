@@ -316,7 +316,7 @@ def test_device_publishes_its_own_topics(connect: Connect, fleet: str) -> None:
     collector = connect("collector")
     collector.subscribe("edgewatch/v1/+/+/#")
     cam_a = connect("cam-a")
-    leaves = ("status", "summary", "alert", "reference", "cmd_result")
+    leaves = ("status", "summary", "alert", "reference", "evidence", "cmd_result")
     for sub in leaves:
         rc = cam_a.publish(t(fleet, "cam-a", sub), sub.encode(),
                            retain=sub in ("status", "reference"))
@@ -332,6 +332,7 @@ def test_device_cannot_publish_as_another_device(connect: Connect, fleet: str) -
     forbidden = [
         t(fleet, "cam-b", "summary"),      # another device's data
         t(fleet, "cam-b", "status"),       # ... or its birth / last will
+        t(fleet, "cam-b", "evidence"),     # ... or its evidence chunks
         t(fleet, "cam-a", "cmd/reboot"),   # commands to itself: only the collector sends those
         t(fleet, "cam-b", "cmd/reboot"),
         t(fleet, "cam-a", "other"),        # outside the contract
@@ -378,6 +379,25 @@ def test_device_receives_only_its_own_commands(connect: Connect, fleet: str) -> 
         (t(fleet, "cam-b", "cmd/reboot"), b"for-b")]
 
 
+def test_model_update_chunks_only_from_the_collector_to_their_device(connect: Connect,
+                                                                     fleet: str) -> None:
+    collector = connect("collector")
+    cam_a = connect("cam-a")
+    cam_b = connect("cam-b")
+    cam_a.subscribe(t(fleet, "cam-a", "update/#"))
+    cam_a.subscribe(t(fleet, "cam-b", "update/#"))   # granted, but nothing of cam-b arrives
+    cam_b.subscribe(t(fleet, "cam-b", "update/#"))
+    # a device can neither push an update to another device nor to itself
+    assert cam_b.publish(t(fleet, "cam-a", "update/u-1"), b"evil").value == NOT_AUTHORIZED
+    assert cam_a.publish(t(fleet, "cam-a", "update/u-1"), b"self").value == NOT_AUTHORIZED
+    assert not collector.publish(t(fleet, "cam-b", "update/u-1"), b"for-b").is_failure
+    assert not collector.publish(t(fleet, "cam-a", "update/u-1"), b"for-a").is_failure
+    assert topics(cam_a.receive_until(t(fleet, "cam-a", "update/u-1"))) == [
+        (t(fleet, "cam-a", "update/u-1"), b"for-a")]
+    assert topics(cam_b.receive_until(t(fleet, "cam-b", "update/u-1"))) == [
+        (t(fleet, "cam-b", "update/u-1"), b"for-b")]
+
+
 def test_device_does_not_see_other_devices_retained_status(connect: Connect, fleet: str) -> None:
     cam_b = connect("cam-b")
     assert not cam_b.publish(t(fleet, "cam-b", "status"), b"online", retain=True).is_failure
@@ -398,7 +418,7 @@ def test_collector_commands_any_device_but_cannot_forge_device_data(connect: Con
     cam_a.subscribe("edgewatch/v1/+/cam-a/cmd/#")
     other_fleet = fleet + "x"
     assert not collector.publish(t(other_fleet, "cam-a", "cmd/set"), b"x").is_failure
-    for sub in ("summary", "status", "alert", "cmd_result", "reference"):
+    for sub in ("summary", "status", "alert", "cmd_result", "reference", "evidence"):
         assert collector.publish(t(fleet, "cam-a", sub), b"forged").value == NOT_AUTHORIZED
     assert topics(cam_a.receive_until(t(other_fleet, "cam-a", "cmd/set"))) == [
         (t(other_fleet, "cam-a", "cmd/set"), b"x")]

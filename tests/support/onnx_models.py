@@ -175,3 +175,77 @@ def flattening_classifier_model(path: Path, *, size: int = 8, classes: int = 3) 
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
     )
     return _save(graph, path)
+
+
+# -- the real SSD, post-processed (model updates: tests/agent/update/) -----------------------
+
+
+def ssd_variant(src: Path, path: Path, kind: str, *, slow_steps: int = 70) -> Path:
+    """The SSD graph of ``src`` with its outputs altered, saved to ``path``:
+
+    - ``nan``: every score multiplied by NaN (non-finite outputs);
+    - ``shifted``: every box moved by half the frame (detections that no longer match);
+    - ``slow``: a chain of ``slow_steps`` 256x768 @ 768x768 MatMul + Tanh on the input,
+      added times 0 to ``num_detections`` (same outputs, many times the work);
+    - ``collapse``: every score multiplied by 0.01 (no detection above the threshold).
+    """
+    model = onnx.load(str(src))
+    graph = model.graph
+    outs = {o.name.split(":")[0]: o.name for o in graph.output}
+    image = graph.input[0].name
+
+    def rewire(name: str) -> str:
+        raw = name + "_raw"
+        for node in graph.node:
+            for i, o in enumerate(node.output):
+                if o == name:
+                    node.output[i] = raw
+        return raw
+
+    def const(name: str, value: np.ndarray) -> str:
+        graph.initializer.append(numpy_helper.from_array(value, name))
+        return name
+
+    if kind in ("nan", "collapse"):
+        scores = outs["detection_scores"]
+        raw = rewire(scores)
+        factor = np.float32("nan") if kind == "nan" else np.float32(0.01)
+        graph.node.append(helper.make_node(
+            "Mul", [raw, const("ew_factor", np.array(factor, np.float32))], [scores]))
+    elif kind == "shifted":
+        boxes = outs["detection_boxes"]
+        raw = rewire(boxes)
+        graph.node.append(helper.make_node(
+            "Add", [raw, const("ew_shift", np.array(0.5, np.float32))], [boxes]))
+    elif kind == "slow":
+        num = outs["num_detections"]
+        raw = rewire(num)
+        nodes = [
+            helper.make_node("Cast", [image], ["ew_f"], to=TensorProto.FLOAT),
+            helper.make_node("Slice", ["ew_f", const("ew_s0", np.array([0, 0, 0], np.int64)),
+                                       const("ew_s1", np.array([256, 256, 3], np.int64)),
+                                       const("ew_sa", np.array([1, 2, 3], np.int64))],
+                             ["ew_sl"]),
+            helper.make_node("Reshape", ["ew_sl", const("ew_shape", np.array([256, 768],
+                                                                             np.int64))],
+                             ["ew_x0"]),
+        ]
+        w = const("ew_w", (np.random.default_rng(0).standard_normal((768, 768)) / 768)
+                  .astype(np.float32))
+        last = "ew_x0"
+        for k in range(slow_steps):
+            nodes.append(helper.make_node("MatMul", [last, w], [f"ew_m{k}"]))
+            nodes.append(helper.make_node("Tanh", [f"ew_m{k}"], [f"ew_x{k + 1}"]))
+            last = f"ew_x{k + 1}"
+        nodes += [
+            helper.make_node("ReduceSum", [last], ["ew_sum"], keepdims=0),
+            helper.make_node("Mul", ["ew_sum", const("ew_zero", np.array(0.0, np.float32))],
+                             ["ew_nothing"]),
+            helper.make_node("Add", [raw, "ew_nothing"], [num]),
+        ]
+        graph.node.extend(nodes)
+    else:
+        raise ValueError(f"unknown SSD variant {kind!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path

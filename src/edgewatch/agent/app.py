@@ -17,9 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import msgspec
+
 from edgewatch.agent.delivery.assembly import AlertSink, Delivery, make_alerting
 from edgewatch.agent.delivery.sinks import JsonlSink
 from edgewatch.agent.evidence.capture import EvidenceCapture, Identity, open_capture
+from edgewatch.agent.evidence.transfer import EvidenceSender
 from edgewatch.agent.inference.engine import InferenceEngine
 from edgewatch.agent.measure.checks import FrameChecks
 from edgewatch.agent.measure.frame import FrameMeasurer
@@ -35,13 +38,20 @@ from edgewatch.agent.source import (
     open_source,
     parse_range,
 )
+from edgewatch.agent.update.lifecycle import UpdateManager
+from edgewatch.agent.update.receive import open_receiver
+from edgewatch.agent.update.staged import StagedUpdate
+from edgewatch.agent.window.contexts import DEFAULT as DEFAULT_CONTEXT
+from edgewatch.agent.window.contexts import ContextRule, ReferenceSet
 from edgewatch.agent.window.drift_judge import DriftJudge
 from edgewatch.agent.window.monitor import FrameObserver, Monitor, MonitorSettings, Sink
 from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
 from edgewatch.agent.window.resources import ResourceSampler
 from edgewatch.agent.window.summary import WindowSummary
+from edgewatch.agent.window.versions import ReferencePush, ReferenceVersions
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.config.agent import AgentConfig
+from edgewatch.contracts.update_status import UpdateStatus
 from edgewatch.errors import ConfigError, ModelError
 from edgewatch.supervision import Supervisor, public_uri
 
@@ -67,7 +77,11 @@ def make_measurer(cfg: AgentConfig) -> FrameMeasurer:
 
 def load_reference(cfg: AgentConfig, engine: InferenceEngine,
                    path: str | None = None) -> ReferenceProfile:
-    profile = ReferenceProfile.load(path if path is not None else cfg.reference.path)
+    """The default reference: ``path``, else the active one of ``reference.versions_dir``
+    (accepted or pushed), else ``reference.path``."""
+    active = ReferenceVersions(cfg.reference.versions_dir).active() \
+        if path is None and cfg.reference.versions_dir else None
+    profile = active or ReferenceProfile.load(path if path is not None else cfg.reference.path)
     profile.check_compatible(engine.model_sha256, cfg.model.adapter, cfg.features.analysis_width)
     return profile
 
@@ -198,12 +212,36 @@ def make_monitor(cfg: AgentConfig, reference: ReferenceProfile, sink: Sink, *, l
         queue_size=cfg.features.queue_size, every_nth=cfg.features.every_nth,
         max_fps=cfg.features.max_fps, live=live, lossless=lossless,
     )
+    resources = ResourceSampler(cfg.resources.disk_path) if cfg.resources.enabled else None
+    if cfg.reference.contexts or cfg.reference.versions_dir:
+        # context references and/or switchable references (docs/drift.md, re-baselining)
+        refs = make_references(cfg, reference)
+        return Monitor(reference, make_measurer(cfg), sink, settings, check=refs, judge=refs,
+                       windows=refs, resources=resources, clock=clock or SystemClock(),
+                       on_signal=on_signal, observer=observer)
     return Monitor(
         reference, make_measurer(cfg), sink, settings,
         check=FrameChecks(cfg.quality, reference), judge=DriftJudge(cfg.drift, reference),
-        resources=ResourceSampler(cfg.resources.disk_path) if cfg.resources.enabled else None,
-        clock=clock or SystemClock(), on_signal=on_signal, observer=observer,
+        resources=resources, clock=clock or SystemClock(), on_signal=on_signal,
+        observer=observer,
     )
+
+
+def make_references(cfg: AgentConfig, reference: ReferenceProfile) -> ReferenceSet:
+    """The default reference and those of ``reference.contexts`` (each checked against the
+    default's model, adapter and analysis width); the accepted or pushed reference of a
+    context in ``reference.versions_dir`` replaces its configured file."""
+    store = ReferenceVersions(cfg.reference.versions_dir) if cfg.reference.versions_dir \
+        else None
+    contexts = []
+    for c in cfg.reference.contexts:
+        profile = store.active(c.name) if store is not None else None
+        if profile is None:
+            profile = ReferenceProfile.load(c.path)
+        profile.check_compatible(reference.model_sha256, reference.adapter,
+                                 reference.analysis_width)
+        contexts.append((ContextRule.from_config(c), profile))
+    return ReferenceSet(cfg.quality, cfg.drift, reference, contexts)
 
 
 def make_evidence(cfg: AgentConfig, reference: ReferenceProfile, model_sha256: str,
@@ -293,6 +331,9 @@ class Agent:
                  lossless: bool = False, clock: Clock | None = None) -> None:
         self.cfg = cfg
         self.engine = engine
+        self.update: UpdateManager | None = None
+        """The model update lifecycle (``edgewatch run``): offered frames, may swap
+        ``engine`` between two frames (a commit, a rollback)."""
         self.outputs = sink if isinstance(sink, AgentOutputs) else AgentOutputs(sink=sink)
         self.stop = threading.Event()
         self.monitor = make_monitor(cfg, reference, self.outputs, live=live, lossless=lossless,
@@ -310,6 +351,10 @@ class Agent:
                                "the model: AppMonitor.observe)")
         result, failed = infer_safely(self.engine.infer_deferred, frame.image)
         self.monitor.observe(frame, result, inference_error=failed)
+        if self.update is not None:
+            swap = self.update.observe(frame, result, failed)
+            if swap is not None:  # between two frames: the next one runs the other model
+                self.engine = swap
 
     def run(self, source: FrameSource, progress: Progress | None = None,
             supervisor: Supervisor | None = None) -> int:
@@ -354,14 +399,42 @@ class Agent:
     def close(self, drain_timeout: float = 0.0, *, only_connected: bool = False) -> bool:
         """Emit the open windows, stop the monitor, then close the outputs (see
         ``AgentOutputs.close``); False when the outbox did not drain in time."""
+        if self.update is not None:
+            self.update.close()
         self.monitor.close()
         return self.outputs.close(drain_timeout, only_connected=only_connected)
+
+
+def _staged_logged(staged: StagedUpdate) -> None:
+    """Until the update lifecycle takes staged updates: say where it is."""
+    log.warning("update %s staged in %s (model sha256 %s); no update lifecycle installed "
+                "to take it", staged.update_id, staged.directory, staged.model_sha256[:16])
+
+
+def make_update(cfg: AgentConfig, engine: InferenceEngine, delivery: Delivery | None,
+                clock: Clock | None = None) -> UpdateManager:
+    """The update lifecycle of a live agent (it resumes a crashed one now); its states are
+    published retained on ``<device>/update_status``, and a commit or rollback changes the
+    model the birth message announces."""
+    publisher = delivery.publisher if delivery is not None else None
+    publish = None
+    if publisher is not None and delivery is not None:
+        topic = delivery.topics.update_status
+
+        def publish(status: UpdateStatus) -> None:
+            if status.state in ("committed", "rolled_back") and status.running_sha256:
+                publisher.manifest = msgspec.structs.replace(
+                    publisher.manifest, model_sha256=status.running_sha256)
+            publisher.retain(topic, status)
+
+    return UpdateManager(cfg, engine, device=device_id(cfg), publish=publish, clock=clock)
 
 
 def build_agent(cfg: AgentConfig, reference: ReferenceProfile, *, publish: bool, live: bool,
                 engine: InferenceEngine | None = None, lines: JsonlSink | None = None,
                 sink: Sink | None = None, lossless: bool = False, clock: Clock | None = None,
-                config_path: str | Path | None = None) -> Agent:
+                config_path: str | Path | None = None,
+                base_config: AgentConfig | None = None) -> Agent:
     """The agent wired from ``cfg``: what ``run``, ``replay`` and ``AppMonitor`` use.
 
     - ``sink``: the application's own window output, first.
@@ -372,10 +445,17 @@ def build_agent(cfg: AgentConfig, reference: ReferenceProfile, *, publish: bool,
       ``lines`` or the outbox.
     - ``[evidence]`` (``evidence.enabled``): frames kept on the device when an alert fires,
       near the threshold and at random; the alert rules then run even without ``lines`` or
-      an outbox.
+      an outbox. With ``publish`` too, the device answers ``evidence.list`` and
+      ``evidence.send`` and sends the frames asked for through its publisher
+      (``edgewatch.agent.evidence.transfer``).
     - ``engine``: the inference engine, for ``Agent.run`` over a source, and the model
       identity the device announces; without one (an application's own session), the
       reference profile's model.
+    - ``base_config``: with an engine and a live source, the configuration as written
+      (``model.path`` the base model) when ``cfg`` is the one ``update.files.active_model``
+      chose (the committed version); the update lifecycle (``edgewatch.agent.update``) then
+      takes the updates the receiver stages, and reports them retained on
+      ``<device>/update_status``.
 
     Nothing is published before ``start``; ``close`` closes everything.
     """
@@ -395,6 +475,38 @@ def build_agent(cfg: AgentConfig, reference: ReferenceProfile, *, publish: bool,
         commands=delivery.commands if delivery else None,
         on_alert=evidence.alert if evidence else None,
     ) if lines is not None or delivery is not None or evidence is not None else None
+    if delivery is not None and delivery.publisher is not None and evidence is not None:
+        # evidence retrieval (edgewatch evidence pull): commands on the router, chunks
+        # through the publisher at the lowest priority
+        sender = EvidenceSender(cfg.evidence.path, device_id(cfg),
+                                chunk_bytes=cfg.evidence.chunk_kib * 1024,
+                                bytes_per_s=cfg.evidence.send_kib_per_s * 1024)
+        sender.register(delivery.commands)
+        delivery.publisher.bulk = sender
+    update = make_update(base_config or cfg, engine, delivery, clock) \
+        if engine is not None and live else None
+    if delivery is not None and delivery.publisher is not None:
+        # model updates pushed by the fleet (edgewatch model push): staged beside the
+        # running model, then handed to the update lifecycle
+        receiver = open_receiver(cfg, device_id(cfg),
+                                 on_staged=update.received if update else _staged_logged)
+        receiver.register(delivery.commands)
+        delivery.publisher.updates = receiver.chunk
     outputs = AgentOutputs(sink=sink, lines=lines, delivery=delivery, alerting=alerting,
                            evidence=evidence)
-    return Agent(cfg, engine, reference, outputs, live=live, lossless=lossless, clock=clock)
+    agent = Agent(cfg, engine, reference, outputs, live=live, lossless=lossless, clock=clock)
+    agent.update = update
+    refs = agent.monitor.windows
+    if delivery is not None and cfg.reference.versions_dir and isinstance(refs, ReferenceSet):
+        # re-baselining: reference.push switches a reference, which is then published
+        publisher = delivery.publisher
+
+        def published(context: str, profile: ReferenceProfile) -> None:
+            if publisher is not None and context == DEFAULT_CONTEXT:
+                publisher.reference = profile.to_contract(device_id(cfg))
+                publisher.reference_sent.clear()
+                publisher.wake()
+
+        ReferencePush(ReferenceVersions(cfg.reference.versions_dir), refs,
+                      on_switch=published).register(delivery.commands)
+    return agent

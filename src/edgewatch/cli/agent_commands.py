@@ -212,9 +212,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edgewatch.agent.app import build_agent, load_reference, open_live
     from edgewatch.agent.delivery.sinks import JsonlSink
     from edgewatch.agent.inference.engine import InferenceEngine
+    from edgewatch.agent.update.files import active_model
     from edgewatch.supervision import Supervisor
 
-    cfg = _load_agent_config(args.config)
+    base = _load_agent_config(args.config)
+    cfg = active_model(base)  # the committed version of update.models_dir, if any
     engine = InferenceEngine(cfg.model)
     reference = load_reference(cfg, engine)
     clock = SystemClock()
@@ -224,7 +226,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         lines = JsonlSink(cfg.output.jsonl, mode="a") if cfg.output.jsonl else JsonlSink(
             stream=sys.stdout)
     agent = build_agent(cfg, reference, engine=engine, lines=lines, publish=cfg.mqtt.enabled,
-                        live=source.live, clock=clock, config_path=args.config)
+                        live=source.live, clock=clock, config_path=args.config,
+                        base_config=base)
     stop_on_signals(agent.stop, "closing the current window")
     log.info("monitoring %s with %s", source.description, engine.model_name)
     # Under systemd (Type=notify): READY=1 at the first frame, WATCHDOG=1 while frames come.

@@ -1,5 +1,5 @@
 """The collector's and the operator's commands: ``collector``, ``fleet``, ``alerts``,
-``quarantine``.
+``evidence``, ``quarantine``.
 
 They import nothing of the agent: they run where only ``edgewatch[collector]`` is installed
 (``tests/test_import_boundary.py``). The collector's modules are imported inside the commands.
@@ -8,6 +8,7 @@ They import nothing of the agent: they run where only ``edgewatch[collector]`` i
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 from typing import Any
@@ -87,6 +88,189 @@ def add_alerts(sub: Any) -> None:
         p.add_argument("--timeout", type=float, default=10.0,
                        help="seconds to wait for the device's answer")
     al.set_defaults(handler=cmd_alerts)
+
+
+def add_evidence(sub: Any) -> None:
+    ev = sub.add_parser("evidence", help="evidence frames of a device: list them, pull them "
+                        "into a dataset folder (docs/evidence.md)")
+    esub = ev.add_subparsers(dest="evidence_command", required=True)
+    ls = esub.add_parser("list", help="the frames the device keeps (it must be online)")
+    pl = esub.add_parser("pull", help="fetch frames through the collector into a dataset "
+                         "folder (YOLO labels, images, sidecars, index.html); resumable, "
+                         "queued for an offline device")
+    for p in (ls, pl):
+        p.add_argument("device", help="device id")
+        p.add_argument("--alert", help="frames kept for this alert id")
+        p.add_argument("--kind", choices=("alert", "near_threshold", "baseline"),
+                       help="frames of one trigger kind")
+        p.add_argument("--limit", type=int, default=200, help="frames at most (1-500)")
+        p.add_argument("--config", required=True, help="collector configuration")
+        p.add_argument("--fleet", help="the device's fleet (default: from the store)")
+        p.add_argument("--token", default=os.environ.get("EDGEWATCH_COMMAND_TOKEN", ""),
+                       help="the agents' alerts.command_token "
+                            "(default: $EDGEWATCH_COMMAND_TOKEN)")
+        p.add_argument("--timeout", type=float, default=10.0,
+                       help="seconds to wait for the device's answer")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+    pl.add_argument("--out", help="dataset folder (default: evidence-<device>[-<alert>])")
+    pl.add_argument("--wait", type=float, help="seconds without a new chunk before giving "
+                    "up for now (default: [evidence] wait_s)")
+    ev.set_defaults(handler=cmd_evidence)
+
+
+def add_reference(sub: Any) -> None:
+    r = sub.add_parser("reference", help="re-baselining: accept a device's recent windows as "
+                       "its new normal, push a reference built offline, and the history "
+                       "(docs/rebaseline.md)")
+    rsub = r.add_subparsers(dest="reference_command", required=True)
+    acc = rsub.add_parser("accept", help="build a new reference from the device's stored "
+                          "windows (exact merge on its current reference's bins) and send it")
+    acc.add_argument("--windows", help="FROM..TO, ISO 8601 or epoch seconds (either side may "
+                     "be empty; default: every stored window on the current reference)")
+    push = rsub.add_parser("push", help="send a reference profile built offline "
+                           "(edgewatch profile build)")
+    push.add_argument("--reference", required=True, help="the reference profile JSON")
+    for p in (acc, push):
+        p.add_argument("--device", required=True, help="device id")
+        p.add_argument("--context", default="", help="the context it is for (reference."
+                       "contexts[].name; default: the device's main reference)")
+        p.add_argument("--by", default=getpass.getuser(),
+                       help="who accepts it, for the record (default: your user name)")
+        p.add_argument("--note", default="", help="why, for the record")
+        p.add_argument("--token", default=os.environ.get("EDGEWATCH_COMMAND_TOKEN", ""),
+                       help="the agents' alerts.command_token "
+                            "(default: $EDGEWATCH_COMMAND_TOKEN)")
+        p.add_argument("--timeout", type=float, default=10.0,
+                       help="seconds to wait for the device's answer")
+    hist = rsub.add_parser("history", help="reference changes asked for, who asked, and the "
+                           "devices' answers")
+    hist.add_argument("--device", help="one device (default: all)")
+    for p in (acc, push, hist):
+        p.add_argument("--config", required=True, help="collector configuration")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+    r.set_defaults(handler=cmd_reference)
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import msgspec
+
+    from edgewatch.collector import reference_ops as ops
+    from edgewatch.collector.operations import (
+        command_target,
+        queued_message,
+        result_row,
+        send_or_queue,
+    )
+    from edgewatch.collector.rebaseline import push_arguments, reference_bytes
+    from edgewatch.collector.store import QueuedCommand, open_store
+    from edgewatch.config.collector import load_collector_config
+    from edgewatch.contracts.reference import Reference
+
+    cfg = load_collector_config(args.config)
+    now = SystemClock().now()
+    with open_store(cfg.store.url) as store:
+        if args.reference_command == "history":
+            rows = ops.history(store, args.device)
+            print(json.dumps(rows, indent=1) if args.json else ops.format_history(rows))
+            return 0
+        fleet, device = command_target(store, args.device)
+        if args.reference_command == "accept":
+            new, parts = ops.accept(store, device, args.windows, created=now, by=args.by)
+            raw = reference_bytes(new)
+            what = f"reference from {len(parts)} accepted windows"
+        else:
+            raw = Path(args.reference).read_bytes()
+            try:
+                new = msgspec.json.decode(raw, type=Reference)
+            except msgspec.DecodeError as exc:
+                raise EdgewatchError(f"{args.reference}: not a reference profile "
+                                     f"({str(exc)[:200]})") from exc
+            what = f"reference {args.reference}"
+        push_args = push_arguments(raw, context=args.context, by=args.by, note=args.note)
+        result = send_or_queue(cfg.mqtt, store, fleet, device, ops.PUSH, push_args,
+                               timeout_s=args.timeout, token=args.token, now=now)
+        if isinstance(result, QueuedCommand):
+            print(json.dumps(result.row(), indent=1) if args.json
+                  else queued_message(store, result))
+            return 0
+        record = QueuedCommand(id=str(result.id), device=device, fleet=fleet, name=ops.PUSH,
+                               args={k: v for k, v in push_args.items() if k != "reference"},
+                               created=now)
+        store.queue_command(record)  # the record of who accepted what, and the answer
+        store.command_state(record.id, "answered", now, result_row(result))
+    if args.json:
+        print(json.dumps(result_row(result), indent=1))
+    elif result.ok:
+        print(f"{device}: {what} is now its reference {result.reference_id} (previous "
+              f"{result.previous_reference_id or '-'}; kept on the device)")
+    else:
+        print(f"{device}: reference.push refused: {result.error}")
+    return 0 if result.ok else EXIT_ERROR
+
+
+def add_model(sub: Any) -> None:
+    m = sub.add_parser("model", help="model updates of devices (docs/updates.md)")
+    msub = m.add_subparsers(dest="model_command", required=True)
+    push = msub.add_parser("push", help="send a new model (and reference, labels) to a device "
+                           "or a fleet through the broker: chunked, sha256-verified, "
+                           "resumable (push again), staged beside the running model")
+    push.add_argument("--device", help="one device (its fleet from the store, or --fleet)")
+    push.add_argument("--fleet", help="without --device: every device the collector knows in "
+                      "this fleet; with it: the device's fleet")
+    push.add_argument("--model", required=True, help="the new ONNX model file")
+    push.add_argument("--reference", help="a reference profile built for the new model")
+    push.add_argument("--labels", help="its class-name file")
+    push.add_argument("--signature", help="a raw Ed25519 signature of the model file (checked "
+                      "by devices with update.public_key)")
+    push.add_argument("--chunk-kib", type=int, default=64, help="chunk size (4-256 KiB)")
+    push.add_argument("--rate-kib", type=float, default=1024.0,
+                      help="upper bound on the bytes sent, KiB per second (per push)")
+    push.add_argument("--config", required=True, help="collector configuration")
+    push.add_argument("--token", default=os.environ.get("EDGEWATCH_COMMAND_TOKEN", ""),
+                      help="the agents' alerts.command_token (default: $EDGEWATCH_COMMAND_TOKEN)")
+    push.add_argument("--timeout", type=float, default=10.0,
+                      help="seconds to wait for each answer of the device")
+    push.add_argument("--json", action="store_true", help="machine-readable output")
+    st = msub.add_parser("status", help="where each device's latest model update is (shadow, "
+                         "committed, soaking, done, rejected, rolled back) and why: the "
+                         "retained update_status messages on the broker")
+    st.add_argument("--device", help="one device (default: every device)")
+    st.add_argument("--config", required=True, help="collector configuration")
+    st.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    m.set_defaults(handler=cmd_model)
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    from edgewatch.collector import model_push
+    from edgewatch.collector.store import open_store
+    from edgewatch.config.collector import load_collector_config
+
+    cfg = load_collector_config(args.config)
+    if args.model_command == "status":
+        return _model_status(args, cfg.mqtt)
+    with open_store(cfg.store.url) as store:
+        reports = model_push.push(
+            cfg.mqtt, store, model_push.targets(store, args.device, args.fleet), args.model,
+            reference=args.reference, labels=args.labels, signature=args.signature,
+            chunk_kib=args.chunk_kib, rate_kib_per_s=args.rate_kib, timeout_s=args.timeout,
+            token=args.token)
+    if args.json:
+        print(json.dumps([r.row() for r in reports], indent=1))
+    else:
+        print("\n".join(r.text() for r in reports))
+    return 0 if all(r.state in ("staged", "queued") for r in reports) else EXIT_ERROR
+
+
+def _model_status(args: argparse.Namespace, mqtt: Any) -> int:
+    from edgewatch.collector.update_status import format_statuses, read_statuses, status_row
+
+    rows = read_statuses(mqtt, args.device, timeout_s=args.timeout)
+    print(json.dumps([status_row(s) for s in rows], indent=1) if args.json
+          else format_statuses(rows))
+    return 0
 
 
 def add_quarantine(sub: Any) -> None:
@@ -228,6 +412,31 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     else:
         print(f"{device}: {name} " + ("ok" if result.ok else f"refused: {result.error}"))
     return 0 if result.ok else EXIT_ERROR
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    from edgewatch.collector import evidence_pull as ep
+    from edgewatch.collector.evidence import ChunkStore
+    from edgewatch.collector.operations import result_row
+    from edgewatch.collector.store import open_store
+    from edgewatch.config.collector import load_collector_config
+
+    cfg = load_collector_config(args.config)
+    with open_store(cfg.store.url) as store:
+        if args.evidence_command == "list":
+            result = ep.list_frames(cfg, store, args.device, alert=args.alert, kind=args.kind,
+                                    fleet=args.fleet, limit=args.limit,
+                                    timeout_s=args.timeout, token=args.token)
+            print(json.dumps(result_row(result), indent=1) if args.json else
+                  ep.format_frames(args.device, result.frames or [],
+                                   ChunkStore(cfg.evidence.dir), bool(result.more)))
+            return 0
+        out = args.out or f"evidence-{args.device}" + (f"-{args.alert}" if args.alert else "")
+        report = ep.pull(cfg, store, args.device, out, alert=args.alert, kind=args.kind,
+                         fleet=args.fleet, limit=args.limit, timeout_s=args.timeout,
+                         wait_s=args.wait, token=args.token, now=SystemClock().now())
+    print(json.dumps(report.row(), indent=1) if args.json else report.text())
+    return 0 if report.state in ("complete", "queued") else EXIT_ERROR
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 The commands live by group, each parsing its arguments and calling the library:
 ``agent_commands`` (check-config, profile, replay, show, run), ``decode``, and
-``collector_commands`` (collector, fleet, alerts, quarantine), which import nothing of the
+``collector_commands`` (collector, fleet, alerts, evidence, quarantine), which import nothing of the
 agent.
 """
 
@@ -31,6 +31,9 @@ COMMANDS = (  # in the order of --help
     collector_commands.add_collector,
     collector_commands.add_fleet,
     collector_commands.add_alerts,
+    collector_commands.add_evidence,
+    collector_commands.add_model,
+    collector_commands.add_reference,
     collector_commands.add_quarantine,
 )
 

@@ -36,6 +36,7 @@ from edgewatch.config.collector import CollectorMqttConfig, StoreConfig
 from edgewatch.config.mqtt import secure
 from edgewatch.contracts.alert import Alert
 from edgewatch.contracts.codec import Rejected
+from edgewatch.contracts.evidence import EvidenceChunk
 from edgewatch.contracts.status import Status
 from edgewatch.contracts.topics import LEAVES
 
@@ -60,6 +61,13 @@ class CommandSink(Protocol):
     def tick(self) -> None: ...
 
 
+class EvidenceSink(Protocol):
+    """Where evidence chunks go (:class:`edgewatch.collector.evidence.ChunkStore`): written
+    on the store thread, before their PUBACK."""
+
+    def put(self, device: str, chunk: EvidenceChunk) -> str: ...
+
+
 class AlertSink(Protocol):
     """Where new alert messages go (alert_routing.RouterThread); must not block."""
 
@@ -80,6 +88,9 @@ class IngestStats:
     unexpected: int = 0
     """Messages on which the ingest itself failed (a bug): logged, acknowledged, dropped."""
     connected: bool = False
+    chunks: Counter[str] = dataclasses.field(default_factory=Counter)
+    """Evidence chunks by outcome (stored, joined, duplicate, corrupt, invalid, ignored:
+    no evidence directory)."""
 
 
 class RateLimitedLog:
@@ -140,9 +151,11 @@ class Ingestor:
 
     def __init__(self, cfg: CollectorMqttConfig, store_cfg: StoreConfig, store: Store, *,
                  clock: Clock | None = None, alerts: AlertSink | None = None,
-                 commands: CommandSink | None = None) -> None:
+                 commands: CommandSink | None = None,
+                 evidence: EvidenceSink | None = None) -> None:
         self.cfg = cfg
         self.commands = commands
+        self.evidence = evidence
         self._offline: set[str] = set()
         """Devices whose latest status this collector received says offline: their alerts
         are stale and not routed (see docs/alerts.md)."""
@@ -275,6 +288,9 @@ class Ingestor:
 
     def _store(self, batch: list[tuple[int, int, Item | None]]) -> None:
         items = [item for _, _, item in batch if item is not None]
+        if any(isinstance(item.message, EvidenceChunk) for item in items):
+            self._chunks([i for i in items if isinstance(i.message, EvidenceChunk)])
+            items = [i for i in items if not isinstance(i.message, EvidenceChunk)]
         kept: list[Quarantined] = []
         fresh: list[bool] = []
         delay = 0.5
@@ -319,6 +335,22 @@ class Ingestor:
             except Exception as exc:  # queued commands must not stop the ingest
                 self.stats.unexpected += 1
                 log.error("queued commands: %s: %.300s", type(exc).__name__, exc)
+
+    def _chunks(self, items: list[Item]) -> None:
+        """Evidence chunks go to files, not to the store (acknowledged after they are
+        written; a failed write is logged and the chunk is asked for again by the next
+        pull)."""
+        for item in items:
+            assert isinstance(item.message, EvidenceChunk)
+            if self.evidence is None:
+                self.stats.chunks["ignored"] += 1
+                continue
+            try:
+                self.stats.chunks[self.evidence.put(item.device, item.message)] += 1
+            except (OSError, ValueError) as exc:
+                self.stats.chunks["error"] += 1
+                self.refusals.warning("evidence", "cannot keep an evidence chunk of %.130r: "
+                                      "%.200s", item.device, exc)
 
     def _route(self, fleet: str, alert: Alert) -> None:
         if self.alerts is None:

@@ -57,8 +57,10 @@ from edgewatch.contracts.topics import ID_PATTERN, Topics
 from edgewatch.errors import EdgewatchError
 
 log = logging.getLogger(__name__)
-QUEUEABLE = ("ack", "snooze", "enable", "disable", "set-threshold")
-"""Commands kept for an offline device (``list`` only reads: it is not queued)."""
+QUEUEABLE = ("ack", "snooze", "enable", "disable", "set-threshold", "evidence.send",
+             "model.push", "reference.push")
+"""Commands kept for an offline device (``list`` and ``evidence.list`` only read: they are
+not queued)."""
 _POLL_S = 0.05
 _MESSAGE_WIDTH = 80
 

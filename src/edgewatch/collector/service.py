@@ -10,6 +10,7 @@ from typing import Any
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.collector.advisory import AdvisoryThread
 from edgewatch.collector.commands import CommandRelay
+from edgewatch.collector.evidence import ChunkStore
 from edgewatch.collector.ingest import Ingestor
 from edgewatch.collector.retention import RetentionThread
 from edgewatch.collector.routing import AlertRouter, RouterThread
@@ -49,8 +50,10 @@ class CollectorService:
         self.routing = _routing(cfg.alerting, self.clock)
         self.store = open_store(cfg.store.url)
         self.watched = WatchedStore(self.store, self.clock)
+        # evidence chunks devices send when asked (edgewatch evidence pull)
+        self.evidence = ChunkStore(cfg.evidence.dir)
         self.ingestor = Ingestor(cfg.mqtt, cfg.store, self.watched, clock=self.clock,
-                                 alerts=self.routing)
+                                 alerts=self.routing, evidence=self.evidence)
         # operator commands queued for offline devices: delivered on their birth
         self.commands = CommandRelay(self.store, self.ingestor.client, cfg.mqtt.topic_root,
                                      cfg.commands.expire_s, self.clock)

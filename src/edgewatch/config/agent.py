@@ -161,8 +161,47 @@ class WindowConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ContextConfig:
+    """A context reference: used for the windows whose frames match ``when``."""
+
+    name: str = setting("", "Context name (unique, not 'default'); summaries carry it.")
+    path: str = setting("", "Reference profile JSON of this context ('edgewatch profile "
+                        "build' on footage of it).")
+    greyscale: bool | None = setting(
+        None, "Match frames whose 'greyscale' feature is 1 (true: IR / monochrome) or 0 "
+        "(false); unset: either.")
+    brightness_below: float | None = setting(
+        None, "Match frames whose mean brightness is below this (0-255); unset: any.",
+        minimum=0.0, maximum=256.0)
+    brightness_above: float | None = setting(
+        None, "Match frames whose mean brightness is at or above this; unset: any.",
+        minimum=0.0, maximum=256.0)
+
+    def validate(self) -> None:
+        if not self.name or self.name == "default" or len(self.name) > 64:
+            raise ValueError("every reference context needs a name (1-64 characters, not "
+                             "'default')")
+        if not self.path:
+            raise ValueError(f"reference context {self.name!r}: path is required")
+        if self.greyscale is None and self.brightness_below is None \
+                and self.brightness_above is None:
+            raise ValueError(f"reference context {self.name!r}: set at least one condition "
+                             "(greyscale, brightness_below, brightness_above)")
+
+
+@dataclasses.dataclass(frozen=True)
 class ReferenceConfig:
     path: str = setting("", "Reference profile JSON (from 'edgewatch profile build').")
+    versions_dir: str = setting(
+        "", "Directory of accepted and pushed reference profiles ('edgewatch reference "
+        "accept|push'); the active one per context is recorded there and used at start-up "
+        "instead of 'path'. \"\" = no re-baselining (the command is refused).")
+    contexts: list[ContextConfig] = dataclasses.field(
+        default_factory=list,
+        metadata={"doc": "Context references ([[reference.contexts]] tables: name, path and "
+                         "conditions); the first whose conditions the majority of a window's "
+                         "frames match judges it, else the default reference (see "
+                         "docs/drift.md)."})
     bins: int = setting(
         20, "Quantile bins per feature when building a profile.", minimum=2, maximum=1000
     )
@@ -394,8 +433,13 @@ class EvidenceConfig:
         500, "Frames written in any day at most (0: no cap); routine frames at most half.",
         minimum=0)
     pre_frames: int = setting(
-        5, "Monitored frames kept in memory (JPEG) before a trigger and written when an "
-        "alert fires.", minimum=0, maximum=100)
+        5, "Monitored frames kept in memory (raw, within ring_mb) before a trigger and "
+        "written when an alert fires.", minimum=0, maximum=100)
+    ring_mb: float = setting(
+        32.0, "Memory budget of the pre-trigger ring (MiB). Frames are kept raw (not "
+        "encoded: no CPU) when pre_frames of them fit (768x576 BGR: 1.3 MiB, 1080p: 6 MiB); "
+        "larger frames are JPEG-encoded into it instead, at an encoding per monitored frame "
+        "(logged once).", minimum=1.0, maximum=4096.0)
     post_frames: int = setting(
         5, "Monitored frames written after an alert fired.", minimum=0, maximum=1000)
     alert_metrics: list[str] = setting(
@@ -412,12 +456,83 @@ class EvidenceConfig:
         0.3, "A frame whose 32x24 grey thumbnail differs from the last written one by less "
         "than this mean absolute difference (grey levels) is a near-duplicate: not written "
         "(0: keep all).", minimum=0.0)
-    jpeg_quality: int = setting(85, "JPEG quality of the ring and the written frames.",
-                                minimum=10, maximum=100)
+    jpeg_quality: int = setting(85, "JPEG quality of the written frames (and of ring frames "
+                                "too large to keep raw).", minimum=10, maximum=100)
     queue_size: int = setting(
         16, "Frames and alerts waiting for the capture thread; when full they are dropped "
         "and counted (the inference thread never waits).", minimum=1, maximum=10000)
+    send_kib_per_s: float = setting(
+        256.0, "Upper bound on the bytes of evidence chunks sent when the fleet asks for "
+        "frames (edgewatch evidence pull), in KiB per second; chunks go only while the "
+        "outbox has nothing to publish, so they never hold back summaries or alerts.",
+        minimum=1.0)
+    chunk_kib: int = setting(
+        64, "Size of the chunks evidence files are sent in (KiB); a disconnect costs at most "
+        "the chunks in flight, which the next pull asks for again.", minimum=4, maximum=256)
     redact: RedactConfig = section(RedactConfig, "Face redaction before writing.")
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateConfig:
+    staging_dir: str = setting(
+        "", "Directory where pushed model updates are received and staged, beside (never "
+        "over) the running model (docs/updates.md); empty: 'updates' next to the outbox.")
+    max_model_mb: float = setting(
+        512.0, "A pushed update (model, reference, labels) larger than this (MiB) is refused; "
+        "so is one that would leave less than outbox.max_mb free on the disk.", minimum=0.1)
+    public_key: str = setting(
+        "", "Ed25519 public key file (raw 32 bytes or PEM) that must verify a pushed model's "
+        "signature; empty: signatures are not checked. Needs the 'cryptography' package.")
+    # -- the lifecycle (edgewatch.agent.update.lifecycle) --
+    lifecycle: bool = setting(
+        True, "Run staged updates through validation, shadow, commit and soak "
+        "(docs/updates.md); false: staged updates are rejected.")
+    models_dir: str = setting(
+        "edgewatch-models", "Versioned model directory: committed models in versions/<v>/, "
+        "current.json naming the running one (when present and intact it overrides "
+        "model.path, which stays the base model to fall back to), state.json the update "
+        "lifecycle's state.")
+    shadow_frames: int = setting(
+        100, "Frames the candidate runs on in shadow before the gates are judged.", minimum=1)
+    shadow_seconds: float = setting(
+        120.0, "Longest shadow period; when it ends with at least min_shadow_frames compared "
+        "the gates are judged, with fewer the update is rejected.", minimum=0.1)
+    min_shadow_frames: int = setting(
+        10, "Fewest compared frames a verdict needs.", minimum=1)
+    sample_every: int = setting(
+        5, "Offer one live frame in N to the shadow (and, while soaking, decode one in N).",
+        minimum=1)
+    shadow_queue: int = setting(
+        2, "Frames waiting for the shadow thread; when full, frames are dropped (the live "
+        "loop never waits).", minimum=1, maximum=64)
+    validate_frames: int = setting(
+        3, "Sampled frames the candidate must give finite outputs on before the shadow.",
+        minimum=1)
+    max_latency_ratio: float = setting(
+        2.0, "Gate: p95 inference latency of the candidate over the current model's (both "
+        "in the shadow thread, one onnxruntime thread each); while soaking, of the live "
+        "loop over its p95 before the commit.", minimum=1.0)
+    min_agreement: float = setting(
+        0.5, "Gate: agreement of the candidate's outputs with the current model's "
+        "(detectors: F1 of detections matched by IoU >= 0.5 and class; classifiers: top-1 "
+        "agreement).", minimum=0.0, maximum=1.0)
+    min_confidence_ratio: float = setting(
+        0.5, "Gate: mean best score of the candidate over the current model's (a label-free "
+        "estimate).", minimum=0.0)
+    max_score_shift: float = setting(
+        0.3, "Gate: Wasserstein-1 distance between the two models' best-score distributions.",
+        minimum=0.0, maximum=1.0)
+    soak_seconds: float = setting(
+        300.0, "After a commit, how long the committed model is watched before it is done.",
+        minimum=0.0)
+    soak_min_frames: int = setting(
+        20, "Frames the soak's latency and output checks need before they judge.", minimum=1)
+    soak_max_error_rate: float = setting(
+        0.02, "Soak: share of frames with an inference error or non-finite outputs above "
+        "which the update is rolled back.", minimum=0.0, maximum=1.0)
+    soak_min_output_ratio: float = setting(
+        0.2, "Soak: detections per frame (classifiers: best score) below this share of the "
+        "candidate's in shadow roll back (a collapse of outputs).", minimum=0.0, maximum=1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -436,6 +551,7 @@ class AgentConfig:
     outbox: OutboxConfig = section(OutboxConfig, "Durable queue of outgoing messages.")
     alerts: AlertsConfig = section(AlertsConfig, "Alert rules and their state.")
     evidence: EvidenceConfig = section(EvidenceConfig, "Frames kept as evidence on the device.")
+    update: UpdateConfig = section(UpdateConfig, "Model updates pushed by the fleet.")
 
 
 def parse_config(data: dict[str, Any], base_dir: Path | None = None) -> AgentConfig:
@@ -482,6 +598,10 @@ def _resolve_paths(cfg: AgentConfig, base: Path) -> AgentConfig:
         reference=dataclasses.replace(cfg.reference, path=_resolve(base, cfg.reference.path)),
         output=dataclasses.replace(cfg.output, jsonl=_resolve(base, cfg.output.jsonl)),
         outbox=dataclasses.replace(cfg.outbox, path=_resolve(base, cfg.outbox.path)),
+        update=dataclasses.replace(cfg.update,
+                                   staging_dir=_resolve(base, cfg.update.staging_dir),
+                                   public_key=_resolve(base, cfg.update.public_key),
+                                   models_dir=_resolve(base, cfg.update.models_dir)),
         alerts=dataclasses.replace(cfg.alerts, state_path=_resolve(base, cfg.alerts.state_path)),
         evidence=dataclasses.replace(
             cfg.evidence, path=_resolve(base, cfg.evidence.path),

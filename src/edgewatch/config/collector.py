@@ -149,6 +149,17 @@ class AdvisoryConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvidenceConfig:
+    dir: str = setting(
+        "edgewatch-collector-evidence", "Where the collector keeps the evidence chunks and "
+        "files devices send (edgewatch evidence pull), by device and frame; the pull "
+        "command reads it too, so run it on the collector's host.")
+    wait_s: float = setting(
+        30.0, "How long edgewatch evidence pull waits for the next chunk before it stops "
+        "and says what is missing (a later pull resumes).", minimum=1.0)
+
+
+@dataclasses.dataclass(frozen=True)
 class CollectorConfig:
     mqtt: CollectorMqttConfig = section(CollectorMqttConfig, "The broker.")
     store: StoreConfig = section(StoreConfig, "The fleet store.")
@@ -160,6 +171,8 @@ class CollectorConfig:
         CommandsConfig, "Operator commands queued for offline devices.")
     advisory: AdvisoryConfig = section(
         AdvisoryConfig, "Retrain advisories (docs/advisory.md).")
+    evidence: EvidenceConfig = section(
+        EvidenceConfig, "Evidence frames retrieved from devices (docs/evidence.md).")
 
 
 def parse_collector_config(data: dict[str, Any], base: Path | None = None) -> CollectorConfig:

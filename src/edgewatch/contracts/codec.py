@@ -31,10 +31,12 @@ from edgewatch.contracts.command import (
 from edgewatch.contracts.command import (
     SCHEMA as COMMAND_SCHEMA,
 )
+from edgewatch.contracts.evidence import EvidenceChunk
 from edgewatch.contracts.reference import Reference
 from edgewatch.contracts.status import Status
 from edgewatch.contracts.summary import Summary
 from edgewatch.contracts.summary_v1 import SummaryV1, compact
+from edgewatch.contracts.update_status import UpdateStatus
 from edgewatch.errors import EdgewatchError
 
 JSON = "application/json"
@@ -63,13 +65,15 @@ class _Unknown(msgspec.Struct, tag_field="schema", tag="edgewatch.unknown/0"):
     """Never sent: in a union with a message type, it makes the ``schema`` tag required."""
 
 
-Message = Summary | Alert | Status | CommandResult | Reference
+Message = Summary | Alert | Status | CommandResult | Reference | EvidenceChunk
 DEVICE_MESSAGES: dict[str, Any] = {
     "summary": Summary | SummaryV1,
     "alert": Alert | _Unknown,
     "status": Status | _Unknown,
     "cmd_result": CommandResult | _Unknown,
     "reference": Reference | _Unknown,
+    "evidence": EvidenceChunk | _Unknown,
+    "update_status": UpdateStatus | _Unknown,
 }
 """The type a device message decodes into, by topic leaf."""
 COLLECTOR_MESSAGES: dict[str, Any] = {

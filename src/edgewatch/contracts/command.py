@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 from msgspec import Meta, Struct
 
 from edgewatch.contracts.alert import Alert, AlertSeverity, AlertState
-from edgewatch.contracts.bounds import MAX_ITEMS, Id, Name, Real, Seq, SmallInt, Text, Time
+from edgewatch.contracts.bounds import MAX_ITEMS, Count, Id, Name, Real, Seq, SmallInt, Text, Time
 from edgewatch.contracts.envelope import Loss
+from edgewatch.contracts.evidence import FrameList
 
 SCHEMA = "edgewatch.cmd/1"
 RESULT_SCHEMA = "edgewatch.cmd_result/1"
@@ -72,6 +73,34 @@ class CommandResult(Struct, forbid_unknown_fields=True, omit_defaults=True, tag_
     resolve_threshold: Real | None = None
     alerts: Annotated[list[Alert], Meta(max_length=MAX_ITEMS)] | None = None
     rules: Annotated[list[Rule], Meta(max_length=MAX_ITEMS)] | None = None
+    frames: FrameList | None = None
+    """``evidence.list`` and ``evidence.send``: the frames selected, with their files."""
+    more: bool | None = None
+    """More frames matched than the result lists (raise ``limit`` or narrow the selection)."""
+    chunks: Count | None = None
+    """``evidence.send``: chunks queued for sending on ``evidence``."""
+    chunk_bytes: Count | None = None
+    """``evidence.send``: the device's chunk size."""
+    update: Id | None = None
+    """``model.push``: the update's id."""
+    update_state: Literal["receiving", "staged"] | None = None
+    """``model.push``: ``receiving`` (chunks missing) or ``staged`` (every file verified and
+    handed to the update lifecycle). A rejected update (a file's sha256 differs, too large,
+    no room, bad signature) is answered ``ok: false`` with the reason in ``error``."""
+    missing: Annotated[list[Text], Meta(max_length=MAX_ITEMS)] | None = None
+    """``model.push``: the chunks still missing, ``<file>:<ranges>`` (``model.onnx:0-9,12``)."""
+    received: Count | None = None
+    """``model.push``: chunks received so far, of ``chunks``."""
+    reference_id: Id | None = None
+    """``reference.push``: the reference now active (from the next window)."""
+    previous_reference_id: Id | None = None
+    """``reference.push``: the reference it replaced (kept on the device)."""
+    context: Name | None = None
+    """``reference.push``: the reference context switched ("default" or a configured one)."""
+    accepted_by: Text | None = None
+    """``reference.push``: who accepted the new reference, and why (the operator's words)."""
+    accepted_at: Time | None = None
+    """``reference.push``: when the device switched (seconds since the epoch)."""
     device: Id = ""
     boot_id: Id = ""
     seq: Seq = 0

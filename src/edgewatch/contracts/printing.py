@@ -17,19 +17,25 @@ import msgspec
 from edgewatch.contracts import Alert, CommandResult, Reference, Rejected, Status, codec
 from edgewatch.contracts.alert import SCHEMA as ALERT_SCHEMA
 from edgewatch.contracts.command import RESULT_SCHEMA
+from edgewatch.contracts.evidence import CHUNK_SCHEMA, EvidenceChunk
 from edgewatch.contracts.reference import SCHEMA as REFERENCE_SCHEMA
 from edgewatch.contracts.status import SCHEMA as STATUS_SCHEMA
 from edgewatch.contracts.summary import SCHEMA as SUMMARY_SCHEMA
 from edgewatch.contracts.summary import Summary
 from edgewatch.contracts.summary_v1 import SCHEMA_V1 as SUMMARY_SCHEMA_V1
 from edgewatch.contracts.summary_v1 import SummaryV1
+from edgewatch.contracts.update_status import SCHEMA as UPDATE_STATUS_SCHEMA
+from edgewatch.contracts.update_status import UpdateStatus
 
 LEAVES = tuple(codec.DEVICE_MESSAGES)
-"""The leaves ``--leaf`` accepts: summary, alert, status, cmd_result, reference."""
-MESSAGES = (Summary, SummaryV1, Alert, Status, CommandResult, Reference)
+"""The leaves ``--leaf`` accepts: summary, alert, status, cmd_result, reference, evidence,
+update_status."""
+MESSAGES = (Summary, SummaryV1, Alert, Status, CommandResult, Reference, EvidenceChunk,
+            UpdateStatus)
 LEAF_OF_SCHEMA = {
     SUMMARY_SCHEMA: "summary", SUMMARY_SCHEMA_V1: "summary", ALERT_SCHEMA: "alert",
     STATUS_SCHEMA: "status", RESULT_SCHEMA: "cmd_result", REFERENCE_SCHEMA: "reference",
+    CHUNK_SCHEMA: "evidence", UPDATE_STATUS_SCHEMA: "update_status",
 }
 
 

@@ -89,3 +89,35 @@ class Reference(Struct, forbid_unknown_fields=True, tag_field="schema", tag=SCHE
     they do not vote in drift verdicts."""
     device: Id = ""
     """Set when published by a device."""
+
+
+PUSH_CHUNK_CHARS = 4000
+"""Characters per element of a ``reference.push`` command's ``reference`` list (a command
+argument string holds at most 4096)."""
+
+
+def pack_reference(raw: bytes) -> list[str]:
+    """A reference file's bytes as the ``reference`` argument of ``reference.push``: zlib,
+    base64, in strings of ``PUSH_CHUNK_CHARS`` (a 26 KB profile: 3 of them, 9 KB)."""
+    import base64
+    import zlib
+
+    text = base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
+    return [text[i:i + PUSH_CHUNK_CHARS] for i in range(0, len(text), PUSH_CHUNK_CHARS)]
+
+
+def unpack_reference(chunks: list[str], max_bytes: int = 4 * 1024 * 1024) -> bytes:
+    """The bytes ``pack_reference`` packed; ValueError when they are damaged or too large."""
+    import base64
+    import binascii
+    import zlib
+
+    try:
+        packed = base64.b64decode("".join(chunks).encode("ascii"), validate=True)
+        d = zlib.decompressobj()
+        raw = d.decompress(packed, max_bytes)
+    except (binascii.Error, UnicodeEncodeError, zlib.error) as exc:
+        raise ValueError(f"reference payload is damaged: {exc}") from None
+    if d.unconsumed_tail:
+        raise ValueError(f"reference payload is larger than {max_bytes} bytes")
+    return raw

@@ -15,7 +15,18 @@ from typing import Any
 import msgspec
 import msgspec.inspect as mi
 
-from edgewatch.contracts import advisory, alert, codec, command, reference, status, summary
+from edgewatch.contracts import (
+    advisory,
+    alert,
+    codec,
+    command,
+    evidence,
+    model_transfer,
+    reference,
+    status,
+    summary,
+    update_status,
+)
 
 MESSAGES: tuple[tuple[str, type[msgspec.Struct]], ...] = (
     ("summary", summary.Summary),
@@ -23,6 +34,9 @@ MESSAGES: tuple[tuple[str, type[msgspec.Struct]], ...] = (
     ("status", status.Status),
     ("cmd_result", command.CommandResult),
     ("reference", reference.Reference),
+    ("evidence", evidence.EvidenceChunk),
+    ("update/<update id>", model_transfer.ModelChunk),
+    ("update_status", update_status.UpdateStatus),
     ("advisory", advisory.Advisory),
 )
 

@@ -266,3 +266,6 @@ class Summary(Struct, forbid_unknown_fields=True, omit_defaults=True, tag_field=
     """The original seqs this (compacted) summary stands for."""
     loss: Loss | None = None
     """What the outbox merged or dropped since its last report."""
+    context: Name | None = None
+    """The reference context the window was judged in (``[[reference.contexts]]``: e.g.
+    "night"; "default" for the default reference); absent when no contexts are configured."""

@@ -143,6 +143,7 @@ class SummaryV1(Struct, forbid_unknown_fields=True, tag_field="schema", tag=SCHE
     historical: bool = False
     merged_seqs: MergedSeqs | None = None
     loss: Loss | None = None
+    context: Name | None = None
 
 
 # -- schema 1 -> schema 2 ---------------------------------------------------------------------
@@ -206,4 +207,5 @@ def compact(v1: SummaryV1) -> Summary:
         resources=v1.resources, quality=v1.quality, quality_onsets=v1.quality_onsets,
         anomaly=_anomaly(v1.anomaly), drift=None if v1.drift is None else _drift(v1.drift),
         outbox=v1.outbox, historical=v1.historical, merged_seqs=v1.merged_seqs, loss=v1.loss,
+        context=v1.context,
     )

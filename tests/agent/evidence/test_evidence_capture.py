@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import cv2
@@ -13,7 +14,7 @@ import pytest
 from edgewatch.agent.app import build_agent, make_measurer, offline_config
 from edgewatch.agent.delivery.sinks import ListSink
 from edgewatch.agent.evidence.capture import EvidenceCapture, Identity, prelabels
-from edgewatch.agent.evidence.ring import FrameRing
+from edgewatch.agent.evidence.ring import FrameRing, Shot, decode_jpeg, read_only
 from edgewatch.agent.evidence.store import EvidenceStore
 from edgewatch.agent.evidence.triggers import Caps, near_duplicate
 from edgewatch.agent.inference.engine import InferenceEngine
@@ -162,10 +163,105 @@ def test_near_duplicates_are_skipped(tmp_path: Path, ssd_config: AgentConfig,
     capture.close()
 
 
-def test_ring_and_caps_and_prelabels(ssd_engine: InferenceEngine,
-                                     vtest_frames: list[np.ndarray]) -> None:
-    ring = FrameRing(2)
-    assert len(ring) == 0 and ring.nbytes == 0
+def _shot(i: int, image: np.ndarray | None, jpeg: bytes | None = None) -> Shot:
+    h, w = (image.shape[:2] if image is not None else (576, 768))
+    return Shot(i, i / FPS, None if image is None else read_only(image), jpeg, (w, h),
+                (0.0, 10.0), None, {}, None)
+
+
+def test_ring_keeps_raw_frames_within_its_budget(vtest_frames: list[np.ndarray]) -> None:
+    frame_bytes = vtest_frames[0].nbytes  # 768x576 BGR: 1.3 MiB
+    ring = FrameRing(3, 3 * frame_bytes)
+    assert len(ring) == 0 and ring.nbytes == 0 and ring.fits_raw(frame_bytes)
+    for i, image in enumerate(vtest_frames[:5]):
+        assert ring.push(_shot(i, image))
+        assert len(ring) <= 3 and ring.nbytes <= ring.budget
+    shots = list(ring)
+    assert [s.frame_index for s in shots] == [2, 3, 4]
+    for s, image in zip(shots, vtest_frames[2:5], strict=True):  # the source's arrays, no copy
+        assert s.image is not None and np.shares_memory(s.image, image)
+        assert not s.image.flags.writeable and s.jpeg is None
+    with pytest.raises(ValueError):  # nobody writes into a frame through the ring
+        shots[0].image[0, 0] = 0  # type: ignore[index]
+    # a budget that does not hold ``size`` raw frames: the capture encodes them instead,
+    # and the ring still never holds more than its budget, the oldest dropped first
+    small = FrameRing(5, 2 * frame_bytes + 10)
+    assert not small.fits_raw(frame_bytes)
+    for i, image in enumerate(vtest_frames[:4]):
+        small.push(_shot(i, image))
+        assert small.nbytes <= small.budget
+    assert [s.frame_index for s in small] == [2, 3]
+    assert not small.push(_shot(9, np.zeros((2000, 2000, 3), np.uint8)))  # over the budget
+    assert [s.frame_index for s in small] == [2, 3]
+    assert small.push(_shot(10, None, b"x" * 1000))  # a JPEG: frame 2 makes room for it
+    assert [s.frame_index for s in small] == [3, 10] and small.nbytes == frame_bytes + 1000
+    written = next(iter(small))
+    written.release()  # a written frame's pixels are dropped
+    assert written.nbytes == 0 and small.nbytes == 1000
+    assert FrameRing(0, 1 << 30).push(_shot(0, vtest_frames[0])) is False
+
+
+def test_only_written_frames_are_encoded(tmp_path: Path, ssd_config: AgentConfig,
+                                         ssd_engine: InferenceEngine,
+                                         vtest_frames: list[np.ndarray]) -> None:
+    """30 monitored frames, an alert after 20: the 5 pre-trigger and 2 post-trigger frames
+    are encoded (the capture's own count of cv2.imencode calls), the other 23 never."""
+    measured = _measured(ssd_config, ssd_engine, vtest_frames[::4][:30])
+    before = [f.image.copy() for f, _, _ in measured]  # type: ignore[union-attr]
+    ev = EvidenceConfig(enabled=True, pre_frames=5, post_frames=2, baseline_per_hour=0.0,
+                        near_threshold_per_hour=0.0, dedup_max_diff=0.0, queue_size=1000)
+    store = EvidenceStore(tmp_path / "ev", 1 << 30)
+    capture = EvidenceCapture(ev, store, Identity("cam", "sha", "ref"), clock=ManualClock())
+    budget = int(ev.ring_mb * 2**20)
+    assert capture.ring.budget == budget == 32 * 2**20
+    for i, (frame, result, m) in enumerate(measured):
+        capture.observe(frame, result, m, (0.0, 10.0))  # type: ignore[arg-type]
+        if i == 19:
+            capture.alert(_alert(0, 0.0))
+        assert capture.drain()
+        assert len(capture.ring) <= 5 and capture.ring.nbytes <= budget
+        if i == 18:
+            assert capture.encoded == 0  # 19 frames in the ring, none encoded
+            assert all(s.image is not None and s.jpeg is None for s in capture.ring)
+    rows = store.frames()
+    assert [r["frame_index"] for r in rows] == [15, 16, 17, 18, 19, 20, 21]
+    assert capture.totals["captured"] == 7 and capture.encoded == 7
+    image = decode_jpeg((tmp_path / "ev" / rows[0]["image"]).read_bytes())
+    assert image.shape == (576, 768, 3)
+    assert np.abs(image.astype(np.int16) - before[15]).mean() < 3  # one encoding of frame 15
+    assert all(np.array_equal(f.image, b)  # type: ignore[arg-type]
+               for (f, _, _), b in zip(measured, before, strict=True))  # nobody wrote into them
+    capture.close()
+
+
+def test_frames_too_large_for_the_ring_raw_are_encoded_into_it(
+        tmp_path: Path, ssd_config: AgentConfig, ssd_engine: InferenceEngine,
+        vtest_frames: list[np.ndarray], caplog: pytest.LogCaptureFixture) -> None:
+    """ring_mb 1: five 1.3 MiB frames do not fit, so the ring keeps JPEGs (logged once), and
+    a write takes the ring's JPEG as it is."""
+    measured = _measured(ssd_config, ssd_engine, vtest_frames[::4][:8])
+    ev = EvidenceConfig(enabled=True, pre_frames=5, post_frames=0, ring_mb=1.0,
+                        baseline_per_hour=0.0, near_threshold_per_hour=0.0, dedup_max_diff=0.0)
+    store = EvidenceStore(tmp_path / "ev", 1 << 30)
+    capture = EvidenceCapture(ev, store, Identity("cam", "sha", "ref"), clock=ManualClock())
+    with caplog.at_level(logging.WARNING, logger="edgewatch.agent.evidence.capture"):
+        for frame, result, m in measured:
+            capture.observe(frame, result, m, (0.0, 10.0))  # type: ignore[arg-type]
+            assert capture.drain() and capture.ring.nbytes <= 2**20
+        assert capture.encoded == 8 and len(capture.ring) == 5
+        assert all(s.image is None and s.jpeg for s in capture.ring)
+        capture.alert(_alert(0, 0.0))
+        assert capture.drain()
+    assert capture.encoded == 8 and capture.totals["captured"] == 5
+    warnings = [r.getMessage() for r in caplog.records if "ring_mb" in r.getMessage()]
+    assert len(warnings) == 1 and "768x576" in warnings[0] and "ring_mb = 7 " in warnings[0]
+    (row,) = store.frames()[:1]
+    assert decode_jpeg((tmp_path / "ev" / row["image"]).read_bytes()).shape == (576, 768, 3)
+    capture.close()
+
+
+def test_caps_and_prelabels(ssd_engine: InferenceEngine,
+                            vtest_frames: list[np.ndarray]) -> None:
     clock = ManualClock()
     caps = Caps(4, 0, clock)
     for _ in range(2):

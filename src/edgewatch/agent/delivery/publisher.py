@@ -12,6 +12,12 @@ published. The reference profile goes out once per boot, retained, on ``<device>
 
 The parts: ``pacing`` (reconnect backoff, drain rate), ``acks`` (PUBACKs batched into
 outbox deletes), ``intake`` (commands received, results queued).
+
+Bulk transfers (evidence chunks, ``bulk``) have the lowest priority: one is taken only while
+the outbox has nothing unpublished and nothing in flight, at most ``BULK_IN_FLIGHT`` at a
+time, so a summary or alert never waits for more than the chunks already in flight. They are
+not durable here (their source is: the evidence store); a new connection drops what was
+queued (``bulk.reset``).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 import msgspec
@@ -43,6 +49,19 @@ from edgewatch.contracts import Reference, codec
 from edgewatch.contracts.topics import Topics
 
 log = logging.getLogger(__name__)
+
+
+BULK_IN_FLIGHT = 2
+"""Bulk messages (evidence chunks) published and not yet acknowledged at most."""
+
+
+class Bulk(Protocol):
+    """A low-priority source of messages for the ``evidence`` topic
+    (:class:`edgewatch.agent.evidence.transfer.EvidenceSender`)."""
+
+    def next(self) -> Any: ...
+    def acked(self, chunk: Any, ok: bool) -> None: ...
+    def reset(self) -> int: ...
 
 
 class Row(Protocol):
@@ -107,11 +126,32 @@ class Publisher:
                                         daemon=True)
         self._rate = TokenBucket(cfg.drain_rate)
         self._acks = AckBatch(queue)
+        self.bulk: Bulk | None = None
+        """Evidence chunks, sent only while the outbox is idle (set before ``start``)."""
+        self._bulk_inflight: dict[int, Any] = {}  # paho mid -> chunk
+        self.updates: Callable[[str, bytes], None] | None = None
+        """Receives the chunks of model updates pushed to the device (``update/<id>``,
+        :class:`edgewatch.agent.update.receive.UpdateReceiver`; set before ``start``)."""
+        self._retained: dict[str, bytes] = {}
+        """Topic -> the latest payload published retained there (the model update's status):
+        published when set and again on every connection."""
+        self._retained_lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
         self._thread.start()
+
+    def retain(self, topic: str, message: msgspec.Struct) -> None:
+        """Publish ``message`` retained on ``topic`` now when connected, and again on every
+        (re)connection: the broker keeps the latest (``update_status``)."""
+        payload = self.encode(message)
+        with self._retained_lock:
+            self._retained[topic] = payload
+        client = self._client
+        if client is not None:  # not connected yet: paho sends it on connecting, or
+            # _on_connect does (the broker keeps the latest either way)
+            client.publish(topic, payload, qos=1, retain=True, properties=self._properties())
 
     def wake(self) -> None:
         """Tell the publisher that the outbox has something new."""
@@ -183,6 +223,9 @@ class Publisher:
         self._inflight.clear()
         self._sent.clear()
         self._reference_mid = None
+        self._bulk_inflight.clear()
+        if self.bulk is not None:
+            self.bulk.reset()  # the collector asks again for what it misses
         try:
             client.connect(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
         except (OSError, ssl.SSLError) as exc:
@@ -205,6 +248,7 @@ class Publisher:
                 continue
             self._flush_acks(force=False)
             self._publish_pending(client)
+            self._publish_bulk(client)
         self._flush_acks(force=True)
         if self.stop_event.is_set() and self.connected.is_set():
             self._goodbye(client)
@@ -227,7 +271,7 @@ class Publisher:
     def _publish_pending(self, client: mqtt.Client) -> None:
         """Publish what the outbox holds, reading it only when told it may hold more
         (``_wake``: a new message, a connection, or a full batch last time)."""
-        room = self.cfg.max_inflight - len(self._inflight)
+        room = self.cfg.max_inflight - len(self._inflight) - len(self._bulk_inflight)
         if room <= 0 or not self._wake.is_set():
             return
         self._wake.clear()
@@ -238,6 +282,22 @@ class Publisher:
                 return
         if len(rows) == room:
             self._wake.set()  # there may be more behind them
+
+    def _publish_bulk(self, client: mqtt.Client) -> None:
+        """One bulk message (an evidence chunk), only while the outbox is idle: nothing in
+        flight and nothing new to read (``_wake`` clear)."""
+        if self.bulk is None or self._inflight or self._wake.is_set() \
+                or len(self._bulk_inflight) >= BULK_IN_FLIGHT:
+            return
+        chunk = self.bulk.next()
+        if chunk is None:
+            return
+        info = client.publish(self.topics.evidence, self.encode(chunk), qos=1,
+                              properties=self._publish_props)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self.bulk.acked(chunk, False)
+            return
+        self._bulk_inflight[info.mid] = chunk
 
     def _publish_row(self, client: mqtt.Client, row: Row) -> bool:
         historical = row.created < self._connected_at or \
@@ -269,7 +329,10 @@ class Publisher:
         # Subscribed before the birth: the broker handles one client's packets in order, so
         # whoever sees the birth (the collector, delivering commands queued while this
         # device was away) can count on the device listening for commands.
-        client.subscribe(self.topics.commands, qos=1)
+        if self.updates is not None:  # one SUBSCRIBE: still before the birth
+            client.subscribe([(self.topics.commands, 1), (self.topics.updates, 1)])
+        else:
+            client.subscribe(self.topics.commands, qos=1)
         client.publish(self.topics.status, self.encode(status.birth(self.manifest,
                                                                     self.clock.now())),
                        qos=1, retain=True, properties=self._properties())
@@ -277,6 +340,10 @@ class Publisher:
             info = client.publish(self.topics.for_kind("reference"), self.encode(self.reference),
                                   qos=1, retain=True, properties=self._properties())
             self._reference_mid = info.mid
+        with self._retained_lock:
+            retained = list(self._retained.items())
+        for topic, payload in retained:
+            client.publish(topic, payload, qos=1, retain=True, properties=self._properties())
         self._wake.set()  # whatever waited while we were away
         log.info("connected to %s:%d", self.cfg.host, self.cfg.port)
 
@@ -299,6 +366,10 @@ class Publisher:
             else:
                 self.reference_sent.set()
             return
+        chunk = self._bulk_inflight.pop(mid, None)
+        if chunk is not None and self.bulk is not None:
+            self.bulk.acked(chunk, not reason.is_failure or reason.value == 0x10)
+            return
         seq = self._inflight.pop(mid, None)
         if seq is None:
             return
@@ -314,5 +385,8 @@ class Publisher:
         self._sent.difference_update(self._acks.flush(force))
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if self.updates is not None and msg.topic.startswith(self.topics.update("")):
+            self.updates(msg.topic, msg.payload)
+            return
         self.intake.receive(msg.topic, msg.payload)
         self._wake.set()

@@ -3,9 +3,10 @@
 ``EvidenceCapture`` is a monitor's frame observer and an alert consumer. The monitor
 thread hands it each measured frame (``observe``) and the alert engine each alert
 (``alert``); both only queue (a bounded queue: when it is full the item is dropped and
-counted), and one worker thread does the rest: JPEG-encodes every frame into the
-pre-trigger ring, decides what is kept (``triggers``), skips near-duplicates, redacts
-faces when configured (a frame whose redaction fails is not written) and writes through the
+counted), and one worker thread does the rest: keeps the last frames in the pre-trigger
+ring (raw, not encoded: ``ring``), decides what is kept (``triggers``), skips
+near-duplicates, redacts faces when configured (a frame whose redaction fails is not
+written), JPEG-encodes the frames it writes (those only) and writes them through the
 ``EvidenceStore``.
 
 An alert of a watched metric that fires keeps the ring (phase ``pre``, the frames of the
@@ -28,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from edgewatch.agent.evidence.redact import FaceRedactor, RedactionError
-from edgewatch.agent.evidence.ring import FrameRing, Shot, decode_jpeg, encode_jpeg
+from edgewatch.agent.evidence.ring import (
+    FrameRing,
+    Shot,
+    decode_jpeg,
+    encode_jpeg,
+    read_only,
+)
 from edgewatch.agent.evidence.store import EvidenceStore, StoreRefused
 from edgewatch.agent.evidence.triggers import Caps, RoutineTriggers, near_duplicate, trigger
 from edgewatch.agent.measure.frame import FrameMeasurement
@@ -36,6 +43,7 @@ from edgewatch.agent.records import (
     Classification,
     Detections,
     Frame,
+    Image,
     InferenceResult,
     ModelOutput,
 )
@@ -107,7 +115,12 @@ class EvidenceCapture:
         self.label = label
         self.redactor = redactor
         self.clock = clock or SystemClock()
-        self.ring = FrameRing(cfg.pre_frames)
+        self.ring = FrameRing(cfg.pre_frames, int(cfg.ring_mb * 2**20))
+        self.encoded = 0
+        """JPEG encodings done (worker thread): one per written frame, plus one per monitored
+        frame while frames are too large to keep ``pre_frames`` of them raw in ``ring_mb``."""
+        self._ring_jpeg: set[tuple[int, int]] = set()
+        """Frame sizes JPEG-encoded into the ring (each logged once)."""
         self.caps = Caps(cfg.max_per_hour, cfg.max_per_day, self.clock)
         self.routine = RoutineTriggers(cfg.near_threshold_per_hour, cfg.baseline_per_hour,
                                        self.clock, seed)
@@ -226,7 +239,12 @@ class EvidenceCapture:
             extra["faults"] = list(m.faults)
         if math.isfinite(m.anomaly):
             extra["anomaly"] = round(float(m.anomaly), 4)
-        shot = Shot(frame.index, frame.timestamp, encode_jpeg(frame.image, self.cfg.jpeg_quality),
+        image: Image | None = read_only(frame.image)
+        jpeg = None
+        if not self.ring.fits_raw(frame.image.nbytes):
+            self._ring_too_small(w, h, frame.image.nbytes)
+            image, jpeg = None, self._encode(frame.image)
+        shot = Shot(frame.index, frame.timestamp, image, jpeg,
                     (w, h), window, None if m.thumbnail is None else m.thumbnail.copy(),
                     scalar_features(m.numeric),
                     result.output if result is not None else None, extra)
@@ -240,6 +258,21 @@ class EvidenceCapture:
             routine = self.routine(shot.features)
             if routine is not None:
                 self._keep(shot, routine, routine=True)
+
+    def _encode(self, image: Image) -> bytes:
+        self.encoded += 1
+        return encode_jpeg(image, self.cfg.jpeg_quality)
+
+    def _ring_too_small(self, w: int, h: int, nbytes: int) -> None:
+        """Log (once per frame size) that frames this large are encoded into the ring."""
+        if (w, h) in self._ring_jpeg:
+            return
+        self._ring_jpeg.add((w, h))
+        need = math.ceil(self.cfg.pre_frames * nbytes / 2**20)
+        log.warning("evidence: %d raw %dx%d frames (%.1f MiB each) do not fit in evidence.ring_mb "
+                    "(%g MiB): the pre-trigger ring keeps them JPEG-encoded, which costs an "
+                    "encoding per monitored frame; ring_mb = %d keeps them raw",
+                    self.cfg.pre_frames, w, h, nbytes / 2**20, self.cfg.ring_mb, need)
 
     def _alert(self, alert: Alert) -> None:
         base = dict(alert_id=alert.id, rule=alert.rule, metric=alert.metric,
@@ -263,12 +296,12 @@ class EvidenceCapture:
             self._count("capped")
             return
         redacted: dict[str, Any] = {"redacted": False}
-        jpeg = shot.jpeg
         if self.redactor is not None:
-            try:
-                image = decode_jpeg(shot.jpeg)
+            try:  # on a copy: the ring's frame is the source's, read-only
+                image = shot.image.copy() if shot.image is not None else decode_jpeg(
+                    shot.jpeg or b"")
                 faces = self.redactor.redact(image)
-                jpeg = encode_jpeg(image, self.cfg.jpeg_quality)
+                jpeg = self._encode(image)
             except Exception as exc:  # RedactionError, or decoding: nothing is written
                 self._count("redaction_failed")
                 if not isinstance(exc, RedactionError):
@@ -276,6 +309,11 @@ class EvidenceCapture:
                 return
             redacted = {"redacted": True, "redactor_sha256": self.redactor.model_sha256,
                         "faces": len(faces)}
+        elif shot.image is not None:
+            jpeg = self._encode(shot.image)
+        else:
+            assert shot.jpeg is not None, "a shot keeps its pixels until it is written"
+            jpeg = shot.jpeg
         captured = self.clock.now()
         frame_id = f"{int(captured * 1000):013d}-{shot.frame_index:07d}-{secrets.token_hex(2)}"
         sidecar = {
@@ -297,6 +335,7 @@ class EvidenceCapture:
             log.debug("evidence frame %d not written: %s", shot.frame_index, exc.reason)
             return
         shot.stored_id = frame_id
+        shot.release()  # later triggers only add to its sidecar
         self.caps.record()
         self._last_thumb = shot.thumbnail
         self._count("captured")

@@ -37,6 +37,9 @@ class FrameMeasurement:
     """The no-signal state changed with this frame (filled in by the frame checks)."""
     inference_error: bool = False
     """The model failed on this frame (no model output; set by the monitor)."""
+    context: str = ""
+    """The reference context this frame matched ("" or "default": the default reference;
+    set by the context references' checks, ``edgewatch.agent.window.contexts``)."""
 
 
 class FrameMeasurer:

@@ -50,6 +50,23 @@ class WindowJudge(Protocol):
     def judge(self, summary: WindowSummary) -> dict[str, Any]: ...
 
 
+class OpenWindow(Protocol):
+    """What a window being filled offers the monitor (a WindowAccumulator)."""
+
+    def add(self, m: FrameMeasurement) -> None: ...
+
+    @property
+    def summary(self) -> WindowSummary: ...
+
+
+class WindowFactory(Protocol):
+    """Opens windows (``edgewatch.agent.window.contexts.ReferenceSet``)."""
+
+    def open(self, start: float, end: float) -> OpenWindow: ...
+
+    def empty(self, start: float, end: float) -> WindowSummary: ...
+
+
 class FrameCheck(Protocol):
     """Per-frame verdicts on a measurement, on the monitor thread (``FrameChecks``: data
     quality faults and the anomaly score)."""
@@ -117,6 +134,7 @@ class Monitor:
         clock: Clock | None = None,
         on_signal: SignalSink | None = None,
         observer: FrameObserver | None = None,
+        windows: WindowFactory | None = None,
     ) -> None:
         settings = settings or MonitorSettings()
         self.reference = reference
@@ -133,6 +151,9 @@ class Monitor:
         self.check = check
         self.on_signal = on_signal
         self.observer = observer
+        self.windows = windows
+        """Opens each window (context references, reference switches); None: one
+        accumulator on ``reference``."""
         tracker = getattr(check, "signal", None)
         self._silence: SignalTracker | None = (
             tracker if self.live and isinstance(tracker, SignalTracker) else None)
@@ -142,7 +163,7 @@ class Monitor:
         self._assigner = WindowAssigner(settings.window_seconds, settings.window_frames)
         self._lock = threading.Lock()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_size)
-        self._accumulators: dict[int, WindowAccumulator] = {}
+        self._accumulators: dict[int, OpenWindow] = {}
         self._last_key: int | None = None
         """Window key of the last measured frame (worker thread only)."""
         self._observed = 0
@@ -275,7 +296,9 @@ class Monitor:
             self._observe(key, frame, result, m)
         acc = self._accumulators.get(key)
         if acc is None:
-            acc = self._accumulators[key] = WindowAccumulator(self.reference, 0.0, 0.0)
+            acc = self._accumulators[key] = (
+                self.windows.open(0.0, 0.0) if self.windows is not None
+                else WindowAccumulator(self.reference, 0.0, 0.0))
         acc.add(m)
 
     def _observe(self, key: int, frame: Frame, result: InferenceResult | None,
@@ -331,9 +354,12 @@ class Monitor:
 
     def _emit(self, slot: WindowSlot) -> None:
         acc = self._accumulators.pop(slot.key, None)
-        summary = acc.summary if acc is not None else WindowSummary.empty(
-            self.reference, slot.start, slot.end
-        )
+        if acc is not None:
+            summary = acc.summary
+        elif self.windows is not None:
+            summary = self.windows.empty(slot.start, slot.end)
+        else:
+            summary = WindowSummary.empty(self.reference, slot.start, slot.end)
         summary.start, summary.end = slot.start, slot.end
         monitored = summary.frames.monitored
         summary.frames = slot.counts

@@ -273,6 +273,8 @@ class WindowSummary:
             extra["drift"] = _drift_v1(s.drift)
         if s.outbox is not None:
             extra["outbox"] = msgspec.to_builtins(s.outbox)
+        if s.context is not None:
+            extra["context"] = s.context
         a = s.anomaly
         return cls(
             start=s.window.start, end=s.window.end, reference_id=s.reference_id,

@@ -36,6 +36,7 @@ from edgewatch.collector.store.records import KINDS, Item, Quarantined
 from edgewatch.contracts.alert import Alert
 from edgewatch.contracts.codec import REASONS
 from edgewatch.contracts.command import CommandResult
+from edgewatch.contracts.evidence import EvidenceChunk
 from edgewatch.contracts.reference import Reference
 from edgewatch.contracts.status import Status
 from edgewatch.contracts.summary import Summary
@@ -184,6 +185,8 @@ def _prepare_one(index: int, item: Item) -> _Message | _Status | _Reference:
         return _status(index, item, m)
     if isinstance(m, Reference):
         return _reference(index, item, m)
+    if isinstance(m, EvidenceChunk):  # the ingest writes chunks to files (ChunkStore)
+        raise StoreError("evidence chunks are not stored in the database")
     return _message(index, item, m)
 
 
