@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: a real detector on real footage. Builds a reference from the first 400 frames
-# of vtest.avi, replays the whole clip through the monitor and prints what it measured.
+# of vtest.avi, replays the whole clip through the monitor, prints what it measured and writes
+# a self-contained HTML report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-venv.sh
@@ -14,4 +15,7 @@ $ew profile build --config configs/demo.toml --source assets/video/vtest.avi --f
 $ew replay --config configs/demo.toml --source assets/video/vtest.avi \
   --reference out/demo/reference.json --out out/demo/summaries.jsonl --start 2026-01-01T00:00:00Z
 $ew show out/demo/summaries.jsonl
+$ew report --summaries out/demo/summaries.jsonl --reference out/demo/reference.json \
+  --out out/demo/report.html
 echo "summaries: out/demo/summaries.jsonl   reference: out/demo/reference.json"
+echo "report: $(pwd)/out/demo/report.html (open it in a browser; it needs no network)"

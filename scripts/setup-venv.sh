@@ -15,9 +15,9 @@ command -v python3 >/dev/null || apt_install python3
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto
 # Used by tests that skip (saying why) when missing: promtool, Alertmanager, openssl,
-# systemd-analyze (the units in systemd/).
+# systemd-analyze (the units in systemd/), chromium (the HTML reports, headless).
 for tool in promtool:prometheus prometheus-alertmanager:prometheus-alertmanager openssl:openssl \
-            systemd-analyze:systemd; do
+            systemd-analyze:systemd chromium:chromium; do
   command -v "${tool%%:*}" >/dev/null || apt_install "${tool##*:}" \
     || echo "setup: could not install ${tool##*:}; the tests that need it will be skipped" >&2
 done
@@ -29,5 +29,5 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v 'is ignored' >&2 || true
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v 'is ignored' >&2 || true
-.venv/bin/python -c 'import edgewatch, onnxruntime, cv2, scipy, onnx' || { echo "setup failed: see pip output above" >&2; exit 1; }
+.venv/bin/python -c 'import edgewatch, onnxruntime, cv2, scipy, onnx, mkdocs' || { echo "setup failed: see pip output above" >&2; exit 1; }
 touch "$stamp"

@@ -50,6 +50,8 @@ RULES = [
                              "edgewatch.config")),
     ("edgewatch.stats", ("edgewatch.agent", "edgewatch.collector", "edgewatch.cli",
                          "edgewatch.config", "edgewatch.contracts")),
+    ("edgewatch.report", ("edgewatch.agent", "edgewatch.collector", "edgewatch.cli",
+                          "edgewatch.config")),
     ("edgewatch.agent", ("edgewatch.collector", "edgewatch.cli")),
     ("edgewatch.collector", ("edgewatch.agent", "edgewatch.cli", "edgewatch.config.agent")),
     ("edgewatch.config.typed", ("edgewatch.agent", "edgewatch.collector", "edgewatch.cli")),

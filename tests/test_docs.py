@@ -4,6 +4,7 @@ documented."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -71,3 +72,49 @@ def test_every_summary_field_is_documented(tmp_path: Path) -> None:
         if key == "drift":
             for sub in value:
                 assert f"`drift.{sub}`" in doc or sub == "features", sub
+
+
+def _nav_pages(nav: object) -> list[str]:
+    """The page files a mkdocs.yml ``nav`` lists, in order."""
+    if isinstance(nav, str):
+        return [nav]
+    if isinstance(nav, dict):
+        return [p for v in nav.values() for p in _nav_pages(v)]
+    if isinstance(nav, list):
+        return [p for v in nav for p in _nav_pages(v)]
+    return []
+
+
+def _require_mkdocs() -> None:
+    try:
+        import mkdocs  # noqa: F401
+    except ImportError:
+        pytest.fail("mkdocs is not installed: it is in the dev extra, run scripts/setup-venv.sh "
+                    "(or .venv/bin/pip install -e '.[dev]')")
+
+
+def test_every_docs_page_is_in_the_site_nav() -> None:
+    _require_mkdocs()
+    import yaml  # installed with mkdocs
+
+    config = yaml.safe_load((REPO / "mkdocs.yml").read_text(encoding="utf-8"))
+    listed = _nav_pages(config["nav"])
+    on_disk = sorted(p.relative_to(REPO / "docs").as_posix() for p in (REPO / "docs").rglob("*.md"))
+    assert sorted(set(listed)) == on_disk, (
+        f"mkdocs.yml nav and docs/ differ: not in nav {sorted(set(on_disk) - set(listed))}, "
+        f"in nav but missing {sorted(set(listed) - set(on_disk))}")
+    assert len(listed) == len(set(listed)), "a page is listed twice in mkdocs.yml nav"
+
+
+def test_docs_site_builds_in_strict_mode(tmp_path: Path) -> None:
+    """Every link and anchor in docs/ resolves (mkdocs.yml's `validation` makes each a warning,
+    --strict makes warnings fail)."""
+    _require_mkdocs()
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
+         str(REPO / "mkdocs.yml"), "--site-dir", str(tmp_path / "site")],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    problems = [line for line in done.stderr.splitlines() if not line.startswith("INFO")]
+    if done.returncode != 0:
+        pytest.fail("mkdocs build --strict failed:\n" + "\n".join(problems), pytrace=False)
+    assert (tmp_path / "site" / "index.html").is_file()

@@ -1,4 +1,5 @@
-"""The device's commands: ``check-config``, ``profile build``, ``replay``, ``show``, ``run``.
+"""The device's commands: ``check-config``, ``profile build``, ``replay``, ``show``, ``run``,
+``manifest``.
 
 Each parses its arguments and calls ``edgewatch.agent.app``, which wires the agent. The agent's
 modules (opencv, onnxruntime) are imported inside the commands, so that the collector and
@@ -71,6 +72,17 @@ def add_run(sub: Any) -> None:
     run = sub.add_parser("run", help="run the agent on its configured live source")
     run.add_argument("--config", required=True)
     run.set_defaults(handler=cmd_run)
+
+
+def add_manifest(sub: Any) -> None:
+    m = sub.add_parser("manifest", help="write the deployment manifest (JSON and Markdown) of "
+                                        "a configuration, its model and its reference")
+    m.add_argument("--config", required=True)
+    m.add_argument("--reference", help="reference profile (default: the one the agent starts "
+                                       "with)")
+    m.add_argument("--out", default=".", help="directory to write deployment-manifest.json "
+                                              "and .md in (default: the current one)")
+    m.set_defaults(handler=cmd_manifest)
 
 
 def _source_options(p: argparse.ArgumentParser) -> None:
@@ -205,6 +217,20 @@ def cmd_show(args: argparse.Namespace) -> int:
     from edgewatch.cli.show import format_table, read_lines
 
     print(format_table(read_lines(args.summaries)))
+    return 0
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from edgewatch.agent.deployment import build_manifest, write_manifest
+    from edgewatch.agent.update.files import active_model
+
+    cfg = active_model(_load_agent_config(args.config))  # the model 'run' would start with
+    manifest = build_manifest(cfg, config_path=args.config, reference_path=args.reference,
+                              now=SystemClock().now())
+    json_path, md_path = write_manifest(manifest, args.out)
+    print(f"{json_path}, {md_path}: model {manifest['model']['name']} "
+          f"{manifest['model']['version'] or '(no model_version)'} sha256 "
+          f"{manifest['model']['sha256'][:12]}..., reference {manifest['reference']['id']}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """The ``edgewatch`` command: the parser of every command and ``main``.
 
 The commands live by group, each parsing its arguments and calling the library:
-``agent_commands`` (check-config, profile, replay, show, run), ``decode``, and
+``agent_commands`` (check-config, profile, replay, show, run, manifest), ``decode``, and
 ``collector_commands`` (collector, fleet, alerts, evidence, quarantine), which import nothing of the
 agent.
 """
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from edgewatch import __version__
-from edgewatch.cli import agent_commands, collector_commands, decode
+from edgewatch.cli import agent_commands, collector_commands, decode, report
 from edgewatch.cli.common import EXIT_ERROR, EXIT_USAGE, log
 from edgewatch.errors import ConfigError, EdgewatchError
 
@@ -28,6 +28,7 @@ COMMANDS = (  # in the order of --help
     agent_commands.add_show,
     decode.add_decode,
     agent_commands.add_run,
+    agent_commands.add_manifest,
     collector_commands.add_collector,
     collector_commands.add_fleet,
     collector_commands.add_alerts,
@@ -35,6 +36,7 @@ COMMANDS = (  # in the order of --help
     collector_commands.add_model,
     collector_commands.add_reference,
     collector_commands.add_quarantine,
+    report.add_report,
 )
 
 

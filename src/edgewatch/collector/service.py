@@ -86,7 +86,10 @@ class CollectorService:
                                      peer_js_threshold=self.cfg.fleet.peer_js_threshold,
                                      peer_windows=self.cfg.fleet.peer_windows,
                                      advisories=self.advisories.latest_report)
-            self._http = serve(registry, self.cfg.http.host, self.cfg.http.port)
+            from edgewatch.collector.report_source import http_report
+
+            self._http = serve(registry, self.cfg.http.host, self.cfg.http.port,
+                               report=http_report(self.cfg, self.clock.now))
             log.info("metrics on http://%s:%d/metrics", self.cfg.http.host, self.cfg.http.port)
 
     def run(self, supervisor: Supervisor | None = None) -> None:

@@ -8,6 +8,7 @@ in :mod:`edgewatch.config.delivery`); ``configs/agent.toml`` shows them all and
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -536,6 +537,40 @@ class UpdateConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DeploymentConfig:
+    model_version: str = setting(
+        "", "The model's version as the team names it (e.g. '2.3.0'); in the deployment "
+        "manifest and every birth message.")
+    owner: str = setting("", "Who answers for this deployment (a team or a person).")
+    training_data: str = setting(
+        "", "What the model was trained on: dataset names, versions, dates, where they live.")
+    evaluation: dict[str, float] | str = setting(
+        {}, "The model's evaluation: a table of metric name -> value (e.g. { mAP = 0.41 }), "
+        "or a sentence (where the evaluation report is).")
+    notes: str = setting("", "Anything else the people maintaining this deployment need.")
+
+    def validate(self) -> None:
+        if len(self.model_version) > 128 or "\x00" in self.model_version:
+            raise ValueError("model_version: at most 128 characters, no NUL")
+        texts = {"owner": self.owner, "training_data": self.training_data,
+                 "notes": self.notes}
+        if isinstance(self.evaluation, str):
+            texts["evaluation"] = self.evaluation
+        for key, value in texts.items():
+            if len(value) > 4096 or "\x00" in value:
+                raise ValueError(f"{key}: at most 4096 characters, no NUL")
+        if isinstance(self.evaluation, dict):
+            if len(self.evaluation) > 256:
+                raise ValueError("evaluation: at most 256 metrics")
+            for name, metric in self.evaluation.items():
+                if not 0 < len(name) <= 128 or "\x00" in name:
+                    raise ValueError(f"evaluation: metric name {name!r}: 1 to 128 characters")
+                if not math.isfinite(metric) or abs(metric) > 1e300:
+                    raise ValueError(f"evaluation.{name}: expected a finite number, "
+                                     f"got {metric!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class AgentConfig:
     device: DeviceConfig = section(DeviceConfig, "Identity of this device.")
     model: ModelConfig = section(ModelConfig, "The ONNX model and how to run it.")
@@ -552,6 +587,9 @@ class AgentConfig:
     alerts: AlertsConfig = section(AlertsConfig, "Alert rules and their state.")
     evidence: EvidenceConfig = section(EvidenceConfig, "Frames kept as evidence on the device.")
     update: UpdateConfig = section(UpdateConfig, "Model updates pushed by the fleet.")
+    deployment: DeploymentConfig = section(
+        DeploymentConfig, "What the people deploying the model know about it (the deployment "
+        "manifest, the birth message; docs/maintenance.md).")
 
 
 def parse_config(data: dict[str, Any], base_dir: Path | None = None) -> AgentConfig:

@@ -106,6 +106,8 @@ def _convert(tp: Any, value: Any, path: str, meta: Any) -> Any:
         return value
     if origin in (list, tuple):
         return _convert_list(tp, value, path, meta)
+    if origin is dict:
+        return _convert_dict(tp, value, path, meta)
     return _check_scalar(tp, value, path, meta)
 
 
@@ -131,6 +133,15 @@ def _convert_list(tp: Any, value: Any, path: str, meta: Any) -> Any:
     item_type = args[0] if args else Any
     items = [_convert(item_type, v, f"{path}[{i}]", meta) for i, v in enumerate(value)]
     return tuple(items) if get_origin(tp) is tuple else items
+
+
+def _convert_dict(tp: Any, value: Any, path: str, meta: Any) -> Any:
+    """A table of string keys (``dict[str, X]``): each value converted as X."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: expected a table, got {_describe(value)}")
+    args = get_args(tp)
+    item_type = args[1] if len(args) == 2 else Any
+    return {str(k): _convert(item_type, v, _join(path, str(k)), meta) for k, v in value.items()}
 
 
 def _check_scalar(tp: Any, value: Any, path: str, meta: Any) -> Any:
@@ -195,8 +206,12 @@ def _type_name(tp: Any) -> str:
         return " | ".join(repr(a) for a in get_args(tp))
     if origin in (Union, types.UnionType):
         names = [_type_name(a) for a in get_args(tp) if a is not type(None)]
-        return " | ".join(names) + " (optional)"
+        optional = " (optional)" if type(None) in get_args(tp) else ""
+        return " | ".join(names) + optional
     if origin in (list, tuple):
         args = get_args(tp)
         return f"list of {_type_name(args[0])}" if args else "list"
+    if origin is dict:
+        args = get_args(tp)
+        return f"table of {_type_name(args[1])}" if len(args) == 2 else "table"
     return getattr(tp, "__name__", str(tp))

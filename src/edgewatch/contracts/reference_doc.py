@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import textwrap
 from typing import Any
 
@@ -72,12 +73,27 @@ def _bounds(t: Any) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
+def anchor(heading: str) -> str:
+    """The id MkDocs (and GitHub) give a heading: ``alert: Alert`` -> ``alert-alert``.
+
+    >>> anchor("alert: Alert")
+    'alert-alert'
+    """
+    return re.sub(r"[-\s]+", "-", re.sub(r"[^\w\s-]", "", heading).strip().lower())
+
+
 def type_name(t: Any, nested: list[type]) -> str:
-    """A readable name for a msgspec type, registering structs met on the way."""
+    """A readable name for a msgspec type, registering structs met on the way.
+
+    A struct links to its table: a message's is under ``### <leaf>: <Name>``, a nested
+    struct's under ``#### <Name>`` (tests/test_docs.py builds the site, which checks anchors).
+    """
     if isinstance(t, mi.StructType):
         if t.cls not in nested:
             nested.append(t.cls)
-        return f"[{t.cls.__name__}](#{t.cls.__name__.lower()})"
+        leaf = next((leaf for leaf, cls in MESSAGES if cls is t.cls), None)
+        heading = t.cls.__name__ if leaf is None else f"{leaf}: {t.cls.__name__}"
+        return f"[{t.cls.__name__}](#{anchor(heading)})"
     if isinstance(t, mi.UnionType):
         return " or ".join(type_name(x, nested) for x in t.types)
     if isinstance(t, mi.LiteralType):

@@ -3,17 +3,23 @@ last will, clean shutdown."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from msgspec import Struct
+from msgspec import Meta, Struct, field
 
-from edgewatch.contracts.bounds import Digest, Id, Name, Text, Time
+from edgewatch.contracts.bounds import MAX_ITEMS, Digest, Id, Name, Real, Text, Time
 
 SCHEMA = "edgewatch.status/1"
 
 
-class Manifest(Struct, forbid_unknown_fields=True, frozen=True):
-    """What is running on the device, announced in every birth message."""
+Metrics = Annotated[dict[Name, Real], Meta(max_length=MAX_ITEMS)]
+"""Evaluation metrics by name (``mAP`` -> 0.41)."""
+
+
+class Manifest(Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """What is running on the device, announced in every birth message. The deployment
+    fields (``model_version`` to ``notes``, the agent's ``[deployment]`` section) are
+    omitted when empty; births of agents without them decode with their defaults."""
 
     device: Id
     fleet: Id
@@ -26,6 +32,16 @@ class Manifest(Struct, forbid_unknown_fields=True, frozen=True):
     config_sha256: Digest
     agent_version: Id = ""
     feature_set_version: Id = ""
+    model_version: Id = ""
+    """The model's version as its team names it."""
+    owner: Text = ""
+    """Who answers for the deployment."""
+    training_data: Text = ""
+    """What the model was trained on."""
+    evaluation: Metrics | Text = field(default_factory=dict)
+    """Evaluation metrics by name, or a sentence (where the evaluation report is)."""
+    notes: Text = ""
+    """Anything else the maintainers need."""
 
 
 class Status(Struct, forbid_unknown_fields=True, omit_defaults=True, tag_field="schema",

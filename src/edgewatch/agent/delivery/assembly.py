@@ -20,7 +20,7 @@ from edgewatch.agent.commands import CommandRouter
 from edgewatch.agent.delivery.outbox import Outbox
 from edgewatch.agent.delivery.publisher import Publisher
 from edgewatch.agent.delivery.sinks import JsonlSink
-from edgewatch.agent.delivery.status import Manifest, config_sha256
+from edgewatch.agent.delivery.status import Manifest, config_sha256, deployment_fields
 from edgewatch.agent.records import SignalChange
 from edgewatch.agent.window.reference import ReferenceProfile
 from edgewatch.agent.window.summary import WindowSummary
@@ -145,7 +145,7 @@ class Delivery:
             started=self.clock.now(), model_name=model_name, model_sha256=model_sha256,
             adapter=cfg.model.adapter, reference_id=reference.id,
             config_sha256=config_sha256(config_path), agent_version=__version__,
-            feature_set_version=FEATURE_SET_VERSION,
+            feature_set_version=FEATURE_SET_VERSION, **deployment_fields(cfg.deployment),
         )
         self.commands = CommandRouter(cfg.alerts.command_token)
         self.publisher = Publisher(

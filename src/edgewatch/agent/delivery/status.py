@@ -8,16 +8,27 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
+from edgewatch.config.agent import DeploymentConfig
 from edgewatch.contracts.status import Manifest, Status
 
-__all__ = ["Manifest", "Status", "birth", "config_sha256", "offline"]
+__all__ = ["Manifest", "Status", "birth", "config_sha256", "deployment_fields", "offline"]
 
 
 def config_sha256(path: str | Path | None) -> str:
     if path is None:
         return ""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def deployment_fields(deployment: DeploymentConfig) -> dict[str, Any]:
+    """The ``[deployment]`` section as the manifest's fields (``Manifest(**...)``)."""
+    evaluation = deployment.evaluation
+    return {"model_version": deployment.model_version, "owner": deployment.owner,
+            "training_data": deployment.training_data,
+            "evaluation": dict(evaluation) if isinstance(evaluation, dict) else evaluation,
+            "notes": deployment.notes}
 
 
 def birth(manifest: Manifest, now: float) -> Status:
