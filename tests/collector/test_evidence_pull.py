@@ -38,9 +38,9 @@ from support.evidence_fleet import (
     device_files,
     stock_store,
     vtest_frames,
-    wait_until,
 )
 from support.paths import ssd_config_dict
+from support.waiting import wait_until
 
 FPS = 10.0
 FRAMES = (400, 700)

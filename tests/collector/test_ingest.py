@@ -14,7 +14,7 @@ import sqlite3
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from edgewatch.contracts import codec
 from edgewatch.contracts.summary import Summary
 from support.broker import MosquittoBroker
 from support.paths import DATA
+from support.waiting import wait_until
 
 ROOT = "edgewatch/v1"
 EXAMPLE = json.loads((DATA / "summary-example.json").read_text())
@@ -40,13 +41,6 @@ MARKER = "PAYLOADTEXT42"
 """Written into every hostile payload: it must never reach the log."""
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def summary_v1(seq: int, boot: str = "b1", device: str = "cam-1", **extra: Any) -> dict[str, Any]:

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,16 +19,7 @@ from edgewatch.config.collector import load_collector_config
 from edgewatch.contracts.model_transfer import ModelManifest
 from support.broker import MosquittoBroker
 from support.update_device import UpdateDevice
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from support.waiting import wait_until
 
 
 def test_manifest_of_real_files_round_trips_as_command_arguments(assets: Path) -> None:

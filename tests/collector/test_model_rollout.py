@@ -26,9 +26,9 @@ from edgewatch.collector.service import CollectorService
 from edgewatch.config.agent import AgentConfig
 from edgewatch.config.collector import load_collector_config
 from support.broker import MosquittoBroker
-from support.evidence_fleet import wait_until
 from support.onnx_models import ssd_variant
 from support.updates import reference_for, update_config
+from support.waiting import wait_until
 
 
 @pytest.fixture

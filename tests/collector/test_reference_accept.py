@@ -26,8 +26,9 @@ from edgewatch.config.agent import AgentConfig, parse_config
 from edgewatch.config.collector import load_collector_config
 from support import footage
 from support.broker import MosquittoBroker
-from support.evidence_fleet import collector_config, device_config, vtest_frames, wait_until
+from support.evidence_fleet import collector_config, device_config, vtest_frames
 from support.paths import ssd_config_dict
+from support.waiting import wait_until
 
 FPS = 10.0
 

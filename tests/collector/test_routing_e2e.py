@@ -6,7 +6,6 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import paho.mqtt.client as mqtt
@@ -20,15 +19,7 @@ from edgewatch.errors import ConfigError
 from support.alertmanager import AlertmanagerServer, alertmanager_binary, ours
 from support.broker import MosquittoBroker
 from support.devices import Device, StandInDevice
-
-
-def wait_until(pred: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timeout")
+from support.waiting import wait_until
 
 
 def test_collector_routes_new_alerts_once(broker: MosquittoBroker, tmp_path: Path,

@@ -11,7 +11,6 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -21,17 +20,11 @@ from edgewatch.collector.service import CollectorService
 from edgewatch.collector.store import open_store
 from support.broker import MosquittoBroker
 from support.paths import DATA
+from support.waiting import wait_until
 
 EXAMPLE = json.loads((DATA / "summary-example.json").read_text())
 
 
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_replay_publishes_into_the_collector(broker: MosquittoBroker, store_url: str,

@@ -25,7 +25,8 @@ from edgewatch.config.collector import CollectorMqttConfig
 from edgewatch.contracts import codec
 from edgewatch.contracts.evidence import EvidenceChunk
 from support.broker import MosquittoBroker
-from support.evidence_fleet import device_config, stock_store, wait_until
+from support.evidence_fleet import device_config, stock_store
+from support.waiting import wait_until
 
 
 class Recorder:
