@@ -6,21 +6,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import cv2
-
 from edgewatch.cli import main
 from support.broker import MosquittoBroker
-
-
-def _frames(vtest: Path, folder: Path, n: int) -> Path:
-    folder.mkdir()
-    cap = cv2.VideoCapture(str(vtest))
-    for i in range(n):
-        ok, frame = cap.read()
-        assert ok
-        cv2.imwrite(str(folder / f"{i:04d}.jpg"), frame)
-    cap.release()
-    return folder
+from support.footage import image_folder
 
 
 def _config(tmp_path: Path, assets: Path, images: Path, port: int, wait: float) -> Path:
@@ -63,7 +51,7 @@ def _pending(outbox: Path) -> int:
 
 def test_run_waits_for_the_last_acknowledgements(broker: MosquittoBroker, assets: Path,
                                                  vtest: Path, tmp_path: Path) -> None:
-    images = _frames(vtest, tmp_path / "frames", 30)
+    images = image_folder(vtest, tmp_path / "frames", 30)
     config = _config(tmp_path, assets, images, broker.port, wait=5.0)
     assert main(["profile", "build", "--config", str(config), "--source", str(images),
                  "--out", str(tmp_path / "reference.json")]) == 0
@@ -77,7 +65,7 @@ def test_run_does_not_wait_for_a_broker_that_is_gone(assets: Path, vtest: Path,
 
     from support.broker import free_port
 
-    images = _frames(vtest, tmp_path / "frames", 30)
+    images = image_folder(vtest, tmp_path / "frames", 30)
     config = _config(tmp_path, assets, images, free_port(), wait=30.0)
     assert main(["profile", "build", "--config", str(config), "--source", str(images),
                  "--out", str(tmp_path / "reference.json")]) == 0

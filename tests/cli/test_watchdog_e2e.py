@@ -15,12 +15,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import paho.mqtt.client as mqtt
 import pytest
 
 from edgewatch.cli import main
 from support.broker import MosquittoBroker, free_port
+from support.footage import image_folder
 from support.notify import NotifySocket
 from support.paths import DATA
 
@@ -79,23 +79,13 @@ enabled = false
     return path
 
 
-def _images(vtest: Path, folder: Path, n: int) -> Path:
-    folder.mkdir()
-    cap = cv2.VideoCapture(str(vtest))
-    for i in range(n):
-        ok, frame = cap.read()
-        assert ok
-        cv2.imwrite(str(folder / f"{i:04d}.jpg"), frame)
-    cap.release()
-    return folder
-
 
 @pytest.fixture(scope="module")
 def recorded(assets: Path, vtest: Path, tmp_path_factory: pytest.TempPathFactory
              ) -> tuple[Path, Path]:
     """30 frames of vtest.avi as images, and a reference profile built from them."""
     tmp = tmp_path_factory.mktemp("recorded")
-    images = _images(vtest, tmp / "frames", 30)
+    images = image_folder(vtest, tmp / "frames", 30)
     reference = tmp / "reference.json"
     config = _agent_config(tmp, assets, str(images), reference)
     assert main(["profile", "build", "--config", str(config), "--source", str(images),

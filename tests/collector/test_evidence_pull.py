@@ -26,16 +26,15 @@ from edgewatch.collector.evidence_pull import pull
 from edgewatch.collector.service import CollectorService
 from edgewatch.collector.store import open_store
 from edgewatch.config.agent import AgentConfig, parse_config
-from edgewatch.config.collector import load_collector_config
 from edgewatch.contracts.evidence import EvidenceChunk
 from support import footage
 from support.broker import MosquittoBroker
 from support.evidence_fleet import (
     check_dataset,
-    collector_config,
     dataset_files,
     device_config,
     device_files,
+    running_collector,
     stock_store,
     vtest_frames,
 )
@@ -64,16 +63,8 @@ def reference(assets: Path, vtest: Path,
 
 @pytest.fixture
 def collector(tmp_path: Path, broker: MosquittoBroker) -> Iterator[tuple[CollectorService, Path]]:
-    config = collector_config(tmp_path / "collector.toml", broker,
-                              f"sqlite:///{tmp_path / 'collector.db'}",
-                              tmp_path / "collector-evidence")
-    service = CollectorService(load_collector_config(config))
-    service.start()
-    try:
-        assert service.ingestor.subscribed.wait(15), "the collector did not subscribe"
-        yield service, config
-    finally:
-        service.close()
+    with running_collector(tmp_path, broker) as running:
+        yield running
 
 
 def replay(cfg: AgentConfig, reference: ReferenceProfile, engine: InferenceEngine,

@@ -23,10 +23,9 @@ from edgewatch.collector.reference_ops import window_range
 from edgewatch.collector.service import CollectorService
 from edgewatch.collector.store import open_store
 from edgewatch.config.agent import AgentConfig, parse_config
-from edgewatch.config.collector import load_collector_config
 from support import footage
 from support.broker import MosquittoBroker
-from support.evidence_fleet import collector_config, device_config, vtest_frames
+from support.evidence_fleet import device_config, running_collector, vtest_frames
 from support.paths import ssd_config_dict
 from support.waiting import wait_until
 
@@ -43,15 +42,8 @@ def reference(assets: Path, vtest: Path,
 
 @pytest.fixture
 def collector(tmp_path: Path, broker: MosquittoBroker) -> Iterator[tuple[CollectorService, Path]]:
-    config = collector_config(tmp_path / "collector.toml", broker,
-                              f"sqlite:///{tmp_path / 'collector.db'}", tmp_path / "ev")
-    service = CollectorService(load_collector_config(config))
-    service.start()
-    try:
-        assert service.ingestor.subscribed.wait(15), "the collector did not subscribe"
-        yield service, config
-    finally:
-        service.close()
+    with running_collector(tmp_path, broker) as running:
+        yield running
 
 
 def play(agent: Agent, vtest: Path, first: int, last: int) -> None:

@@ -4,6 +4,7 @@ device's evidence store from real footage, and checks of a pulled dataset folder
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -18,7 +19,9 @@ import numpy as np
 
 from edgewatch.agent.app import offline_config
 from edgewatch.agent.evidence.store import EvidenceStore
+from edgewatch.collector.service import CollectorService
 from edgewatch.config.agent import AgentConfig
+from edgewatch.config.collector import load_collector_config
 from support.broker import MosquittoBroker
 
 FLEET = "f1"
@@ -138,3 +141,20 @@ def dataset_files(out: Path) -> dict[str, str]:
     """File name -> sha256 of the images and sidecars of a pulled dataset."""
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
             for sub in ("images", "sidecars") for p in (out / sub).iterdir()}
+
+
+@contextlib.contextmanager
+def running_collector(workdir: Path, broker: MosquittoBroker,
+                      extra: str = "") -> Iterator[tuple[CollectorService, Path]]:
+    """The real collector service on ``broker`` with a SQLite store in ``workdir``, its
+    subscriptions confirmed; (the service, its configuration file). Closed afterwards."""
+    config = collector_config(workdir / "collector.toml", broker,
+                              f"sqlite:///{workdir / 'collector.db'}",
+                              workdir / "collector-evidence", extra)
+    service = CollectorService(load_collector_config(config))
+    service.start()
+    try:
+        assert service.ingestor.subscribed.wait(15), "the collector did not subscribe"
+        yield service, config
+    finally:
+        service.close()

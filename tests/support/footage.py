@@ -115,3 +115,17 @@ def blurred(kernel: int) -> Transform:
 
 def black(frame: np.ndarray, _index: int) -> np.ndarray:
     return np.zeros_like(frame)
+
+
+def image_folder(vtest: Path, folder: Path, frames: int) -> Path:
+    """vtest's first ``frames`` frames as a folder of JPEG files (a recorded source)."""
+    folder.mkdir(parents=True)
+    cap = cv2.VideoCapture(str(vtest))
+    try:
+        for i in range(frames):
+            ok, frame = cap.read()
+            assert ok, f"vtest has fewer than {frames} frames"
+            cv2.imwrite(str(folder / f"{i:04d}.jpg"), frame)
+    finally:
+        cap.release()
+    return folder

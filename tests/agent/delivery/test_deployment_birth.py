@@ -16,7 +16,8 @@ from edgewatch.agent.inference.engine import InferenceEngine
 from edgewatch.agent.window.reference import ReferenceProfile
 from edgewatch.collector.store.reads import read_manifest
 from edgewatch.collector.validate import check
-from edgewatch.config.agent import DeploymentConfig, parse_config
+from edgewatch.config.agent import parse_config
+from edgewatch.config.maintenance import DeploymentConfig
 from edgewatch.contracts.status import Status
 from support.broker import MosquittoBroker
 from support.paths import ssd_config_dict

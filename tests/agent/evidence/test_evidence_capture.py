@@ -21,7 +21,8 @@ from edgewatch.agent.inference.engine import InferenceEngine
 from edgewatch.agent.records import Frame
 from edgewatch.agent.window.reference import ReferenceProfile
 from edgewatch.clock import ManualClock
-from edgewatch.config.agent import AgentConfig, EvidenceConfig
+from edgewatch.config.agent import AgentConfig
+from edgewatch.config.maintenance import EvidenceConfig
 from edgewatch.contracts import Alert
 from edgewatch.contracts.alert import Span
 

@@ -19,7 +19,7 @@ from edgewatch.agent.measure.image import ImageFeatureExtractor
 from edgewatch.agent.measure.outputs import OutputFeatureExtractor
 from edgewatch.agent.records import Frame
 from edgewatch.clock import ManualClock
-from edgewatch.config.agent import EvidenceConfig
+from edgewatch.config.maintenance import EvidenceConfig
 from edgewatch.contracts import Alert
 from edgewatch.contracts.alert import Span
 from support.paths import DATA

@@ -8,7 +8,7 @@ import numpy as np
 from edgewatch.agent.records import Classification, Detections
 from edgewatch.agent.update.compare import Comparison, failures, matched
 from edgewatch.agent.update.shadow import FrameQueue
-from edgewatch.config.agent import UpdateConfig
+from edgewatch.config.maintenance import UpdateConfig
 
 
 def dets(boxes: list[list[float]], classes: list[int], scores: list[float]) -> Detections:

@@ -10,7 +10,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from edgewatch.config.agent import DeploymentConfig
+from edgewatch.config.maintenance import DeploymentConfig
 from edgewatch.contracts.status import Manifest, Status
 
 __all__ = ["Manifest", "Status", "birth", "config_sha256", "deployment_fields", "offline"]

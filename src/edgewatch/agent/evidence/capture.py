@@ -48,7 +48,7 @@ from edgewatch.agent.records import (
     ModelOutput,
 )
 from edgewatch.clock import Clock, SystemClock
-from edgewatch.config.agent import EvidenceConfig
+from edgewatch.config.maintenance import EvidenceConfig
 from edgewatch.contracts import Alert
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 
 from edgewatch.agent.records import Classification, Detections, ModelOutput
-from edgewatch.config.agent import UpdateConfig
+from edgewatch.config.maintenance import UpdateConfig
 from edgewatch.contracts.update_status import Gate
 
 IOU_MATCH = 0.5
