@@ -12,6 +12,18 @@ cancel out; the table gives the median over all pairs. A monitored block ends on
 monitor thread has measured all of its frames, so none of its work spills into a bare block.
 A round during which other processes used more than 10% of the CPU is redone.
 
+Where edgewatch's cost goes, measured directly, not inferred from the ratio:
+
+- **inference thread**: per monitored-loop frame, the wall time of ``Agent.process`` minus
+  the pre-processing and ``session.run`` times the engine records in the frame's
+  ``Timings`` (median and p90 over frames): the counting, the sampling decision, the
+  finite check of the outputs and, for a sampled frame, the queue put. The pre-processing
+  (BGR -> RGB for SSDLite, which the bare loop does too) is printed beside the bare loop's
+  cvtColor;
+- **monitor thread**: its CPU time (its thread CPU clock) over the monitored blocks, drains
+  included, per frame seen and per monitored frame, and as a share of one core over the
+  monitored loop's time: the CPU it can take from onnxruntime's threads.
+
 The session is the one edgewatch opens, which with the default model settings is an
 onnxruntime session with its defaults, so ``--set model.*`` changes both loops. Frames carry
 vtest's own timestamps (10 fps), so the default ``features.max_fps`` of 2.5 measures one
@@ -161,18 +173,41 @@ class PairedLoops:
         self.monitor: Monitor = self.agent.monitor
         self.index = 0
         self.evidence: dict[str, int] | None = None
+        self.own_us: list[float] = []
+        """Per monitored frame: Agent.process's time outside pre-processing and session.run."""
+        self.preprocess_us: list[float] = []
+        self.cvt_us: list[float] = []
+        """Per bare frame: the bare loop's cvtColor (its pre-processing)."""
+        self.monitor_cpu_s = 0.0
+        """Monitor thread CPU time during the monitored blocks (their drains included)."""
+        self.monitored_s = 0.0
 
     def bare(self, frames: list[Image]) -> None:
         """What an application does without edgewatch: BGR -> RGB, then session.run."""
         session, name = self.engine.session, self.engine.input.name
+        clock, cvt_us = time.perf_counter, self.cvt_us
         for img in frames:
-            session.run(None, {name: cv2.cvtColor(img, cv2.COLOR_BGR2RGB)[None]})
+            t0 = clock()
+            rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)[None]
+            cvt_us.append((clock() - t0) * 1e6)
+            session.run(None, {name: rgb})
 
     def monitored(self, frames: list[Image]) -> None:
+        clock, process = time.perf_counter, self.agent.process
+        cpu0, t0 = self.monitor.cpu_seconds(), clock()
         for img in frames:  # what Agent.run does per frame
-            self.agent.process(Frame(self.index, self.index / FPS, img))
+            frame = Frame(self.index, self.index / FPS, img)
+            start = clock()
+            result = process(frame)
+            took = clock() - start
+            if result is not None:
+                t = result.timings
+                self.own_us.append(took * 1e6 - (t.preprocess_ms + t.inference_ms) * 1e3)
+                self.preprocess_us.append(t.preprocess_ms * 1e3)
             self.index += 1
         self.monitor.drain()
+        self.monitored_s += clock() - t0
+        self.monitor_cpu_s += self.monitor.cpu_seconds() - cpu0
 
     def round(self, frames: list[Image], block: int) -> Round:
         """One pass over ``frames`` in alternating blocks; medians of its pairs."""
@@ -207,7 +242,20 @@ class PairedLoops:
             total.merge(s)
         return {"seen": total.frames.seen, "monitored": total.frames.monitored,
                 "dropped": total.frames.dropped, "sampled_out": total.frames.sampled_out,
-                "monitor_ms": total.latency["monitor_ms"].quantile(0.5)}
+                "monitor_ms": total.latency["monitor_ms"].quantile(0.5),
+                **self.thread_costs()}
+
+    def thread_costs(self) -> Result:
+        """What edgewatch costs per frame: on the inference thread (medians over frames, in
+        µs) and on the monitor thread (CPU time over all monitored blocks)."""
+        frames = len(self.own_us) or 1
+        return {"own_us": statistics.median(self.own_us),
+                "own_us_p90": statistics.quantiles(self.own_us, n=10)[-1],
+                "preprocess_us": statistics.median(self.preprocess_us),
+                "cvt_us": statistics.median(self.cvt_us),
+                "monitor_cpu_us": self.monitor_cpu_s / frames * 1e6,
+                "monitor_cpu_share": self.monitor_cpu_s / self.monitored_s
+                if self.monitored_s else 0.0}
 
 
 def start_shadow(cfg: AgentConfig, engine: InferenceEngine) -> UpdateManager:
@@ -312,6 +360,17 @@ def report(args: argparse.Namespace, rounds: list[Round], counts: Result, costs:
     print(f"frames monitored           {counts['monitored']:.0f} of {counts['seen']:.0f} "
           f"(dropped {counts['dropped']:.0f}, sampled out {counts['sampled_out']:.0f}); "
           f"monitor_ms p50 {counts['monitor_ms']:.2f}")
+    print(f"inference thread           {counts['own_us']:7.1f} µs/frame of edgewatch's own "
+          f"work (median; p90 {counts['own_us_p90']:.1f}): Agent.process minus "
+          f"pre-processing and session.run")
+    print(f"pre-processing             {counts['preprocess_us']:7.1f} µs/frame (median; the "
+          f"bare loop's cvtColor {counts['cvt_us']:.1f})")
+    bare_frame_us = 1e6 / statistics.median(rd.bare_fps for rd in rounds)
+    print(f"monitor thread CPU         {counts['monitor_cpu_us']:7.1f} µs per frame seen "
+          f"({counts['monitor_cpu_us'] * counts['seen'] / max(counts['monitored'], 1) / 1e3:.2f}"
+          f" ms per monitored frame; {counts['monitor_cpu_us'] / bare_frame_us:.1%} of the "
+          f"bare loop's time per frame; {counts['monitor_cpu_share']:.1%} of one core over "
+          f"the monitored loop's time, drains included)")
     foreign = [rd.foreign for rd in rounds]
     print(f"foreign CPU                median {statistics.median(foreign):.0%} "
           f"(max {max(foreign):.0%})")

@@ -23,13 +23,25 @@
 # Files already present in DEST are not fetched again. Needs: apt-get and dpkg
 # (Debian/Ubuntu) for the video and labels; python 3.9-3.11 with venv and about
 # 1.5 GB of temporary disk space (in ${TMPDIR:-/tmp}) for the model conversion.
+# The conversion's own output (pip, TensorFlow's warnings) goes to a log file in
+# ${TMPDIR:-/tmp}, named when the conversion starts, quoted and kept when it fails,
+# deleted when it succeeds.
 set -euo pipefail
 
 # stdout carries only the final DEST line: keep it on fd 3, send the rest to stderr.
 exec 3>&1 1>&2
 
 log() { printf 'fetch-assets: %s\n' "$*" >&2; }
-die() { printf 'fetch-assets: error: %s\n' "$*" >&2; exit 1; }
+CONVERT_LOG=  # set while the model conversion runs: its output goes there
+die() {
+    if [[ -n "$CONVERT_LOG" ]]; then  # stderr is the log: say it on the terminal
+        exec 2>&4 1>&2 4>&-
+        printf 'fetch-assets: the model conversion failed; its last lines (the whole log: %s):\n' "$CONVERT_LOG" >&2
+        tail -n 20 -- "$CONVERT_LOG" | sed 's/^/    /' >&2
+    fi
+    printf 'fetch-assets: error: %s\n' "$*" >&2
+    exit 1
+}
 
 MODEL_REL=models/ssdlite_mobilenet_v2_coco.onnx
 LABELS_REL=models/coco_labels.txt
@@ -52,7 +64,7 @@ have_all() { # DIR -> 0 if DIR holds all three assets (non-empty)
     for f in "${ASSETS[@]}"; do [[ -s "$1/$f" ]] || return 1; done
 }
 
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 case "${1:-}" in
     -h|--help) usage >&3; exit 0 ;;
@@ -169,6 +181,10 @@ pick_ort_python() { # prints a python that imports onnxruntime, or nothing
 convert_model() {
     local tfpy venv=$WORK/tfvenv vpy
     tfpy=$(pick_tf_python)
+    CONVERT_LOG=$(mktemp "${TMPDIR:-/tmp}/edgewatch-convert.XXXXXX") \
+        || die "cannot create a log file in ${TMPDIR:-/tmp}"
+    log "converting the model with TensorFlow (a few minutes, log: $CONVERT_LOG)"
+    exec 4>&2 2>>"$CONVERT_LOG" 1>&2  # the conversion's output goes to the log only
     log "creating throw-away TensorFlow venv with $tfpy ($("$tfpy" -c 'import sys; print(sys.version.split()[0])'))"
     "$tfpy" -m venv "$venv" || die "$tfpy -m venv failed (on Debian: apt-get install python3-venv)"
     vpy=$venv/bin/python
@@ -240,9 +256,12 @@ EOF
     else
         log "no python with onnxruntime found (set EDGEWATCH_PYTHON); skipping the onnxruntime check"
     fi
-    install_file "$WORK/ssdlite_mobilenet_v2_coco.onnx" "$MODEL_REL"
     log "removing the throw-away TensorFlow venv"
     rm -rf -- "$venv"
+    exec 2>&4 1>&2 4>&-  # back to the terminal
+    rm -f -- "$CONVERT_LOG"
+    CONVERT_LOG=
+    install_file "$WORK/ssdlite_mobilenet_v2_coco.onnx" "$MODEL_REL"
 }
 
 if [[ ! -s "$DEST/$MODEL_REL" ]]; then

@@ -87,7 +87,8 @@ def vtest_all_frames(vtest: Path) -> list[np.ndarray]:
 
 def _need_mosquitto() -> None:
     if mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed (scripts/setup-venv.sh installs it)")
+        pytest.skip("mosquitto is not installed (scripts/setup-test-tools.sh, run by make "
+                    "test, unpacks it)")
 
 
 @pytest.fixture

@@ -124,8 +124,9 @@ def test_replay_of_a_mostly_undecodable_file_fails_and_show_says_so(
         f"inference failed, 0 NaN or infinite outputs); {out}: {len(lines)} lines"]
     code, table, _ = run(["show", str(out)], capsys)
     assert code == 0
-    header, row = table.splitlines()[:2]
-    assert "errors" in header.split()
-    cells = row.split()
-    assert cells[2:6] == ["27", "7", "0", "24"]  # seen, monitored, dropped, errors
-    assert cells[-1] == "n/a"  # 7 monitored frames: no drift verdict, not "ok"
+    _, header, units, row = table.splitlines()[:4]
+    names, cells = header.split(), row.split()
+    assert "frames" in units and len(names) == len(cells)
+    assert [cells[names.index(n)] for n in ("seen", "mon", "drop", "errors")] == [
+        "27", "7", "0", "24"]
+    assert cells[-1] == "insufficient"  # 7 monitored frames: no drift verdict, not "ok"

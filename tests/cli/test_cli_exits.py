@@ -1,5 +1,6 @@
 """Where a user expects one line, not a traceback: a reader that goes away (``| head``), a
-missing optional dependency, Ctrl-C. Each in a real process: a real pipe, a real signal."""
+missing optional dependency, Ctrl-C (each in a real process: a real pipe, a real signal), and
+every usage error (a malformed value, a missing argument): one line naming it, exit 2."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 
+from edgewatch.cli import main
 from edgewatch.cli.main import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED
 from edgewatch.collector.store import Item, open_store
 from edgewatch.contracts import codec
@@ -105,3 +108,62 @@ def test_ctrl_c_is_one_line_and_exit_130(broker: MosquittoBroker, tmp_path: Path
     assert proc.returncode == EXIT_INTERRUPTED, err
     lines = [line for line in err.splitlines() if not line.startswith("20")]
     assert lines == ["edgewatch: interrupted"], err
+
+
+# --------------------------------------------------------------------------- usage errors
+
+CONFIG = ["--config", "c.toml"]
+USAGE_ERRORS = {  # id -> (argv, what the one line names)
+    "frames-dash": (["replay", *CONFIG, "--source", "v.avi", "--out", "o", "--frames", "10-20"],
+                    "argument --frames: expected a frame range START:END"),
+    "frames-backwards": (["profile", "build", *CONFIG, "--source", "v.avi", "--out", "o",
+                          "--frames", "20:10"], "argument --frames"),
+    "start": (["replay", *CONFIG, "--source", "v", "--out", "o", "--start", "yesterday"],
+              "argument --start: expected ISO 8601 or epoch seconds, got 'yesterday'"),
+    "fps": (["replay", *CONFIG, "--source", "v", "--out", "o", "--fps", "-1"],
+            "argument --fps: expected a finite number of at least 0, got '-1'"),
+    "drain-timeout": (["replay", *CONFIG, "--source", "v", "--out", "o", "--publish",
+                       "--drain-timeout", "soon"], "argument --drain-timeout"),
+    "windows": (["fleet", "device", "cam-1", *CONFIG, "--windows", "0"],
+                "argument --windows: expected an integer of at least 1, got '0'"),
+    "snooze": (["alerts", "snooze", "a1", "-5", *CONFIG], "argument seconds"),
+    "threshold": (["alerts", "set-threshold", "drift", "nan", "--device", "d", *CONFIG],
+                  "argument threshold: expected a finite number, got 'nan'"),
+    "evidence-limit": (["evidence", "list", "cam-1", *CONFIG, "--limit", "900"],
+                       "argument --limit: expected an integer from 1 to 500, got '900'"),
+    "chunk": (["model", "push", "--device", "d", "--model", "m.onnx", *CONFIG, "--chunk-kib",
+               "1000"], "argument --chunk-kib"),
+    "timeout": (["model", "status", *CONFIG, "--timeout", "0"],
+                "argument --timeout: expected a finite number above 0, got '0'"),
+    "since": (["report", "--out", "r.html", *CONFIG, "--device", "d", "--since", "1 May"],
+              "argument --since"),
+    "span": (["reference", "accept", "--device", "d", *CONFIG, "--windows", "200..100"],
+             "argument --windows: '200..100': TO must be after FROM"),
+    "kind": (["check-config", "c.toml", "--kind", "router"], "argument --kind: invalid choice"),
+    "missing": (["replay", "--source", "v"], "the following arguments are required"),
+    "command": (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+    "no-command": ([], "the following arguments are required: COMMAND"),
+}
+
+
+@pytest.mark.parametrize(("argv", "named"), USAGE_ERRORS.values(), ids=list(USAGE_ERRORS))
+def test_a_usage_error_is_one_line_and_exit_2(argv: list[str], named: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert caught.value.code == 2
+    assert out == ""
+    assert len(err.splitlines()) == 1, err
+    assert named in err
+    assert err.startswith("edgewatch") and "error: " in err and "--help)" in err
+
+
+def test_a_malformed_value_in_a_real_process() -> None:
+    done = subprocess.run(_edgewatch("replay", "--config", "c.toml", "--source", "v.avi",
+                                     "--out", "o.jsonl", "--frames", "10-20"),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr == ("edgewatch replay: error: argument --frames: expected a frame range "
+                           "START:END with 0 <= START < END, e.g. 0:400, got '10-20' (see: "
+                           "edgewatch replay --help)\n")

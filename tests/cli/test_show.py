@@ -38,16 +38,44 @@ def test_a_bad_line_is_named_by_its_number(tmp_path: Path) -> None:
         read_lines(tmp_path / "missing.jsonl")
 
 
-def test_the_table_has_one_row_per_window_then_the_alerts(tmp_path: Path) -> None:
+def test_the_table_has_one_row_per_window_then_the_reasons_and_the_alerts(
+        tmp_path: Path) -> None:
     path = tmp_path / "replay.jsonl"
     path.write_text("\n".join([EXAMPLE, json.dumps(ALERT), EXAMPLE]) + "\n")
     records = read_lines(path)
     assert [type(r) for r in records] == [SummaryV1, Alert, SummaryV1]
-    lines = format_table(records).splitlines()
-    assert lines[0].split() == [w for name, _ in COLUMNS for w in name.split()]
-    assert lines[1].split() == ["2026-01-01", "00:00:00", "100", "100", "0", "0", "4.05", "0.77",
-                                "120.18", "3803.30", "63.4", "1.31", "warning"]
-    assert lines[2] == lines[1]
-    assert lines[3] == "alert critical: drift: contrast drifted"
-    assert len(lines) == 4
-    assert len(lines[0]) == len(lines[1])  # columns line up
+    lines = format_table(records, width=250).splitlines()
+    assert lines[0].startswith("2 window(s) from 2026-01-01 00:00:00 to 2026-01-01 00:00:10 UTC")
+    assert lines[1].split() == [c.name for c in COLUMNS]
+    assert lines[2].split() == [w for c in COLUMNS for w in c.unit.split()]
+    assert lines[3].split() == ["00:00:00", "10.0", "100", "100", "0", "0", "4.05", "0.77",
+                                "120.18", "3803", "63.4", "1.31", "ok", "warning"]
+    assert lines[4] == lines[3]
+    assert len({len(line) for line in lines[1:5]}) == 1  # columns line up
+    assert lines[5] == ""
+    assert lines[6:6 + len(COLUMNS)] == [c.legend for c in COLUMNS]
+    why = lines[lines.index("why:") + 1]
+    assert why == ("00:00:00 warning: position (where the boxes are, 3x3 grid) mix changed by "
+                   "Jensen-Shannon distance 0.40: warning")
+    assert lines[-2:] == ["alerts (1):", "2026-01-01 00:00:10 critical firing: drift: contrast "
+                          "drifted"]
+
+
+def test_a_file_without_windows_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "replay.jsonl"
+    path.write_text(json.dumps(ALERT) + "\n")
+    assert format_table(read_lines(path), width=80).splitlines()[0] == \
+        "no window summaries in this file"
+
+
+def test_quality_faults_are_named_in_the_row_and_in_full_below(tmp_path: Path) -> None:
+    line = json.loads(EXAMPLE)
+    line["quality"] = {"empty_output_streak": 5, "blurred": 2}
+    path = tmp_path / "replay.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    lines = format_table(read_lines(path), width=250).splitlines()
+    assert lines[3].split()[-2:] == ["empty_outpu…", "warning"]  # cut to the column's width
+    assert len(lines[3]) == len(lines[1])
+    why = lines[lines.index("why:") + 1]
+    assert why.startswith("00:00:00 warning: data quality: empty_output_streak in 5 of 100 "
+                          "measured frames, blurred in 2 of 100 measured frames; position")

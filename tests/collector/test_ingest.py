@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 import sqlite3
+import threading
 import time
 import uuid
 from collections import Counter
@@ -26,7 +27,7 @@ from paho.mqtt.properties import Properties
 from edgewatch.cli import main
 from edgewatch.clock import ManualClock
 from edgewatch.collector import ingest as ingest_module
-from edgewatch.collector.ingest import Ingestor, RateLimitedLog
+from edgewatch.collector.ingest import Inbox, Ingestor, RateLimitedLog
 from edgewatch.collector.store import Item, Quarantined, Store, StoreError, open_store
 from edgewatch.config.collector import CollectorMqttConfig, StoreConfig
 from edgewatch.contracts import codec
@@ -293,7 +294,7 @@ def test_on_message_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         raw = json.dumps(summary_v1(1)).encode()
         ing._on_message(ing.client, None, message(2, topic("summary").encode(), raw))
         assert (ing.stats.unexpected, ing.stats.received) == (1, 2)
-        queued = [ing._queue.get_nowait() for _ in range(2)]
+        queued = ing._queue.take(0.0, 0.0)
         assert queued == [(1, 1, None), (2, 1, None)]  # both still acknowledged
         assert "RuntimeError" in caplog.text and MARKER not in caplog.text
 
@@ -369,9 +370,28 @@ def test_a_restarted_collector_does_not_count_retained_status_as_contact(
         seen = store.device("cam-1").last_seen  # type: ignore[union-attr]
         time.sleep(1.1)
         with running(broker, store) as ing:  # the restart: the broker replays the birth
-            wait_until(lambda: ing.stats.received >= 1 and ing._queue.empty(), 20,
+            wait_until(lambda: ing.stats.received >= 1 and not ing._queue, 20,
                        "the retained birth re-delivered")
             time.sleep(0.5)
         state = store.device("cam-1")
         assert state is not None and state.online
         assert state.last_seen == seen
+
+
+def test_the_inbox_hands_over_whole_batches_and_holds_the_network_thread_when_full() -> None:
+    inbox = Inbox(maxsize=5, batch=3)
+    assert inbox.take(0.01, 0.0) == []  # nothing came
+    for mid in range(1, 5):
+        inbox.put((mid, 1, None))
+    assert [m for m, _, _ in inbox.take(0.0, 10.0)] == [1, 2, 3]  # full: no waiting
+    assert [m for m, _, _ in inbox.take(0.0, 0.05)] == [4]  # the rest once the wait is over
+    for mid in range(5, 10):
+        inbox.put((mid, 1, None))
+    blocked = threading.Thread(target=inbox.put, args=((10, 1, None),))
+    blocked.start()  # full: waits for the store thread to take some
+    blocked.join(0.1)
+    assert blocked.is_alive() and len(inbox) == 5
+    assert [m for m, _, _ in inbox.take(0.0, 0.0)] == [5, 6, 7]
+    blocked.join(5)
+    assert not blocked.is_alive()
+    assert [m for m, _, _ in inbox.take(0.0, 0.0)] == [8, 9, 10]

@@ -28,8 +28,9 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from edgewatch.cli.fleet_text import status_text
 from edgewatch.clock import ManualClock
-from edgewatch.collector.fleet_report import device_row, status_table
+from edgewatch.collector.fleet_report import device_row
 from edgewatch.collector.ingest import IngestStats
 from edgewatch.collector.metrics import (
     MAX_FEATURES,
@@ -336,7 +337,7 @@ def test_fleet_status_counts_what_the_metrics_count(scrape: Scrape,
     drifting = sum(value(s, "edgewatch_fleet_drifting_devices", fleet=f)
                    for f in ("depot", "yard"))
     store, _ = fleet
-    table = status_table(store.devices(), NOW, STALE_AFTER_S)
+    table = status_text([device_row(d, NOW, STALE_AFTER_S) for d in store.devices()], NOW)
     assert table.splitlines()[-1] == (
         f"{sum(total.values()):.0f} devices: {total['online']:.0f} online, "
         f"{total['stale']:.0f} stale, {total['offline']:.0f} offline; {drifting:.0f} drifting "

@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from edgewatch.collector.store import Item, Quarantined, RejectedPayload, StoreError
+from edgewatch.collector.store.drivers import KeyedInsert
 from edgewatch.collector.store.postgres import _PostgresDriver
 from edgewatch.collector.store.schema import ddl
 from edgewatch.collector.store.sqlite import _sqlite_path, _SQLiteDriver
@@ -113,6 +114,39 @@ def test_sqlite_insert_new_reports_duplicates_and_refuses_bad_values(
     assert sqlite_driver.refused(OverflowError("Python int too large"))
     assert not sqlite_driver.refused(sqlite3.OperationalError("database is locked"))
     assert not sqlite_driver.transient(sqlite3.OperationalError("database is locked"))
+
+
+def keyed_insert_reports_what_was_new(driver: _SQLiteDriver | _PostgresDriver) -> None:
+    """Rows already stored, and the second of two rows with one key, are not new; several
+    statements when the rows take more parameters than one statement may."""
+    insert = KeyedInsert("covered", ("device", "seq"), key=2)
+    driver.begin(write=True)
+    assert driver.insert_keyed(insert, [("cam-1", 1)]) == [True]
+    driver.max_params = 5  # two rows a statement
+    rows = [("cam-1", 1), ("cam-1", 2), ("cam-1", 2), ("cam-2", 1), ("cam-1", 3)]
+    assert driver.insert_keyed(insert, rows) == [False, True, False, True, True]
+    assert driver.insert_keyed(insert, []) == []
+    driver.commit()
+    assert sorted(driver.query("SELECT device, seq FROM covered")) == [
+        ("cam-1", 1), ("cam-1", 2), ("cam-1", 3), ("cam-2", 1)]
+
+
+def test_sqlite_keyed_insert(sqlite_driver: _SQLiteDriver) -> None:
+    keyed_insert_reports_what_was_new(sqlite_driver)
+    sqlite_driver.returning = False  # SQLite before 3.35: one statement a row
+    sqlite_driver.begin(write=True)
+    insert = KeyedInsert("covered", ("device", "seq"), key=2)
+    assert sqlite_driver.insert_keyed(insert, [("cam-1", 3), ("cam-3", 1)]) == [False, True]
+    sqlite_driver.rollback()
+
+
+def test_postgres_keyed_insert(pg_url: str) -> None:
+    driver = _PostgresDriver(pg_url)
+    try:
+        driver.create_schema()
+        keyed_insert_reports_what_was_new(driver)
+    finally:
+        driver.close()
 
 
 # --------------------------------------------------------------------------- PostgreSQL

@@ -15,8 +15,9 @@ empty: no gossip port, no peers) and ``--web.listen-address=127.0.0.1:<port>``. 
 when ``GET /-/ready`` answers 200. Its stdout/stderr go to ``<workdir>/alertmanager.log``,
 quoted by :class:`AlertmanagerError`.
 
-The binary is ``shutil.which("prometheus-alertmanager")`` (Debian's name) or
-``shutil.which("alertmanager")`` (upstream's); :func:`alertmanager_binary` returns None
+The binary is ``prometheus-alertmanager`` (Debian's name) or ``alertmanager`` (upstream's),
+found by :func:`support.tools.find_tool` (PATH, then ``.venv/tools/bin`` where
+scripts/setup-test-tools.sh unpacks it); :func:`alertmanager_binary` returns None
 when neither exists, so a test can skip. Checked with Alertmanager 0.25.
 """
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -36,6 +36,7 @@ from types import TracebackType
 from typing import Any
 
 from support.broker import free_port
+from support.tools import find_tool
 
 CONFIG = """\
 route:
@@ -54,7 +55,7 @@ class AlertmanagerError(RuntimeError):
 
 def alertmanager_binary() -> str | None:
     """Path of the Alertmanager executable, or None when it is not installed."""
-    return shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    return find_tool("prometheus-alertmanager", "alertmanager")
 
 
 class AlertmanagerServer:

@@ -29,9 +29,9 @@ line above them; that is why ``listener_config`` comes right after the main list
 When run as root, ``user root`` is added: otherwise mosquitto would switch to the
 ``mosquitto`` user, which cannot read the keys, password and ACL files in a 0700 temp dir.
 
-Works with mosquitto 2.x (checked with 2.0.11). The binary is ``shutil.which("mosquitto")`` or
-``/usr/sbin/mosquitto``; :func:`mosquitto_binary` returns ``None`` when neither exists, so a
-test can skip.
+Works with mosquitto 2.x (checked with 2.0.11). The binary is found by
+:func:`support.tools.find_tool` (PATH, ``.venv/tools/bin``, ``/usr/sbin``);
+:func:`mosquitto_binary` returns ``None`` when there is none, so a test can skip.
 
 Also here, for security tests:
 
@@ -65,6 +65,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from support.tools import find_tool
+
 __all__ = [
     "BrokerError",
     "MosquittoBroker",
@@ -79,21 +81,15 @@ __all__ = [
     "write_password_file",
 ]
 
-_FALLBACK_BINARY = "/usr/sbin/mosquitto"
-
 
 class BrokerError(RuntimeError):
     """The broker could not be started (or did not become ready); the message quotes its log."""
 
 
 def mosquitto_binary() -> str | None:
-    """Path of the mosquitto executable, or None when it is not installed."""
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    if os.access(_FALLBACK_BINARY, os.X_OK):
-        return _FALLBACK_BINARY
-    return None
+    """Path of the mosquitto executable (support.tools.find_tool), or None when it is not
+    installed."""
+    return find_tool("mosquitto")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -402,13 +398,7 @@ class MosquittoBroker:
 
 def mosquitto_passwd_binary() -> str | None:
     """Path of mosquitto_passwd (shipped with the mosquitto package), or None."""
-    found = shutil.which("mosquitto_passwd")
-    if found:
-        return found
-    for candidate in ("/usr/bin/mosquitto_passwd", "/usr/sbin/mosquitto_passwd"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    return find_tool("mosquitto_passwd")
 
 
 def hash_password(password: str, *, iterations: int = 101, salt: bytes | None = None) -> str:
@@ -449,7 +439,7 @@ def write_password_file(path: str | os.PathLike[str], users: Mapping[str, str], 
 
 def openssl_binary() -> str | None:
     """Path of the openssl command line tool, or None."""
-    return shutil.which("openssl")
+    return find_tool("openssl")
 
 
 _OPENSSL_CNF = """\

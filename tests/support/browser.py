@@ -1,4 +1,4 @@
-"""Headless Chromium (Debian package ``chromium``, installed by scripts/setup-venv.sh) on a
+"""Headless Chromium (Debian package ``chromium``, installed by scripts/setup-test-tools.sh) on a
 report file: the DOM after the page's scripts ran, the console messages (Chromium logs
 each one as a ``CONSOLE`` line with ``--enable-logging=stderr``) and a screenshot kept as
 a test artefact (in ``$EDGEWATCH_REPORT_ARTEFACTS`` when set, else beside the report)."""
@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from support.tools import find_tool
 
 FLAGS = ["--headless=new", "--disable-gpu", "--no-sandbox", "--no-first-run",
          "--disable-extensions", "--disable-background-networking", "--hide-scrollbars",
@@ -33,11 +34,10 @@ class Rendered:
 
 
 def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.skip("chromium not installed (scripts/setup-venv.sh installs it)")
+    found = find_tool("chromium", "chromium-browser", "google-chrome")
+    if found:
+        return found
+    pytest.skip("chromium not installed (scripts/setup-test-tools.sh installs it)")
 
 
 def render(page: Path, name: str | None = None) -> Rendered:

@@ -15,22 +15,15 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import msgspec
-
-from edgewatch.agent.delivery.assembly import AlertSink, Delivery, make_alerting
-from edgewatch.agent.delivery.sinks import JsonlSink
-from edgewatch.agent.evidence.capture import EvidenceCapture, Identity, open_capture
-from edgewatch.agent.evidence.transfer import EvidenceSender
-from edgewatch.agent.inference.engine import InferenceEngine
 from edgewatch.agent.measure.checks import FrameChecks
 from edgewatch.agent.measure.frame import FrameMeasurer
 from edgewatch.agent.measure.image import ImageFeatureExtractor
 from edgewatch.agent.measure.outputs import OutputFeatureExtractor, load_labels
 from edgewatch.agent.progress import Progress
 from edgewatch.agent.ratelimit import RepeatLimiter
-from edgewatch.agent.records import Frame, Image, SignalChange
+from edgewatch.agent.records import DeferredResult, Frame, Image, SignalChange
 from edgewatch.agent.source import (
     FrameSource,
     LiveSource,
@@ -38,22 +31,25 @@ from edgewatch.agent.source import (
     open_source,
     parse_range,
 )
-from edgewatch.agent.update.lifecycle import UpdateManager
-from edgewatch.agent.update.receive import open_receiver
-from edgewatch.agent.update.staged import StagedUpdate
 from edgewatch.agent.window.contexts import DEFAULT as DEFAULT_CONTEXT
 from edgewatch.agent.window.contexts import ContextRule, ReferenceSet
 from edgewatch.agent.window.drift_judge import DriftJudge
 from edgewatch.agent.window.monitor import FrameObserver, Monitor, MonitorSettings, Sink
 from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
-from edgewatch.agent.window.resources import ResourceSampler
-from edgewatch.agent.window.summary import WindowSummary
-from edgewatch.agent.window.versions import ReferencePush, ReferenceVersions
 from edgewatch.clock import Clock, SystemClock
-from edgewatch.config.agent import AgentConfig
-from edgewatch.contracts.update_status import UpdateStatus
 from edgewatch.errors import ConfigError, ModelError
-from edgewatch.supervision import Supervisor, public_uri
+
+if TYPE_CHECKING:  # what only a live agent (or a type checker) needs is imported where used
+    from edgewatch.agent.delivery.assembly import AlertSink, Delivery
+    from edgewatch.agent.delivery.sinks import JsonlSink
+    from edgewatch.agent.evidence.capture import EvidenceCapture
+    from edgewatch.agent.inference.engine import InferenceEngine
+    from edgewatch.agent.update.lifecycle import UpdateManager
+    from edgewatch.agent.update.staged import StagedUpdate
+    from edgewatch.agent.window.summary import WindowSummary
+    from edgewatch.config.agent import AgentConfig
+    from edgewatch.contracts.update_status import UpdateStatus
+    from edgewatch.supervision import Supervisor
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -79,8 +75,11 @@ def load_reference(cfg: AgentConfig, engine: InferenceEngine,
                    path: str | None = None) -> ReferenceProfile:
     """The default reference: ``path``, else the active one of ``reference.versions_dir``
     (accepted or pushed), else ``reference.path``."""
-    active = ReferenceVersions(cfg.reference.versions_dir).active() \
-        if path is None and cfg.reference.versions_dir else None
+    active = None
+    if path is None and cfg.reference.versions_dir:
+        from edgewatch.agent.window.versions import ReferenceVersions
+
+        active = ReferenceVersions(cfg.reference.versions_dir).active()
     profile = active or ReferenceProfile.load(path if path is not None else cfg.reference.path)
     profile.check_compatible(engine.model_sha256, cfg.model.adapter, cfg.features.analysis_width)
     return profile
@@ -212,7 +211,11 @@ def make_monitor(cfg: AgentConfig, reference: ReferenceProfile, sink: Sink, *, l
         queue_size=cfg.features.queue_size, every_nth=cfg.features.every_nth,
         max_fps=cfg.features.max_fps, live=live, lossless=lossless,
     )
-    resources = ResourceSampler(cfg.resources.disk_path) if cfg.resources.enabled else None
+    resources = None
+    if cfg.resources.enabled:
+        from edgewatch.agent.window.resources import ResourceSampler  # psutil
+
+        resources = ResourceSampler(cfg.resources.disk_path)
     if cfg.reference.contexts or cfg.reference.versions_dir:
         # context references and/or switchable references (docs/drift.md, re-baselining)
         refs = make_references(cfg, reference)
@@ -231,6 +234,8 @@ def make_references(cfg: AgentConfig, reference: ReferenceProfile) -> ReferenceS
     """The default reference and those of ``reference.contexts`` (each checked against the
     default's model, adapter and analysis width); the accepted or pushed reference of a
     context in ``reference.versions_dir`` replaces its configured file."""
+    from edgewatch.agent.window.versions import ReferenceVersions
+
     store = ReferenceVersions(cfg.reference.versions_dir) if cfg.reference.versions_dir \
         else None
     contexts = []
@@ -250,6 +255,8 @@ def make_evidence(cfg: AgentConfig, reference: ReferenceProfile, model_sha256: s
     ``outbox.max_mb`` plus ``evidence.min_free_mb`` free on the disk."""
     if not cfg.evidence.enabled:
         return None
+    from edgewatch.agent.evidence.capture import Identity, open_capture
+
     labels = make_measurer(cfg).outputs
     identity = Identity(device_id(cfg), model_sha256, reference.id,
                         cfg.model.postprocess.score_threshold)
@@ -344,8 +351,10 @@ class Agent:
         """Start publishing (a no-op without delivery)."""
         self.outputs.start()
 
-    def process(self, frame: Frame) -> None:
-        """One frame: inference, then the monitor (outputs decoded only if it is sampled)."""
+    def process(self, frame: Frame) -> DeferredResult | None:
+        """One frame: inference, then the monitor (outputs decoded on the monitor thread,
+        only if it is sampled). Returns the inference result, undecoded (its ``timings``
+        let a caller tell the session's time from edgewatch's own), None when it failed."""
         if self.engine is None:
             raise RuntimeError("this agent has no inference engine (the application runs "
                                "the model: AppMonitor.observe)")
@@ -355,6 +364,7 @@ class Agent:
             swap = self.update.observe(frame, result, failed)
             if swap is not None:  # between two frames: the next one runs the other model
                 self.engine = swap
+        return result
 
     def run(self, source: FrameSource, progress: Progress | None = None,
             supervisor: Supervisor | None = None) -> int:
@@ -366,6 +376,8 @@ class Agent:
 
         The monitor is closed at the end (every open window emitted); ``close`` then closes
         the outputs."""
+        from edgewatch.supervision import public_uri
+
         seen = 0
         undecodable = 0
         name = public_uri(source.description)
@@ -416,6 +428,10 @@ def make_update(cfg: AgentConfig, engine: InferenceEngine, delivery: Delivery | 
     """The update lifecycle of a live agent (it resumes a crashed one now); its states are
     published retained on ``<device>/update_status``, and a commit or rollback changes the
     model the birth message announces."""
+    import msgspec
+
+    from edgewatch.agent.update.lifecycle import UpdateManager
+
     publisher = delivery.publisher if delivery is not None else None
     publish = None
     if publisher is not None and delivery is not None:
@@ -459,6 +475,8 @@ def build_agent(cfg: AgentConfig, reference: ReferenceProfile, *, publish: bool,
 
     Nothing is published before ``start``; ``close`` closes everything.
     """
+    from edgewatch.agent.delivery.assembly import Delivery, make_alerting
+
     if engine is not None:
         model_name, model_sha256 = engine.model_name, engine.model_sha256
     else:
@@ -478,6 +496,8 @@ def build_agent(cfg: AgentConfig, reference: ReferenceProfile, *, publish: bool,
     if delivery is not None and delivery.publisher is not None and evidence is not None:
         # evidence retrieval (edgewatch evidence pull): commands on the router, chunks
         # through the publisher at the lowest priority
+        from edgewatch.agent.evidence.transfer import EvidenceSender
+
         sender = EvidenceSender(cfg.evidence.path, device_id(cfg),
                                 chunk_bytes=cfg.evidence.chunk_kib * 1024,
                                 bytes_per_s=cfg.evidence.send_kib_per_s * 1024)
@@ -488,6 +508,8 @@ def build_agent(cfg: AgentConfig, reference: ReferenceProfile, *, publish: bool,
     if delivery is not None and delivery.publisher is not None:
         # model updates pushed by the fleet (edgewatch model push): staged beside the
         # running model, then handed to the update lifecycle
+        from edgewatch.agent.update.receive import open_receiver
+
         receiver = open_receiver(cfg, device_id(cfg),
                                  on_staged=update.received if update else _staged_logged)
         receiver.register(delivery.commands)
@@ -499,6 +521,8 @@ def build_agent(cfg: AgentConfig, reference: ReferenceProfile, *, publish: bool,
     refs = agent.monitor.windows
     if delivery is not None and cfg.reference.versions_dir and isinstance(refs, ReferenceSet):
         # re-baselining: reference.push switches a reference, which is then published
+        from edgewatch.agent.window.versions import ReferencePush, ReferenceVersions
+
         publisher = delivery.publisher
 
         def published(context: str, profile: ReferenceProfile) -> None:

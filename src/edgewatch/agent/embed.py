@@ -65,8 +65,9 @@ class AppMonitor:
         result = defer_decoding(self.adapter, list(outputs),
                                 geometry or Geometry(1, 1, 1, 1, 1.0), timings or Timings())
         ts = self.clock.now() if timestamp is None else timestamp
-        # decoded by the monitor only if this frame is sampled, before observe returns
-        self.monitor.observe(Frame(self._index, ts, image), result)
+        # decoded only if this frame is sampled, before observe returns: the application
+        # may reuse its output arrays for the next frame
+        self.monitor.observe(Frame(self._index, ts, image), result, resolve_now=True)
         self._index += 1
 
     def wrap(self, session: Any) -> MonitoredSession:

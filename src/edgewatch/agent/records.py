@@ -87,9 +87,10 @@ class InferenceResult:
 class DeferredResult:
     """An InferenceResult whose outputs are decoded only if the monitor measures the frame.
 
-    ``Monitor.observe`` calls ``resolve`` on the caller's thread, before returning, so the
-    caller may reuse its output arrays afterwards. A zero ``postprocess_ms`` is filled in
-    with the time the decoding took.
+    The monitor thread calls ``resolve`` for a sampled frame, so the output arrays must stay
+    as they are; ``Monitor.observe(..., resolve_now=True)`` resolves on the caller's thread
+    instead, before returning, for callers that reuse their arrays. A zero
+    ``postprocess_ms`` is filled in with the time the decoding took.
     """
 
     decode: Callable[[], ModelOutput]

@@ -10,17 +10,24 @@ import sys
 from typing import Any
 
 from edgewatch.cli.common import EXIT_ERROR
+from edgewatch.cli.parsing import add_command
 from edgewatch.errors import EdgewatchError
+
+LEAVES = ("summary", "alert", "status", "cmd_result", "reference")
 
 
 def add_decode(sub: Any) -> None:
-    dec = sub.add_parser("decode", help="print MQTT payloads (MessagePack+zlib or JSON) as "
-                                        "JSON, checked against the contracts")
+    add_command(sub, "decode", "print MQTT payloads (MessagePack+zlib or JSON) as "
+                "JSON, checked against the contracts",
+                fill=_decode_options)
+
+
+def _decode_options(dec: argparse.ArgumentParser) -> None:
     dec.add_argument("file", nargs="?", default="-",
                      help="a payload, or a JSON lines file of them ('-': stdin, the default)")
-    dec.add_argument("--leaf", choices=("summary", "alert", "status", "cmd_result",
-                                        "reference"),
-                     help="the message type (default: from the payload's schema field)")
+    dec.add_argument("--leaf", choices=LEAVES, metavar="TYPE",
+                     help=f"the message type: {', '.join(LEAVES)} (default: from the "
+                          "payload's schema field)")
     dec.set_defaults(handler=cmd_decode)
 
 

@@ -1,25 +1,47 @@
 """The ``edgewatch`` command: the parser of every command and ``main``.
 
 The commands live by group, each parsing its arguments and calling the library:
-``agent_commands`` (check-config, profile, replay, show, run, manifest), ``decode``, and
-``collector_commands`` (collector, fleet, alerts, evidence, quarantine), which import nothing of the
-agent.
+``agent_commands`` (check-config, profile, replay, show, run, manifest), ``decode``,
+``collector_commands`` (collector, fleet, alerts, evidence, quarantine) and
+``maintenance_commands`` (model, reference); the last two import nothing of the agent.
+Building the parser imports only the standard library and these modules; each command imports
+what it needs when it runs, so that ``edgewatch --version`` or ``check-config`` start fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from edgewatch import __version__
-from edgewatch.cli import agent_commands, collector_commands, decode, report
+from edgewatch.cli import (
+    agent_commands,
+    collector_commands,
+    decode,
+    maintenance_commands,
+    report,
+)
 from edgewatch.cli.common import EXIT_ERROR, EXIT_USAGE, log
+from edgewatch.cli.parsing import Formatter, Parser, add_subcommands, add_verbose, subcommands
 from edgewatch.errors import ConfigError, EdgewatchError
 
 DESCRIPTION = "Monitor ONNX vision models on edge devices and collect the results of a fleet."
+EPILOG = """\
+on a device, from a recorded clip to live monitoring:
+  edgewatch check-config agent.toml
+  edgewatch profile build --config agent.toml --source cam.mp4 --out ref.json
+  edgewatch replay --config agent.toml --source cam.mp4 --out windows.jsonl
+  edgewatch show windows.jsonl
+  edgewatch run --config agent.toml
+
+on the collector's host:
+  edgewatch collector --config collector.toml
+  edgewatch fleet status --config collector.toml
+  edgewatch alerts list --config collector.toml
+
+'edgewatch COMMAND --help' describes a command and its options."""
 
 COMMANDS = (  # in the order of --help
     agent_commands.add_check_config,
@@ -33,20 +55,27 @@ COMMANDS = (  # in the order of --help
     collector_commands.add_fleet,
     collector_commands.add_alerts,
     collector_commands.add_evidence,
-    collector_commands.add_model,
-    collector_commands.add_reference,
+    maintenance_commands.add_model,
+    maintenance_commands.add_reference,
     collector_commands.add_quarantine,
     report.add_report,
 )
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgewatch", description=DESCRIPTION)
-    p.add_argument("--version", action="version", version=f"edgewatch {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    sub = p.add_subparsers(dest="command", required=True)
+def _parser(lazy: bool = False) -> argparse.ArgumentParser:
+    """The parser of every command. ``lazy``: each command's options are added only when a
+    command line names it (:class:`parsing.Commands`), which is what ``main`` wants; else
+    the whole tree is built at once, for the tests and the docs that walk it."""
+    p = Parser(prog="edgewatch", description=DESCRIPTION, epilog=EPILOG,
+               formatter_class=Formatter)
+    p.add_argument("--version", action="version", version=f"edgewatch {__version__}",
+                   help="print the version and exit")
+    add_verbose(p, False)
+    sub = add_subcommands(p, "command")
     for add in COMMANDS:
         add(sub)
+    if not lazy:
+        subcommands(p)  # completes every command
     return p
 
 
@@ -86,7 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; every error ends in one line on stderr and an exit code: 2 for a
     configuration or installation error (not worth restarting), 1 for others, 130 for
     Ctrl-C, 141 when the reader of the output went away. Bugs keep their tracebacks."""
-    args = _parser().parse_args(argv)
+    args = _parser(lazy=True).parse_args(argv)  # --help, --version, usage errors exit here
+    import logging  # only now: they need none of it
+
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -112,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edgewatch: {line}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # the system refused (permissions, disk, network): not a bug
-        log.debug("%s failed", args.command, exc_info=True)
+        log().debug("%s failed", args.command, exc_info=True)
         print(f"edgewatch: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     return code

@@ -5,29 +5,37 @@ collector only when used: a device without the collector extra reports its own l
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-from pathlib import Path
 from typing import Any
 
+from edgewatch.cli.parsing import add_command, iso_time
 from edgewatch.clock import SystemClock
 from edgewatch.errors import ConfigError
 
 
 def add_report(sub: Any) -> None:
-    p = sub.add_parser("report", help="write an HTML report of windows, a device or a fleet",
-                       description="Write one self-contained HTML report (opens offline).")
+    add_command(sub, "report", "write an HTML report of windows, a device or a fleet",
+                "Write one self-contained HTML report (it opens offline): of the JSON lines "
+                "of a replay or run (--summaries), or of a device or a fleet from the "
+                "collector's store (--config).",
+                fill=_report_options)
+
+
+def _report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--summaries", help="JSON lines of a replay or run (summaries and alerts)")
     p.add_argument("--reference", help="the reference profile the summaries were counted on")
     p.add_argument("--config", help="a collector configuration: report from its store")
     p.add_argument("--device", help="with --config: one device's report")
     p.add_argument("--fleet", help="with --config: one fleet's report ('*': every fleet)")
-    p.add_argument("--since", help="with --config: windows ending after this (ISO time, UTC)")
+    p.add_argument("--since", type=iso_time,
+                   help="with --config: windows ending after this (ISO time, UTC)")
     p.add_argument("--evidence", help="a local evidence folder: thumbnails in the report")
     p.add_argument("--out", required=True, help="the HTML file to write")
     p.set_defaults(handler=cmd_report)
 
 
 def _since(text: str | None) -> float | None:
+    import datetime as dt
+
     if text is None:
         return None
     try:
@@ -40,6 +48,8 @@ def _since(text: str | None) -> float | None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from edgewatch.report import data, html
 
     now = SystemClock().now()

@@ -11,7 +11,10 @@ store thread):
   publishes the device's queued commands (same id, same token) with QoS 1 and marks them
   ``sent``; a PUBACK saying nobody is subscribed puts one back to ``queued``. The agent
   subscribes to its command topic before it publishes its birth, so a birth means the
-  device listens;
+  device listens. Instances sharing a fleet (``mqtt.shared_group``) act on live births
+  only: the broker gives a live message to one instance of the group, but Mosquitto sends
+  the retained ones to every instance that subscribes, which would deliver a command once
+  per instance (a birth queued in an instance's session while it was away comes live);
 - when a ``cmd_result`` is stored whose id is a kept command's, marks it ``answered`` with
   the result;
 - once a minute, marks open commands older than ``commands.expire_s`` ``expired``.
@@ -75,8 +78,11 @@ class CommandRelay:
     """Delivers queued commands on a device's birth and records their answers."""
 
     def __init__(self, store: CommandStore, client: Publisher, topic_root: str,
-                 expire_s: float, clock: Clock | None = None) -> None:
+                 expire_s: float, clock: Clock | None = None, *,
+                 retained_births: bool = True) -> None:
         self.store = store
+        self.retained_births = retained_births
+        """Whether a retained birth delivers too (False for instances of a shared group)."""
         self.client = client
         self.topic_root = topic_root
         self.expire_s = expire_s
@@ -101,7 +107,8 @@ class CommandRelay:
             message = item.message
             if isinstance(message, CommandResult) and isinstance(message.id, str):
                 self._answered(message)
-            elif isinstance(message, Status) and message.state == "online":
+            elif (isinstance(message, Status) and message.state == "online"
+                  and (self.retained_births or not item.retained)):
                 self.deliver(item.fleet, item.device)
 
     def tick(self) -> None:

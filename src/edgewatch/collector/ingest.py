@@ -15,9 +15,9 @@ back: it is retried, and not acknowledged until it commits.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
-import queue
 import threading
 import time
 from collections import Counter
@@ -37,7 +37,6 @@ from edgewatch.config.mqtt import secure
 from edgewatch.contracts.alert import Alert
 from edgewatch.contracts.codec import Rejected
 from edgewatch.contracts.evidence import EvidenceChunk
-from edgewatch.contracts.status import Status
 from edgewatch.contracts.topics import LEAVES
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ log = logging.getLogger(__name__)
 LOG_EVERY_S = 60.0
 """A refusal is logged at most once per reason in this many seconds."""
 
-__all__ = ["IngestStats", "Ingestor", "Item", "make_client", "subscriptions"]
+__all__ = ["Inbox", "IngestStats", "Ingestor", "Item", "make_client", "subscriptions"]
 
 
 class Store(Protocol):
@@ -91,6 +90,43 @@ class IngestStats:
     chunks: Counter[str] = dataclasses.field(default_factory=Counter)
     """Evidence chunks by outcome (stored, joined, duplicate, corrupt, invalid, ignored:
     no evidence directory)."""
+
+
+class Inbox:
+    """Messages received and not yet stored: the MQTT thread puts one at a time (blocking
+    while ``maxsize`` wait: paho stops reading, the broker keeps the rest), the store thread
+    takes them in batches. The store thread is woken when a batch starts and when it is
+    full, not for every message (each wake-up is a trip between the threads)."""
+
+    def __init__(self, maxsize: int, batch: int) -> None:
+        self.maxsize, self.batch = maxsize, batch
+        self._items: collections.deque[tuple[int, int, Item | None]] = collections.deque()
+        self._cond = threading.Condition()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, entry: tuple[int, int, Item | None]) -> None:
+        with self._cond:
+            while len(self._items) >= self.maxsize:
+                self._cond.wait()
+            self._items.append(entry)
+            if len(self._items) in (1, self.batch):
+                self._cond.notify_all()
+
+    def take(self, wait_s: float, fill_s: float) -> list[tuple[int, int, Item | None]]:
+        """Up to ``batch`` entries: waits up to ``wait_s`` for the first, then up to
+        ``fill_s`` for the batch to fill; [] when nothing came."""
+        with self._cond:
+            if not self._items and not self._cond.wait_for(lambda: self._items, wait_s):
+                return []
+            deadline = time.monotonic() + fill_s
+            while len(self._items) < self.batch and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
+            items = self._items
+            batch = [items.popleft() for _ in range(min(len(items), self.batch))]
+            self._cond.notify_all()  # room for a put that waits
+            return batch
 
 
 class RateLimitedLog:
@@ -156,9 +192,6 @@ class Ingestor:
         self.cfg = cfg
         self.commands = commands
         self.evidence = evidence
-        self._offline: set[str] = set()
-        """Devices whose latest status this collector received says offline: their alerts
-        are stale and not routed (see docs/alerts.md)."""
         self.store_cfg = store_cfg
         self.store = store
         self.alerts = alerts
@@ -166,8 +199,7 @@ class Ingestor:
         self.stats = IngestStats()
         self.refusals = RateLimitedLog(self.clock)
         self.stop_event = threading.Event()
-        self._queue: queue.Queue[tuple[int, int, Item | None]] = queue.Queue(
-            store_cfg.queue_size)
+        self._queue = Inbox(store_cfg.queue_size, store_cfg.batch_size)
         self.client = make_client(cfg)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -259,7 +291,7 @@ class Ingestor:
     # -- store thread ---------------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        while not (self.stop_event.is_set() and self._queue.empty()):
+        while not (self.stop_event.is_set() and not self._queue):
             batch = self._next_batch()
             if batch:
                 self._store(batch)
@@ -274,17 +306,7 @@ class Ingestor:
             self.stats.unexpected += 1
             log.error("queued commands: %s: %.300s", type(exc).__name__, exc)
     def _next_batch(self) -> list[tuple[int, int, Item | None]]:
-        try:
-            batch = [self._queue.get(timeout=0.2)]
-        except queue.Empty:
-            return []
-        deadline = time.monotonic() + self.store_cfg.batch_wait_ms / 1000.0
-        while len(batch) < self.store_cfg.batch_size:
-            try:
-                batch.append(self._queue.get(timeout=max(deadline - time.monotonic(), 0.0)))
-            except queue.Empty:
-                break
-        return batch
+        return self._queue.take(0.2, self.store_cfg.batch_wait_ms / 1000.0)
 
     def _store(self, batch: list[tuple[int, int, Item | None]]) -> None:
         items = [item for _, _, item in batch if item is not None]
@@ -313,17 +335,12 @@ class Ingestor:
         if kept:
             self.stats.bad["store"] += len(kept)
         for item, new in zip(items, fresh):
-            if isinstance(item.message, Status):
-                (self._offline.discard if item.message.state == "online"
-                 else self._offline.add)(item.device)
             if new:
                 self.stats.stored[item.kind] += 1
                 if isinstance(item.message, Alert):
-                    if item.device in self._offline:  # stale: nothing new is routed
-                        log.debug("not routing alert %.80r of offline device %.130r",
-                                  item.message.id, item.device)
-                    else:
-                        self._route(item.fleet, item.message)  # routed once: when new
+                    # routed once: when new; the service's router leaves out the stale ones
+                    # of a device that is offline in the store (collector/service.py)
+                    self._route(item.fleet, item.message)
             else:
                 self.stats.duplicates += 1
         for mid, qos, _ in batch:

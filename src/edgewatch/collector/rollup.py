@@ -38,7 +38,6 @@ import msgspec
 from edgewatch.contracts.bounds import MAX_MERGED
 from edgewatch.contracts.envelope import Loss
 from edgewatch.contracts.summary import (
-    SEVERITY_RANK,
     Anomaly,
     Drift,
     Frames,
@@ -50,6 +49,7 @@ from edgewatch.contracts.summary import (
     delta_keys,
     undelta_keys,
 )
+from edgewatch.contracts.vocabulary import SEVERITY_RANK
 from edgewatch.errors import StatsError
 from edgewatch.stats import LogSketch, Moments
 

@@ -53,8 +53,8 @@ from edgewatch.collector.alert_payloads import (
     as_alert,
     slack_text,
 )
+from edgewatch.config.urls import check_url, where
 from edgewatch.contracts.alert import Alert
-from edgewatch.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -82,27 +82,6 @@ class _Delivery:
 
 
 # --------------------------------------------------------------------------- URLs
-
-
-def _where(url: str) -> str:
-    """scheme://host[:port] of a URL: enough for a log line, without secrets."""
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-
-
-def check_url(url: str, what: str) -> str:
-    """``url`` without a trailing slash; ConfigError unless it is an http(s) URL."""
-    if not url:
-        return ""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
-        _ = parts.port  # ValueError for a bad port
-    except ValueError:
-        valid = False
-    if not valid:
-        raise ConfigError(f"{what}: expected an http:// or https:// URL, got {_where(url)!r}")
-    return url.rstrip("/")
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -246,14 +225,14 @@ class AlertRouter:
             _post(delivery.url, delivery.body, self.timeout_s)
         except _Refused as exc:
             self.errors[delivery.target] += 1
-            log.error("%s at %s refused alert %s: %s", delivery.target, _where(delivery.url),
+            log.error("%s at %s refused alert %s: %s", delivery.target, where(delivery.url),
                       delivery.what, exc)
             return True
         except Exception as exc:  # URLError, timeouts, 5xx: try again later
             self.errors[delivery.target] += 1
             self._back_off(delivery.target)
             log.warning("%s at %s unreachable for alert %s (%s); queued, retry in %.0f s",
-                        delivery.target, _where(delivery.url), delivery.what,
+                        delivery.target, where(delivery.url), delivery.what,
                         _reason(exc), self._pause[delivery.target])
             return False
         self.sent[delivery.target] += 1

@@ -14,8 +14,9 @@ from edgewatch.collector.evidence import ChunkStore
 from edgewatch.collector.ingest import Ingestor
 from edgewatch.collector.retention import RetentionThread
 from edgewatch.collector.routing import AlertRouter, RouterThread
-from edgewatch.collector.store import Item, Quarantined, Store, open_store
+from edgewatch.collector.store import Item, Quarantined, Store, StoreError, open_store
 from edgewatch.config.collector import AlertingConfig, CollectorConfig
+from edgewatch.contracts.alert import Alert
 from edgewatch.supervision import Supervisor
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,37 @@ class WatchedStore:
             self.finished += 1
 
 
+class LiveAlerts:
+    """The alert router behind a look at the shared store: the alert of a device whose
+    latest stored status is an offline one received after the alert was made is stale (it
+    was on its way when the device went away) and is not routed (docs/alerts.md, "Offline
+    devices"). Instances of a shared group receive a device's statuses and alerts in turns,
+    so whether it is offline is read from the store they share, where each instance commits
+    what it received; the alert's own time against the status's keeps the answer right
+    whichever instance commits first. Runs on the ingest's store thread, after the commit
+    that made the alert new."""
+
+    def __init__(self, router: RouterThread, store: Store) -> None:
+        self.router = router
+        self.store = store
+        self.stale = 0
+
+    def submit(self, fleet: str, payload: Alert) -> None:
+        try:
+            state = self.store.device(payload.device)
+        except StoreError as exc:  # better a stale alert routed than a live one lost
+            log.warning("routing alert %.80r without its device's status: %s", payload.id,
+                        exc)
+            state = None
+        if (state is not None and not state.online and state.status_time is not None
+                and payload.updated <= state.status_time):
+            self.stale += 1
+            log.debug("not routing alert %.80r of offline device %.130r", payload.id,
+                      payload.device)
+            return
+        self.router.submit(fleet, payload)
+
+
 class CollectorService:
     """Runs until ``stop`` is set (SIGINT/SIGTERM in the CLI)."""
 
@@ -52,11 +84,14 @@ class CollectorService:
         self.watched = WatchedStore(self.store, self.clock)
         # evidence chunks devices send when asked (edgewatch evidence pull)
         self.evidence = ChunkStore(cfg.evidence.dir)
+        alerts = None if self.routing is None else LiveAlerts(self.routing, self.store)
         self.ingestor = Ingestor(cfg.mqtt, cfg.store, self.watched, clock=self.clock,
-                                 alerts=self.routing, evidence=self.evidence)
-        # operator commands queued for offline devices: delivered on their birth
+                                 alerts=alerts, evidence=self.evidence)
+        # operator commands queued for offline devices: delivered on their birth (live
+        # births only in a shared group: each reaches one instance, retained ones all)
         self.commands = CommandRelay(self.store, self.ingestor.client, cfg.mqtt.topic_root,
-                                     cfg.commands.expire_s, self.clock)
+                                     cfg.commands.expire_s, self.clock,
+                                     retained_births=not cfg.mqtt.shared_group)
         self.ingestor.commands = self.commands
         self.ingestor.client.on_publish = self.commands.on_publish
         # retrain advisories, recomputed every advisory.interval_s, published when changed;

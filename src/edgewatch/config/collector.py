@@ -29,7 +29,10 @@ class CollectorMqttConfig:
     topic_root: str = setting("edgewatch/v1", "Topic prefix the devices publish under.")
     shared_group: str = setting(
         "", "If set, subscribe through the MQTT 5 shared subscription "
-        "$share/<group>/...: instances with the same group split the load.")
+        "$share/<group>/... (protocol 5; Mosquitto >= 1.6, EMQX, VerneMQ): instances with "
+        "the same group, each with its own client_id and the same PostgreSQL store, split "
+        "the fleet's messages, each message going to one of them. A stopped instance keeps "
+        "its session: the broker holds its share until it returns (docs/scaling.md).")
     tls: TlsConfig = section(TlsConfig, "Transport security.")
 
 
@@ -176,7 +179,7 @@ class CollectorConfig:
 
 
 def parse_collector_config(data: dict[str, Any], base: Path | None = None) -> CollectorConfig:
-    from edgewatch.collector.routing import check_url
+    from edgewatch.config.urls import check_url
 
     cfg = build(CollectorConfig, data)
     check_url(cfg.alerting.alertmanager_url, "alerting.alertmanager_url")

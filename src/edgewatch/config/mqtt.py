@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import ssl
-
-import paho.mqtt.client as mqtt
+from typing import TYPE_CHECKING
 
 from edgewatch.config.typed import setting
 from edgewatch.errors import ConfigError
+
+if TYPE_CHECKING:  # paho and ssl are imported when a client is set up, not by config checks
+    import paho.mqtt.client as mqtt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +28,8 @@ def secure(client: mqtt.Client, username: str, password: str, tls: TlsConfig) ->
         client.username_pw_set(username, password or None)
     if not tls.enabled:
         return
+    import ssl
+
     try:
         client.tls_set(ca_certs=tls.ca_file or None, certfile=tls.cert_file or None,
                        keyfile=tls.key_file or None, cert_reqs=ssl.CERT_REQUIRED)

@@ -36,14 +36,6 @@ from edgewatch.contracts.envelope import Loss
 
 SCHEMA = "edgewatch.summary/2"
 Severity = Literal["ok", "warning", "drift"]
-SEVERITY_RANK: dict[str, float] = {"ok": 0.0, "warning": 1.0, "drift": 2.0}
-"""Drift verdicts as numbers (alert rules' ``drift.severity``, the collector's metrics)."""
-QUALITY_FAULTS: tuple[str, ...] = (
-    "decode_error", "black", "blank", "frozen", "overexposed", "underexposed", "blurred",
-    "greyscale_switch", "resolution_change", "nonfinite_output", "empty_output_streak",
-    "inference_error",
-)
-"""The data-quality faults agents report in ``quality`` (names outside it may appear)."""
 Counts = Annotated[list[Count], Meta(max_length=MAX_BINS)]
 LabelMap = Annotated[dict[Name, Count], Meta(max_length=MAX_LABELS)]
 Faults = Annotated[dict[Name, Count], Meta(max_length=MAX_ITEMS)]

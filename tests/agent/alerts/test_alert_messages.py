@@ -19,7 +19,7 @@ from edgewatch.agent.alerts.rule_metrics import METRICS, observe
 from edgewatch.agent.alerts.state import Alert
 from edgewatch.config.agent import RuleConfig
 from edgewatch.contracts import codec
-from edgewatch.contracts.summary import QUALITY_FAULTS
+from edgewatch.contracts.vocabulary import QUALITY_FAULTS
 
 T0 = 1767225600.0  # 2026-01-01 00:00:00 UTC
 HOT = RuleConfig("temperature", "temperature", ">=", 85.0, "critical", 1, 1, 80.0)

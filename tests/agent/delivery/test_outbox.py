@@ -450,7 +450,8 @@ def test_other_sqlite_errors_raise_outbox_error(tmp_path: Path) -> None:
     ob = open_outbox(db)
     put_summary(ob, 0)
     with contextlib.closing(sqlite3.connect(str(db))) as conn:  # a row the outbox never issued
-        conn.execute("INSERT INTO messages VALUES (2, 'summary', 0, 0, NULL, NULL, '{}')")
+        conn.execute("INSERT INTO messages (seq, kind, priority, created, payload) "
+                     "VALUES (2, 'summary', 0, 0, '{}')")
         conn.commit()
     with pytest.raises(OutboxError, match="UNIQUE"):
         put_summary(ob, 1)

@@ -262,3 +262,79 @@ def test_summaries_of_other_boots_or_a_failing_merge_stay_apart(tmp_path: Path) 
         database.conn.execute("UPDATE messages SET payload = json_set(payload, '$.boot_id', 'b')")
     assert Compactor(database, ledger, broken).compact() == 0
     assert len(DiskQueue(database.db).pending(100, [], set())) == 40
+
+
+# --------------------------------------------------------------------------- wire payloads
+
+
+def wire_of(payload: dict[str, Any]) -> bytes:
+    """A stand-in for the publisher's backlog encoder (``publisher.backlog_encoder``)."""
+    return b"wire:" + json.dumps(payload, sort_keys=True).encode()
+
+
+def test_rows_keep_their_wire_payload_until_a_merge_replaces_them(tmp_path: Path) -> None:
+    database = OutboxDatabase(tmp_path / "big.db", 1024 * 1024)
+    database.create_schema()
+    queue = DiskQueue(database.db, wire_of)
+    with_wire = [entry(s, created=T0 + s, n=1, pad="x" * 3000,  # the last ten never merge
+                       reference_id="r1" if s <= 30 else f"r{s}") for s in range(1, 41)]
+    for e in with_wire:
+        e.wire_bytes = len(wire_of(e.payload))
+    without = entry(41, n=1)  # no budget for a wire payload (it would not fit): none
+    with database.txn():
+        for e in [*with_wire, without]:
+            queue.insert(e, e.payload)
+    rows = queue.pending(100, [], set())
+    assert [r.wire for r in rows] == [wire_of(e.payload) for e in with_wire] + [None]
+    assert [r.body for r in rows[:-1]] == [""] * 40  # handed out without: not needed
+    assert json.loads(rows[-1].body) == without.payload
+    database.low_water = 60 * 1024
+    assert Compactor(database, LossLedger(database.conn), merge_counts).compact() > 0
+    rows = queue.pending(100, [], set())
+    merged = [r for r in rows if r.body and "merged_seqs" in json.loads(r.body)]
+    assert merged and all(r.wire is None for r in merged)  # the publisher encodes those
+    stored = {seq: json.loads(p) for seq, p in database.conn.execute(
+        "SELECT seq, payload FROM messages")}
+    plain = [r for r in rows if r not in merged and r.seq != 41]
+    assert plain and all(r.wire == wire_of(stored[r.seq]) for r in plain)
+
+
+def test_acknowledged_rows_are_deleted_by_runs_of_seqs(database: OutboxDatabase) -> None:
+    queue = DiskQueue(database.db)
+    insert(database, *(entry(s) for s in range(1, 11)))
+    with database.txn():
+        queue.delete([7, 2, 3, 4, 9, 3])
+    assert [r.seq for r in queue.pending(20, [], set())] == [1, 5, 6, 8, 10]
+
+
+def test_an_older_file_gets_the_wire_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # the table as an earlier version created it
+        conn.execute("""CREATE TABLE messages (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL,
+            priority INTEGER NOT NULL, created REAL NOT NULL, window_start REAL,
+            window_end REAL, payload TEXT NOT NULL)""")
+        conn.execute("INSERT INTO messages VALUES (1, 'summary', 0, 0, NULL, NULL, '{}')")
+    conn.close()
+    database = OutboxDatabase(path, MIN_MAX_BYTES)
+    assert not database.has_wire()
+    database.create_schema()
+    assert database.has_wire()
+    [row] = DiskQueue(database.db).pending(10, [], set())
+    assert (row.seq, row.body, row.wire) == (1, "{}", None)
+    database.close()
+
+
+def test_a_transaction_that_need_not_be_durable_leaves_the_file_durable(
+        database: OutboxDatabase) -> None:
+    def synchronous() -> int:
+        return int(database.conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    insert(database, entry(1))
+    with database.txn(durable=False):
+        assert synchronous() == 1  # NORMAL: the commit does not wait for the disk
+        DiskQueue(database.db).delete([1])
+    assert synchronous() == 2  # FULL again for what follows
+    with pytest.raises(sqlite3.OperationalError), database.txn(durable=False):
+        database.conn.execute("DELETE FROM no_such_table")
+    assert synchronous() == 2 and not database.conn.in_transaction
+    assert database.conn.execute("PRAGMA secure_delete").fetchone()[0] == 2  # FAST

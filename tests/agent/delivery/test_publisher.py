@@ -24,6 +24,7 @@ from edgewatch.agent.commands import CommandRouter
 from edgewatch.agent.delivery.outbox import OutboxRow
 from edgewatch.agent.delivery.publisher import Publisher, make_client
 from edgewatch.agent.delivery.status import Manifest, birth, config_sha256, offline
+from edgewatch.agent.delivery.wire import RowEncoder, backlog_encoder
 from edgewatch.config.delivery import MqttConfig
 from edgewatch.contracts import MSGPACK, Status, codec
 from edgewatch.contracts.topics import Topics
@@ -47,12 +48,12 @@ class ListQueue:
         self.seq = 0
 
     def put(self, kind: str, payload: dict[str, Any], *, priority: int | None = None,
-            body: str | None = None) -> int:
+            body: str | None = None, wire: bytes | None = None) -> int:
         with self.lock:
             self.seq += 1
             payload = {**payload, "device": "cam-1", "boot_id": "boot-1", "seq": self.seq}
             self.rows[self.seq] = OutboxRow(self.seq, kind, priority or 0, time.time(),
-                                            body or json.dumps(payload))
+                                            body or json.dumps(payload), wire=wire)
             return self.seq
 
     def pending(self, limit: int, exclude: Collection[int] = ()) -> list[OutboxRow]:
@@ -118,6 +119,50 @@ def test_a_backlog_drains_after_pubacks_and_bad_rows_are_rejected(
     assert list(queue.rejected) == [broken]
     assert "cannot be encoded" in queue.rejected[broken]
     assert collector.content_types("cmd_result") == {MSGPACK}
+
+
+def test_a_backlog_goes_out_as_the_outbox_stored_it(broker: MosquittoBroker,
+                                                     collector: Collector) -> None:
+    queue = ListQueue()
+    encode = backlog_encoder(MqttConfig())
+    assert encode is not None and backlog_encoder(MqttConfig(encoding="json")) is None
+    stored = encode({**result("as stored"), "device": "cam-1", "boot_id": "boot-1", "seq": 1})
+    queue.put("cmd_result", result("from the body"), wire=stored)
+    publisher = publisher_for(broker, queue)
+    publisher.start()
+    try:
+        assert publisher.wait_drained(10)
+        queue.put("cmd_result", result("live"), wire=stored)  # not historical: the body
+        publisher.wake()
+        assert publisher.wait_drained(10)
+        got = collector.wait_for("cmd_result", 2)
+    finally:
+        publisher.stop()
+    assert [(m["command"], m.get("historical", False)) for m in got] == [
+        ("as stored", True), ("live", False)]
+
+
+def test_the_stored_wire_payload_is_what_the_publisher_would_encode() -> None:
+    payload = {**result("one"), "device": "cam-1", "boot_id": "boot-1", "seq": 7}
+    for encoding in ("msgpack", "json"):
+        cfg = MqttConfig(encoding=encoding)
+        sent = RowEncoder(encoding).from_body(json.dumps(payload), historical=True)
+        encode = backlog_encoder(cfg)
+        assert encode is None or encode(payload) == sent
+        assert codec.decode("cmd_result", sent).historical
+
+
+def test_a_row_handed_out_without_its_body_is_sent_from_its_wire_payload() -> None:
+    payload = {**result("one"), "device": "cam-1", "boot_id": "boot-1", "seq": 7}
+    encode = backlog_encoder(MqttConfig())
+    assert encode is not None
+    row = OutboxRow(7, "cmd_result", 1, time.time(), "", wire=encode(payload))
+    rows = RowEncoder("msgpack")
+    assert rows.payload(row, historical=True) == row.wire
+    live = codec.decode("cmd_result", rows.payload(row, historical=False))
+    assert (live.command, live.seq, live.historical) == ("one", 7, False)
+    sent = RowEncoder("json").payload(row, historical=True)  # the encoding changed since
+    assert sent.startswith(b"{") and codec.decode("cmd_result", sent).historical
 
 
 def test_birth_commands_and_a_clean_shutdown(broker: MosquittoBroker,

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.inference.engine import InferenceEngine, all_finite
 from edgewatch.agent.inference.preprocess import LETTERBOX_FILL, Preprocessor
 from edgewatch.agent.records import Classification, Detections, RawOutputs
 from edgewatch.config.agent import ModelConfig, parse_config
@@ -391,6 +391,29 @@ def test_deferred_inference_decodes_to_what_infer_gives(tmp_path: Path, adapter:
     resolved = deferred.resolve()
     assert resolved.timings.postprocess_ms > 0.0  # the decoding, timed when it happens
     assert repr(resolved.output) == repr(direct.output)
+
+
+def test_large_finite_outputs_are_finite_and_any_nan_or_inf_is_not() -> None:
+    big = np.full((1, 100), 3e38, np.float32)  # finite values whose sum overflows
+    ints = np.array([[7]], np.int64)
+    assert all_finite([big, ints]) is True
+    for bad in (np.nan, np.inf, -np.inf):
+        poisoned_big = big.copy()
+        poisoned_big[0, 57] = bad
+        assert all_finite([ints, poisoned_big]) is False
+    mixed = np.array([np.inf, -np.inf], np.float32)  # a sum of NaN, still not finite
+    assert all_finite([mixed]) is False
+
+
+def test_each_frame_size_gets_its_own_letterbox_geometry() -> None:
+    pre = model_config("unused.onnx", "yolo", preprocess={"resize": "letterbox"}).preprocess
+    prep = Preprocessor(pre)
+    _, wide = prep(frame(128, 64))
+    _, again = prep(frame(128, 64, seed=1))
+    _, tall = prep(frame(64, 128))
+    assert again is wide  # computed once per size
+    assert (wide.frame_width, wide.frame_height, wide.pad_y) == (128, 64, 16.0)
+    assert (tall.frame_width, tall.frame_height, tall.pad_x) == (64, 128, 16.0)
 
 
 # -- SSD on the real model --------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from edgewatch.agent.app import make_measurer
@@ -19,6 +20,7 @@ from edgewatch.agent.inference.model_check import (
     label_warnings,
     model_classes,
 )
+from edgewatch.agent.records import Detections
 from edgewatch.config.agent import ModelConfig, parse_config
 from edgewatch.errors import AdapterMismatch, ConfigError
 from support.onnx_models import (
@@ -297,6 +299,16 @@ def test_real_ssd_with_its_coco_labels_passes(assets: Path) -> None:
     assert cfg.resolved_labels_offset == 1
     assert check(cfg) == []
     assert InferenceEngine(cfg).warnings == []
+
+
+def test_a_session_without_a_memory_arena_is_checked_too(assets: Path) -> None:
+    cfg = ssd_config(assets, labels=str(assets / "models" / "coco_labels.txt"))
+    options = ort.SessionOptions()
+    options.enable_cpu_mem_arena = False  # an application's session may turn it off
+    session = ort.InferenceSession(cfg.path, options, providers=cfg.providers)
+    assert check_configured_model(cfg, session) == []
+    result = InferenceEngine(cfg, session).infer(np.zeros((48, 64, 3), np.uint8))
+    assert isinstance(result.output, Detections) and not result.nonfinite
 
 
 def test_real_ssd_with_coco_labels_from_0_is_a_warning(assets: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from edgewatch.agent.delivery.sinks import ListSink
 from edgewatch.agent.measure.frame import FrameMeasurement, FrameMeasurer
 from edgewatch.agent.measure.image import ImageFeatureExtractor
 from edgewatch.agent.measure.outputs import OutputFeatureExtractor
-from edgewatch.agent.records import Detections, Frame, InferenceResult, Timings
+from edgewatch.agent.records import DeferredResult, Detections, Frame, InferenceResult, Timings
 from edgewatch.agent.window.monitor import Monitor, MonitorSettings
 from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
 from edgewatch.agent.window.summary import WindowSummary
@@ -257,3 +258,74 @@ def test_a_failing_sink_does_not_stop_the_monitor(reference: ReferenceProfile) -
         for i in range(30):
             mon.observe(Frame(i, i / 10, image(100)), result(1))
     assert len(calls) == 3 and mon.errors == 1
+
+
+def test_the_last_shorter_window_ends_where_its_frames_end(reference: ReferenceProfile) -> None:
+    sink = ListSink()
+    with Monitor(reference, measurer(), sink,
+                 MonitorSettings(window_seconds=2.0, lossless=True)) as mon:
+        for i in range(55):  # 10 fps from 100.0: the source ends at 105.4, mid-window
+            mon.observe(Frame(i, 100.0 + i / 10, image(100)), result(1))
+    ends = [s.end for s in sink.summaries]
+    assert ends[:2] == [102.0, 104.0]  # full windows keep their length
+    assert ends[2] == pytest.approx(105.5)  # last frame + one frame interval
+    by_count = ListSink()
+    with Monitor(reference, measurer(), by_count,
+                 MonitorSettings(window_seconds=60, window_frames=7, lossless=True)) as mon:
+        for i in range(20):
+            mon.observe(Frame(i, float(i), image(100)), result(1))
+    assert [(s.start, s.end) for s in by_count.summaries] == [(0, 7), (7, 14), (14, 20)]
+
+
+def test_a_single_frame_window_ends_at_its_frame(reference: ReferenceProfile) -> None:
+    sink = ListSink()
+    with Monitor(reference, measurer(), sink, MonitorSettings(window_seconds=60.0)) as mon:
+        mon.observe(Frame(0, 5.0, image(100)), result(1))
+    [s] = sink.summaries
+    assert (s.start, s.end) == (5.0, 5.0)
+
+
+def test_deferred_outputs_are_decoded_on_the_monitor_thread(
+        reference: ReferenceProfile) -> None:
+    decoded_on: list[str] = []
+
+    def decode() -> Detections:
+        decoded_on.append(threading.current_thread().name)
+        return result(2).output  # type: ignore[return-value]
+
+    def broken() -> Detections:
+        raise ValueError("adapter bug")
+
+    sink = ListSink()
+    with Monitor(reference, measurer(), sink, MonitorSettings(lossless=True)) as mon:
+        mon.observe(Frame(0, 0.0, image(100)), DeferredResult(decode, Timings(1.0, 10.0)))
+        mon.observe(Frame(1, 0.1, image(100)), DeferredResult(broken, Timings(1.0, 10.0)))
+    assert decoded_on == ["edgewatch-monitor"]
+    [s] = sink.summaries
+    assert (s.frames.seen, s.frames.monitored) == (2, 1)  # the broken one is not measured
+    assert s.numeric["det_count"].moments.mean == 2.0
+    assert s.latency["postprocess_ms"].count == 1  # the decoding time filled in
+    assert mon.errors == 1
+
+
+def test_a_last_window_its_frames_fill_keeps_its_full_length(
+        reference: ReferenceProfile) -> None:
+    sink = ListSink()
+    start = 1767225600.0  # epoch timestamps: start + i / fps is not exact
+    with Monitor(reference, measurer(), sink,
+                 MonitorSettings(window_seconds=2.0, lossless=True)) as mon:
+        for i in range(40):
+            mon.observe(Frame(i, start + i / 10, image(100)), result(1))
+    assert [s.end for s in sink.summaries] == [start + 2.0, start + 4.0]
+
+
+def test_the_monitor_thread_cpu_time_is_counted_while_it_runs(
+        reference: ReferenceProfile) -> None:
+    mon = Monitor(reference, measurer(), ListSink(), MonitorSettings(lossless=True))
+    before = mon.cpu_seconds()
+    for i in range(20):
+        mon.observe(Frame(i, i / 10, image(100)), result(1))
+    assert mon.drain(timeout=10)
+    assert mon.cpu_seconds() > before >= 0.0
+    mon.close()
+    assert math.isnan(mon.cpu_seconds())

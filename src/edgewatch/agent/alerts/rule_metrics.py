@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from edgewatch.contracts.summary import QUALITY_FAULTS, SEVERITY_RANK
+from edgewatch.contracts.vocabulary import QUALITY_FAULTS, SEVERITY_RANK
 
 if TYPE_CHECKING:
     from edgewatch.config.agent import RuleConfig

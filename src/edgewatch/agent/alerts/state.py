@@ -9,8 +9,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 
 @dataclasses.dataclass
 class Alert:
@@ -58,9 +56,9 @@ class AlertStore:
 
     def __init__(self, path: str | Path) -> None:
         conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self.db = sqlite_utils.Database(conn)
-        self.db.conn.execute("PRAGMA journal_mode=WAL")
-        self.db.conn.execute("PRAGMA synchronous=FULL")
+        self.db = conn
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
         self._lock = threading.Lock()
         for table in ("alerts", "overrides", "counters"):
             self.db.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, "
@@ -74,9 +72,9 @@ class AlertStore:
     def _save(self, table: str, key: str, body: Any | None) -> None:
         with self._lock:  # autocommit: each statement is its own durable transaction
             if body is None:
-                self.db.conn.execute(f"DELETE FROM {table} WHERE key = ?", (key,))
+                self.db.execute(f"DELETE FROM {table} WHERE key = ?", (key,))
             else:
-                self.db.conn.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",
+                self.db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)",
                                      (key, json.dumps(body)))
 
     def alerts(self) -> dict[str, Alert]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-ACK_BATCH = 64
+ACK_BATCH = 256
 MAX_DELAY_S = 0.05
 
 

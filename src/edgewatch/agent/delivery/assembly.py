@@ -9,7 +9,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -17,8 +17,6 @@ from edgewatch import FEATURE_SET_VERSION, __version__
 from edgewatch.agent.alerts.engine import AlertEngine
 from edgewatch.agent.alerts.state import AlertStore
 from edgewatch.agent.commands import CommandRouter
-from edgewatch.agent.delivery.outbox import Outbox
-from edgewatch.agent.delivery.publisher import Publisher
 from edgewatch.agent.delivery.sinks import JsonlSink
 from edgewatch.agent.delivery.status import Manifest, config_sha256, deployment_fields
 from edgewatch.agent.records import SignalChange
@@ -27,9 +25,13 @@ from edgewatch.agent.window.summary import WindowSummary
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.config.agent import AgentConfig
 from edgewatch.contracts import Alert, Summary, SummaryV1, compact
-from edgewatch.contracts.summary import SEVERITY_RANK
 from edgewatch.contracts.topics import Topics
+from edgewatch.contracts.vocabulary import SEVERITY_RANK
 from edgewatch.errors import StatsError
+
+if TYPE_CHECKING:  # a replay without --publish needs neither (nor sqlite_utils, paho)
+    from edgewatch.agent.delivery.outbox import Outbox
+    from edgewatch.agent.delivery.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +134,17 @@ class Delivery:
     def __init__(self, cfg: AgentConfig, reference: ReferenceProfile, *, device: str,
                  model_name: str, model_sha256: str, config_path: str | Path | None,
                  publish: bool, clock: Clock | None = None) -> None:
+        from edgewatch.agent.delivery.outbox import Outbox
+        from edgewatch.agent.delivery.publisher import Publisher
+        from edgewatch.agent.delivery.wire import backlog_encoder
+
         self.clock = clock or SystemClock()
         self.boot_id = uuid.uuid4().hex
         self.outbox = Outbox(
             cfg.outbox.path, device=device, boot_id=self.boot_id, clock=self.clock,
             max_bytes=int(cfg.outbox.max_mb * 2**20),
             max_age_s=cfg.outbox.max_age_days * 86400.0, merge=summary_merger(reference),
+            wire=backlog_encoder(cfg.mqtt) if publish else None,
         )
         self.topics = Topics(cfg.mqtt.topic_root, cfg.device.fleet, device)
         self.manifest = Manifest(

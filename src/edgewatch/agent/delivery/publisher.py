@@ -8,10 +8,17 @@ duplicates by (device, boot_id, seq)), never from paho's own memory.
 
 Payloads leave in ``mqtt.encoding`` (codec.encode: compressed MessagePack or JSON); under
 MQTT 5 each names its content type. The outbox keeps JSON rows; a row is encoded when it is
-published. The reference profile goes out once per boot, retained, on ``<device>/reference``.
+published, but for a backlog: the outbox stores each row's historical payload already
+encoded, so a drain only reads and sends bytes (``wire``). The reference profile
+goes out once per boot, retained, on ``<device>/reference``.
+
+Draining: rows are read from the outbox ``READ_BATCH`` at a time in drain order (again from
+the top whenever something new arrives: it may go first), published while fewer than
+``mqtt.max_inflight`` wait for their PUBACK, and deleted in batches (``acks``).
 
 The parts: ``pacing`` (reconnect backoff, drain rate), ``acks`` (PUBACKs batched into
-outbox deletes), ``intake`` (commands received, results queued).
+outbox deletes), ``intake`` (commands received, results queued), ``wire`` (the bytes a row
+goes out as).
 
 Bulk transfers (evidence chunks, ``bulk``) have the lowest priority: one is taken only while
 the outbox has nothing unpublished and nothing in flight, at most ``BULK_IN_FLIGHT`` at a
@@ -28,6 +35,7 @@ import random
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
@@ -42,6 +50,7 @@ from edgewatch.agent.delivery.acks import AckBatch
 from edgewatch.agent.delivery.intake import CommandHandler, CommandIntake
 from edgewatch.agent.delivery.pacing import Backoff, TokenBucket
 from edgewatch.agent.delivery.status import Manifest
+from edgewatch.agent.delivery.wire import PackedProperties, Row, RowEncoder
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.config.delivery import MqttConfig
 from edgewatch.config.mqtt import secure
@@ -53,6 +62,8 @@ log = logging.getLogger(__name__)
 
 BULK_IN_FLIGHT = 2
 """Bulk messages (evidence chunks) published and not yet acknowledged at most."""
+READ_BATCH = 256
+"""Outbox rows read at once while draining."""
 
 
 class Bulk(Protocol):
@@ -62,13 +73,6 @@ class Bulk(Protocol):
     def next(self) -> Any: ...
     def acked(self, chunk: Any, ok: bool) -> None: ...
     def reset(self) -> int: ...
-
-
-class Row(Protocol):
-    seq: int
-    kind: str
-    created: float
-    body: str
 
 
 class Queue(Protocol):
@@ -102,8 +106,11 @@ class Publisher:
         self.manifest = manifest
         self.encoding = cfg.encoding
         self.content_type = codec.content_type(cfg.encoding)
-        self._publish_props = self._properties()
-        """The PUBLISH properties of every row (the same for all: built once)."""
+        self.rows = RowEncoder(cfg.encoding)
+        """How rows go out (``wire``)."""
+        self._publish_props = PackedProperties(self.content_type) \
+            if cfg.protocol == "5" else None
+        """The PUBLISH properties of every row (the same for all: packed once)."""
         self.reference = reference
         """Published once per boot, retained, on the reference topic (None: never)."""
         self.reference_sent = threading.Event()
@@ -120,6 +127,11 @@ class Publisher:
         self._wake = threading.Event()
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
         self._sent: set[int] = set()  # seqs published on the current connection
+        self._ready: deque[Row] = deque()  # read in drain order, not yet published
+        self._topics: dict[str, str] = {}  # outbox kind -> topic
+        self._more = False  # the last read filled its batch: more rows may follow
+        self._progress = threading.Condition()
+        """Notified when acknowledged rows were deleted or nothing waits for a PUBACK."""
         self._connected_at = 0.0
         self._client: mqtt.Client | None = None
         self._thread = threading.Thread(target=self._run, name="edgewatch-publisher",
@@ -167,12 +179,13 @@ class Publisher:
         """Block until the outbox is empty (True) or the timeout passes (False); with
         ``only_connected``, give up at once while no broker connection is up."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.queue.pending(1) and not self._inflight and not self._acks:
-                return True
-            if only_connected and not self.connected.is_set():
-                return False
-            time.sleep(0.05)
+        with self._progress:
+            while (left := deadline - time.monotonic()) > 0:
+                if not self._inflight and not self._acks and not self.queue.pending(1):
+                    return True
+                if only_connected and not self.connected.is_set():
+                    return False
+                self._progress.wait(min(left, 0.05))
         return False
 
     # -- the thread -----------------------------------------------------------------------
@@ -196,16 +209,6 @@ class Publisher:
         props.ContentType = self.content_type
         return props
 
-    def _payload(self, body: str, historical: bool) -> bytes:
-        """An outbox row (a JSON object) in the configured encoding. JSON rows go out as
-        stored, without a decode and re-encode (the outbox wrote them)."""
-        if self.content_type == codec.JSON:
-            return ('{"historical":true,' + body[1:] if historical else body).encode()
-        message: dict[str, Any] = msgspec.json.decode(body)
-        if historical:
-            message["historical"] = True
-        return self.encode(message)
-
     def encode(self, message: msgspec.Struct | dict[str, Any]) -> bytes:
         """A message's payload in the configured encoding."""
         return codec.encode(message, self.encoding)
@@ -222,6 +225,7 @@ class Publisher:
         client.on_subscribe = self._on_subscribe
         self._inflight.clear()
         self._sent.clear()
+        self._ready.clear()
         self._reference_mid = None
         self._bulk_inflight.clear()
         if self.bulk is not None:
@@ -246,7 +250,7 @@ class Publisher:
                     log.warning("broker did not accept the connection in time")
                     break
                 continue
-            self._flush_acks(force=False)
+            self._flush_acks(force=not self._inflight)
             self._publish_pending(client)
             self._publish_bulk(client)
         self._flush_acks(force=True)
@@ -269,25 +273,36 @@ class Publisher:
     # -- publishing -----------------------------------------------------------------------
 
     def _publish_pending(self, client: mqtt.Client) -> None:
-        """Publish what the outbox holds, reading it only when told it may hold more
-        (``_wake``: a new message, a connection, or a full batch last time)."""
+        """Publish what the outbox holds while there is room in flight, reading it again
+        from the top when told it holds something new (``_wake``: a new message, a
+        connection), and the next batch when the last one was full (``_more``)."""
         room = self.cfg.max_inflight - len(self._inflight) - len(self._bulk_inflight)
-        if room <= 0 or not self._wake.is_set():
+        if room <= 0:
             return
-        self._wake.clear()
-        rows = self.queue.pending(room, exclude=self._sent)
-        for row in rows:
-            if not self._rate.take() or not self._publish_row(client, row):
-                self._wake.set()  # try the rest on a later turn
-                return
-        if len(rows) == room:
-            self._wake.set()  # there may be more behind them
+        if self._wake.is_set():
+            self._wake.clear()
+            self._ready.clear()
+            self._more = True
+        ready = self._ready
+        while room > 0:
+            if not ready:
+                if not self._more:
+                    return
+                rows = self.queue.pending(READ_BATCH, exclude=self._sent)
+                self._more = len(rows) == READ_BATCH
+                if not rows:
+                    return
+                ready.extend(rows)
+            if not self._rate.take() or not self._publish_row(client, ready[0]):
+                return  # the rest on a later turn
+            ready.popleft()
+            room -= 1
 
     def _publish_bulk(self, client: mqtt.Client) -> None:
         """One bulk message (an evidence chunk), only while the outbox is idle: nothing in
         flight and nothing new to read (``_wake`` clear)."""
-        if self.bulk is None or self._inflight or self._wake.is_set() \
-                or len(self._bulk_inflight) >= BULK_IN_FLIGHT:
+        if self.bulk is None or self._inflight or self._wake.is_set() or self._ready \
+                or self._more or len(self._bulk_inflight) >= BULK_IN_FLIGHT:
             return
         chunk = self.bulk.next()
         if chunk is None:
@@ -303,13 +318,15 @@ class Publisher:
         historical = row.created < self._connected_at or \
             self.clock.now() - row.created > self.cfg.historical_after_s
         try:
-            payload = self._payload(row.body, historical)
-        except (msgspec.DecodeError, msgspec.EncodeError, TypeError) as exc:
+            payload = self.rows.payload(row, historical)
+        except (msgspec.DecodeError, msgspec.EncodeError, TypeError, codec.Rejected) as exc:
             log.error("outbox row seq %d cannot be encoded (%s); dropping it", row.seq, exc)
             self.queue.reject(row.seq, f"cannot be encoded: {exc}")
             return True
-        info = client.publish(self.topics.for_kind(row.kind), payload, qos=1,
-                              properties=self._publish_props)
+        topic = self._topics.get(row.kind)
+        if topic is None:
+            topic = self._topics[row.kind] = self.topics.for_kind(row.kind)
+        info = client.publish(topic, payload, qos=1, properties=self._publish_props)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return False
         self._inflight[info.mid] = row.seq
@@ -353,7 +370,7 @@ class Publisher:
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode,
                        _p: Any = None) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self.stop_event.is_set():  # not our goodbye
             log.warning("disconnected from broker: %s", reason)
         self.connected.clear()
 
@@ -381,8 +398,14 @@ class Publisher:
         self._acks.add(seq)
 
     def _flush_acks(self, force: bool) -> None:
-        """Delete acknowledged rows in batches (``acks``)."""
-        self._sent.difference_update(self._acks.flush(force))
+        """Delete acknowledged rows in batches (``acks``); ``force`` when nothing else waits
+        for a PUBACK (whoever waits for the outbox to drain learns it at once)."""
+        done = self._acks.flush(force)
+        if done:
+            self._sent.difference_update(done)
+        if done or force:
+            with self._progress:
+                self._progress.notify_all()
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         if self.updates is not None and msg.topic.startswith(self.topics.update("")):

@@ -50,6 +50,8 @@ class Preprocessor:
         self._identity = (
             cfg.scale == 1.0 and not self._mean.any() and bool(np.all(self._std == 1.0))
         )
+        self._last: tuple[int, int, Geometry] | None = None
+        """The last frame size's geometry (a source keeps its size: computed once)."""
 
     def __call__(self, image: Image) -> tuple[npt.NDArray[np.generic], Geometry]:
         img, geometry = self._resize(image)
@@ -81,7 +83,12 @@ class Preprocessor:
 
     def _resize(self, image: Image) -> tuple[Image, Geometry]:
         h, w = image.shape[:2]
-        g = self.geometry(w, h)
+        last = self._last
+        if last is not None and last[0] == w and last[1] == h:
+            g = last[2]
+        else:
+            g = self.geometry(w, h)
+            self._last = (w, h, g)
         tw, th = g.input_width, g.input_height
         if (tw, th) == (w, h):
             return image, g

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import queue
 import threading
 import time
@@ -167,6 +168,8 @@ class Monitor:
         self._last_key: int | None = None
         """Window key of the last measured frame (worker thread only)."""
         self._observed = 0
+        self._previous_time = self._last_time = math.nan
+        """Stream times of the last two observed frames (the last window's end)."""
         self._closed = False
         self.errors = 0
         self._worker = threading.Thread(target=self._run, name="edgewatch-monitor", daemon=True)
@@ -175,15 +178,21 @@ class Monitor:
     # -- inference thread -------------------------------------------------------------
 
     def observe(self, frame: Frame, result: InferenceResult | DeferredResult | None,
-                inference_error: bool = False) -> bool:
+                inference_error: bool = False, *, resolve_now: bool = False) -> bool:
         """Count a frame and queue it for measurement; False when it was not queued.
 
-        A DeferredResult is decoded here, on the caller's thread, only when the frame is to
-        be measured. With ``lossless`` (replays), a full queue makes the caller wait instead
-        of skipping.
+        The inference thread's whole share of the monitoring: counters, the sampling
+        decision and, for a sampled frame, a put on a bounded queue. A DeferredResult is
+        decoded on the monitor thread, so its output arrays must not be reused by the caller
+        (``InferenceEngine`` gets new ones from every ``session.run``); ``resolve_now``
+        decodes a sampled frame's result here, before returning, for callers that reuse
+        their arrays (an application's own loop: ``AppMonitor``). With ``lossless``
+        (replays), a full queue makes the caller wait instead of skipping.
         """
+        t = frame.timestamp
         with self._lock:
-            slot = self._assigner.assign(frame.timestamp)
+            slot = self._assigner.assign(t)
+            self._previous_time, self._last_time = self._last_time, t
             counts = slot.counts
             counts.seen += 1
             if self._silence is not None:
@@ -195,25 +204,21 @@ class Monitor:
             if result is not None and result.nonfinite:
                 counts.nonfinite_outputs += 1
             self._observed += 1
-            if (self._observed - 1) % self.every_nth or not self._rate_cap(frame.timestamp):
+            if (self._observed - 1) % self.every_nth or not self._rate_cap(t):
                 counts.sampled_out += 1
                 return False
-            if isinstance(result, DeferredResult):
-                try:
-                    result = result.resolve()
-                except Exception:  # an adapter bug must not reach the application
-                    self.errors += 1
-                    log.exception("could not decode the outputs of frame %d", frame.index)
-                    return False
+            if resolve_now and isinstance(result, DeferredResult):
+                result = result.resolve()
+            item = (slot.key, frame, result, inference_error)
             try:
-                self._queue.put_nowait((slot.key, frame, result, inference_error))
+                self._queue.put_nowait(item)
                 return True
             except queue.Full:
                 if not self.lossless:
                     counts.dropped += 1
                     return False
         # lossless replay: wait for the worker
-        self._queue.put((slot.key, frame, result, inference_error))
+        self._queue.put(item)
         return True
 
     def drain(self, timeout: float | None = None) -> bool:
@@ -235,6 +240,17 @@ class Monitor:
                     return False
                 q.all_tasks_done.wait(wait)
         return True
+
+    def cpu_seconds(self) -> float:
+        """CPU time the monitor thread has used so far (its thread CPU clock; NaN where the
+        platform has none, or once the thread has ended)."""
+        ident = self._worker.ident
+        if ident is None or not self._worker.is_alive():
+            return math.nan
+        try:
+            return time.clock_gettime(time.pthread_getcpuclockid(ident))
+        except (AttributeError, OSError):
+            return math.nan
 
     def close(self, timeout: float | None = None) -> None:
         """Measure what is queued, emit every open window and stop the worker."""
@@ -276,8 +292,15 @@ class Monitor:
             if item is _STOP:
                 return
 
-    def _measure(self, key: int, frame: Frame, result: InferenceResult | None,
+    def _measure(self, key: int, frame: Frame, result: InferenceResult | DeferredResult | None,
                  inference_error: bool = False) -> None:
+        if isinstance(result, DeferredResult):
+            try:
+                result = result.resolve()
+            except Exception:  # an adapter bug must not stop the monitor
+                self.errors += 1
+                log.exception("could not decode the outputs of frame %d", frame.index)
+                return
         try:
             m = self.measurer(frame, result)
             m.inference_error = inference_error
@@ -343,6 +366,7 @@ class Monitor:
         """Emit every window up to key ``through`` (all windows when None)."""
         with self._lock:
             if through is None:
+                self._cut_last_window()
                 self._assigner.current = None
                 slots = self._assigner.pop_through(1 << 62)
             else:
@@ -351,6 +375,22 @@ class Monitor:
                 slots = self._assigner.pop_through(through)
         for slot in slots:
             self._emit(slot)
+
+    def _cut_last_window(self) -> None:
+        """The window open when the frames end covers its frames only: it ends one frame
+        interval (the time between the last two frames) after its last frame, as each of
+        its frames covers one interval; at the last frame when no interval is known (a
+        single frame). A window whose frames reach its full length (to within half an
+        interval: timestamps are not exact) keeps it."""
+        current = self._assigner.current
+        last = self._last_time
+        if current is None or not math.isfinite(last):
+            return
+        interval = last - self._previous_time
+        step = interval if math.isfinite(interval) and interval > 0 else 0.0
+        covered = last + step
+        if covered < current.end - step / 2:
+            current.end = max(current.start, covered)
 
     def _emit(self, slot: WindowSlot) -> None:
         acc = self._accumulators.pop(slot.key, None)

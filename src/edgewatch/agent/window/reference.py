@@ -81,8 +81,12 @@ class ReferenceProfile:
 
     @property
     def id(self) -> str:
-        """Content hash (16 hex digits) identifying this profile in summaries."""
-        body = json.dumps(self._body(), sort_keys=True).encode()
+        """Content hash (16 hex digits) identifying this profile in summaries.
+
+        The creation time is left out: the same frames measured with the same model and
+        settings give the same id whenever (and wherever) the profile is built."""
+        content = {k: v for k, v in self._body().items() if k != "created"}
+        body = json.dumps(content, sort_keys=True).encode()
         return hashlib.sha256(body).hexdigest()[:16]
 
     def _body(self) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from edgewatch.collector.metrics.catalogue import (
 from edgewatch.collector.metrics.collect import DeviceSource, latency_quantile
 from edgewatch.collector.metrics.http import MetricsServer, serve
 from edgewatch.collector.metrics.registry import FleetCollector, make_registry
-from edgewatch.contracts.summary import QUALITY_FAULTS
+from edgewatch.contracts.vocabulary import QUALITY_FAULTS
 
 __all__ = [
     "BAD_REASONS",

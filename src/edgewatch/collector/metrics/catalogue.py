@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from edgewatch.contracts.codec import REASONS
-from edgewatch.contracts.summary import SEVERITY_RANK, Frames
+from edgewatch.contracts.summary import Frames
+from edgewatch.contracts.vocabulary import SEVERITY_RANK
 
 PREFIX = "edgewatch_"
 SEVERITIES: dict[str, float] = dict(SEVERITY_RANK)

@@ -46,13 +46,13 @@ from edgewatch.collector.metrics.catalogue import (
 )
 from edgewatch.collector.store import DeviceState
 from edgewatch.contracts.summary import (
-    QUALITY_FAULTS,
     Drift,
     Resources,
     Sketch,
     Summary,
     undelta_keys,
 )
+from edgewatch.contracts.vocabulary import QUALITY_FAULTS
 from edgewatch.errors import StatsError
 from edgewatch.stats import LogSketch
 

@@ -23,6 +23,8 @@ _PG_SCHEMA_LOCK = 0x6577_636F_6C6C_6563  # "ewcollec": the advisory lock for sch
 
 
 class _PostgresDriver(_Driver):
+    max_params = 65535
+
     def __init__(self, url: str) -> None:
         import psycopg
 

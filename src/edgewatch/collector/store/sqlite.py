@@ -21,6 +21,9 @@ _SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
 class _SQLiteDriver(_Driver):
+    max_params = 999 if sqlite3.sqlite_version_info < (3, 32) else 32766
+    returning = sqlite3.sqlite_version_info >= (3, 35)
+
     def __init__(self, path: str) -> None:
         self.errors = (sqlite3.Error,)
         self.where = f"sqlite {path}"

@@ -4,9 +4,11 @@ Idempotence
     Device -> collector messages (``summary``, ``alert``, ``cmd_result``) are keyed by
     ``(device, boot_id, seq)`` and inserted with ``INSERT ... ON CONFLICT DO NOTHING``, so a
     message delivered twice (QoS 1, a re-published backlog, two collectors) is stored once
-    and exactly one ``ingest`` call -- in whatever process -- reports it as new. Within a
-    batch, rows are written in one global order (messages by key, then covered seqs, then
-    devices by id) so that concurrent batches cannot deadlock each other.
+    and exactly one ``ingest`` call -- in whatever process -- reports it as new (the rows
+    of a batch go in a few multi-row statements whose ``RETURNING`` names the rows
+    inserted: ``KeyedInsert``). Within a batch, rows are written in one global order
+    (messages by key, then covered seqs, then devices by id) so that concurrent batches
+    cannot deadlock each other.
 
 Poison
     An item that cannot be turned into rows is named by :class:`RejectedPayload` before
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from edgewatch.collector.store.drivers import Row, _Driver
+from edgewatch.collector.store.drivers import KeyedInsert, Row, _Driver
 from edgewatch.collector.store.errors import (
     RejectedPayload,
     StoreError,
@@ -43,16 +45,13 @@ from edgewatch.contracts.summary import Summary
 
 log = logging.getLogger(__name__)
 
-_INSERT_MESSAGE = (
-    "INSERT INTO messages (device, boot_id, seq, kind, fleet, received, window_start, "
-    "window_end, historical, alert_id, alert_state, payload) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-)
+_INSERT_MESSAGE = KeyedInsert("messages", (
+    "device", "boot_id", "seq", "kind", "fleet", "received", "window_start", "window_end",
+    "historical", "alert_id", "alert_state", "payload"), key=3)
 _INSERT_COVERED = "INSERT INTO covered (device, seq) VALUES (?, ?) ON CONFLICT DO NOTHING"
-_INSERT_REFERENCE = (
-    'INSERT INTO "references" (device, reference_id, fleet, received, created, model_sha256, '
-    "payload) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-)
+_INSERT_REFERENCE = KeyedInsert('"references"', (
+    "device", "reference_id", "fleet", "received", "created", "model_sha256", "payload"),
+    key=2)
 _INSERT_QUARANTINE = (
     "INSERT INTO quarantine (received, topic, reason, detail, payload) VALUES (?, ?, ?, ?, ?)"
 )
@@ -257,14 +256,14 @@ def _write(driver: _Driver, batch: _Batch, n: int, quarantine: Sequence[Row]) ->
     results = [True] * n
     batch = _admitted(driver, batch, results)
     messages = batch.messages
-    inserted = driver.insert_new(_INSERT_MESSAGE, [m.row for m in messages])
+    inserted = driver.insert_keyed(_INSERT_MESSAGE, [m.row for m in messages])
     for m, new in zip(messages, inserted):
         results[m.index] = new
     fresh = [m for m, new in zip(messages, inserted) if new]
     covered, seen, status_rows = _device_writes(fresh, messages, batch.statuses)
     driver.execute_many(_INSERT_COVERED, covered)
     refs = batch.references
-    for r, new in zip(refs, driver.insert_new(_INSERT_REFERENCE, [r.row for r in refs])):
+    for r, new in zip(refs, driver.insert_keyed(_INSERT_REFERENCE, [r.row for r in refs])):
         results[r.index] = new
     driver.execute_many(_SEEN_DEVICE, seen)
     driver.execute_many(_STATUS_DEVICE, status_rows)

@@ -5,9 +5,9 @@ Consecutive summaries (adjacent in seq among the summaries, same ``reference_id`
 the live pages are under the low-water mark or nothing merges. ``merge`` sees the payloads
 without the transport fields. The merged row keeps the first row's seq and ``created``,
 spans both windows, lists every original seq in ``merged_seqs`` and sums the loss reports
-both carried; each merge counts one more ``compacted`` message (folded into an earlier
-row, not lost). Compaction keeps the oldest row's ``created`` and window, so it cannot make
-stale data young again.
+both carried (it has no ``wire`` payload: the publisher encodes it); each merge counts one
+more ``compacted`` message (folded into an earlier row, not lost). Compaction keeps the
+oldest row's ``created`` and window, so it cannot make stale data young again.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class Compactor:
                  merge: MergeFn | None) -> None:
         self._database, self._ledger, self._merge = database, ledger, merge
         self._conn = database.conn
+        self._wire = ", wire = NULL" if database.has_wire() else ""
         self._into: set[int] = set()
         """Seqs of the rows the current ``compact`` merged others into (for its log line)."""
 
@@ -117,7 +118,7 @@ class Compactor:
         spent), replace row a by the merged payload, count one more compacted."""
         self._conn.execute("DELETE FROM messages WHERE seq = ?", (b[0],))
         self._conn.execute(
-            "UPDATE messages SET created = ?, window_start = ?, window_end = ?, payload = ? "
-            "WHERE seq = ?",
+            "UPDATE messages SET created = ?, window_start = ?, window_end = ?, payload = ?"
+            f"{self._wire} WHERE seq = ?",
             (min(a[3], b[3]), _opt(min, a[4], b[4]), _opt(max, a[5], b[5]), body, a[0]))
         self._ledger.count("compacted", 1)

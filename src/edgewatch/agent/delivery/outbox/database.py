@@ -64,7 +64,8 @@ _DISK_MESSAGES = ("full", "readonly", "read-only", "disk i/o", "locked", "unable
 _DDL = (
     """CREATE TABLE IF NOT EXISTS messages (
         seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, priority INTEGER NOT NULL,
-        created REAL NOT NULL, window_start REAL, window_end REAL, payload TEXT NOT NULL)""",
+        created REAL NOT NULL, window_start REAL, window_end REAL, payload TEXT NOT NULL,
+        wire BLOB)""",
     "CREATE INDEX IF NOT EXISTS messages_drain ON messages (priority DESC, seq)",
     "CREATE INDEX IF NOT EXISTS messages_created ON messages (created)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
@@ -105,6 +106,9 @@ class OutboxDatabase:
             raise OutboxError(f"outbox {path}: cannot switch to WAL (got {mode})")
         self.db.execute("PRAGMA synchronous = FULL")
         self.db.execute("PRAGMA temp_store = MEMORY")  # no temporary files on disk
+        # Deleted rows are not overwritten at the cost of more writes (some builds, such as
+        # Debian's, overwrite them all: a delivered row then costs its pages twice).
+        self.db.execute("PRAGMA secure_delete = FAST")
         self.page_size = page = int(self.db.execute("PRAGMA page_size").fetchone()[0])
         frame = page + FRAME_HEADER
         self.frame_size = frame
@@ -140,10 +144,14 @@ class OutboxDatabase:
         return limit == self.page_limit and pages + self.txn_pages > limit
 
     def create_schema(self) -> None:
-        """Tables and indexes, and incremental auto-vacuum on a file created without it."""
+        """Tables and indexes, and incremental auto-vacuum on a file created without it.
+
+        A file from before the ``wire`` column (the encoded payload) gets it, empty."""
         with self.txn():
             for statement in _DDL:
                 self.db.execute(statement)
+            if not self.has_wire():
+                self.db.execute("ALTER TABLE messages ADD COLUMN wire BLOB")
         if self.db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
             self.db.execute("PRAGMA auto_vacuum = INCREMENTAL")
             self.db.executescript("VACUUM;")  # a file created without it, once
@@ -152,17 +160,31 @@ class OutboxDatabase:
         names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
         return {"messages", "meta"} <= names
 
+    def has_wire(self) -> bool:
+        """Whether ``messages`` has the ``wire`` column (an older file, read-only: not)."""
+        return any(r[1] == "wire" for r in self.conn.execute("PRAGMA table_info(messages)"))
+
     @contextlib.contextmanager
-    def txn(self) -> Iterator[None]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
-        self.conn.execute("BEGIN IMMEDIATE")
+    def txn(self, durable: bool = True) -> Iterator[None]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error.
+
+        Not ``durable``: committed without waiting for the disk (``synchronous=NORMAL``):
+        a power cut may undo it (never half of it), a crash of the process may not, and the
+        next durable commit syncs it too (the WAL is written in order)."""
+        if not durable:
+            self.conn.execute("PRAGMA synchronous = NORMAL")
         try:
-            yield
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+        finally:
+            if not durable:
+                self.conn.execute("PRAGMA synchronous = FULL")
         self.checkpoint_if_needed()
 
     def wal_bytes(self) -> int:

@@ -6,7 +6,11 @@ Delivery contract
     crash or power loss. ``pending`` hands rows to the publisher (higher priority first,
     then by seq); ``ack`` deletes a row after the broker's PUBACK. Delivery is therefore
     at-least-once: the collector deduplicates on ``(device, seq)``. Seqs never go back and
-    are never reused (``queue``).
+    are never reused (``queue``). With ``wire``, each row is stored with its payload encoded
+    as a backlog sends it (``queue``; when that fits one transaction), so a drain does not
+    encode. Acknowledged rows are deleted without waiting for the disk (``synchronous=
+    NORMAL`` for that transaction): a delete a power cut undoes only means that message is
+    published again, and the next durable commit syncs it too.
 
 The parts: ``database`` (the SQLite file), ``queue`` (the messages table and the seq),
 ``memory`` (the fallback while the disk refuses writes), ``loss`` (what was merged or
@@ -28,6 +32,8 @@ import threading
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from edgewatch.agent.delivery.outbox.caps import CapEnforcer
 from edgewatch.agent.delivery.outbox.compaction import Compactor
@@ -54,8 +60,10 @@ from edgewatch.agent.delivery.outbox.rows import (
     MergeFn,
     OutboxRow,
     OutboxStats,
+    WireFn,
     drain_key,
     dumps,
+    wire_bound,
 )
 from edgewatch.clock import Clock
 from edgewatch.errors import OutboxError
@@ -68,7 +76,8 @@ class Outbox:
 
     def __init__(self, path: str | Path, *, device: str, boot_id: str, clock: Clock,
                  max_bytes: int, max_age_s: float, merge: MergeFn | None,
-                 memory_limit: int = 1000, auto_caps: bool = True) -> None:
+                 memory_limit: int = 1000, auto_caps: bool = True,
+                 wire: WireFn | None = None) -> None:
         if max_bytes < MIN_MAX_BYTES:
             raise OutboxError(f"outbox max_bytes must be at least {MIN_MAX_BYTES}")
         self.path = Path(path)
@@ -86,7 +95,8 @@ class Outbox:
                     raise
                 self._memory.write_failed(exc)
             self.db = self._database.db
-            self._queue = DiskQueue(self.db)
+            self._wire = wire
+            self._queue = DiskQueue(self.db, wire, self._database.has_wire())
             self._last_seq = self._queue.last_seq()
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot open outbox {self.path}: {exc}") from exc
@@ -176,8 +186,24 @@ class Outbox:
         except (AttributeError, TypeError, ValueError) as exc:
             raise OutboxError(f"payload field 'loss' is not a loss report: {exc}") from exc
         body.update(device=self.device, boot_id=self.boot_id, seq=0)
-        return Entry(0, kind, priority, self._clock.now(), window_start, window_end, body,
-                     attach_loss)
+        entry = Entry(0, kind, priority, self._clock.now(), window_start, window_end, body,
+                      attach_loss)
+        if self._wire is not None:
+            entry.wire_bytes = self._wire_bytes(entry)
+        return entry
+
+    def _wire_bytes(self, entry: Entry) -> int:
+        """The budget of an entry's wire payload: its size now, plus room for the loss
+        report ``put`` may attach; 0 when the row would not fit one transaction with it."""
+        assert self._wire is not None
+        try:
+            size = len(self._wire(entry.payload)) + 16  # the seq is still 0
+        except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+            log.warning("outbox: a %s payload does not encode (%s): the publisher will "
+                        "try again", entry.kind, exc)
+            return 0
+        size += wire_bound(512) if entry.attach_loss else 0
+        return size if self._database.fits(self._entry_bytes(entry) + size) else 0
 
     def retry(self) -> bool:
         """Try to write the memory list and pending acks to disk; True when nothing is left."""
@@ -215,8 +241,9 @@ class Outbox:
         memory.recovered()
 
     def _entry_bytes(self, entry: Entry) -> int:
-        """The stored size of an entry (an attached loss report adds a little)."""
-        return len(dumps(entry.payload)) + (512 if entry.attach_loss else 0)
+        """The stored size of an entry at most (an attached loss report adds a little, and
+        so does its wire payload, ``wire_bytes``)."""
+        return len(dumps(entry.payload)) + (512 if entry.attach_loss else 0) + entry.wire_bytes
 
     def _next_batch(self) -> tuple[list[Entry], list[int]]:
         """The entries and acks the next flush transaction takes (its WAL budget)."""
@@ -285,7 +312,7 @@ class Outbox:
             step = max(1, (self._database.txn_pages - TXN_FIXED_PAGES) // DELETE_PAGES)
             while left:  # in transactions within the WAL budget
                 try:
-                    with self._database.txn():
+                    with self._database.txn(durable=False):
                         self._queue.delete(left[:step])
                 except sqlite3.Error as exc:
                     self._memory.write_failed(exc)

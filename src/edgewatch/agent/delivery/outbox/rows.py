@@ -13,6 +13,9 @@ PRIORITY = {"alert": 2, "cmd_result": 1, "status": 1, "summary": 0}
 TRANSPORT_FIELDS = ("device", "boot_id", "seq", "merged_seqs", "loss")
 """Payload fields owned by the outbox; ``merge`` never sees them."""
 MergeFn = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+WireFn = Callable[[dict[str, Any]], bytes]
+"""Encodes a stored payload the way the publisher sends it from a backlog (flagged
+``historical``), so a drain sends stored bytes instead of encoding each row."""
 BATCH = 32
 """Rows per transaction when the outbox writes, evicts or merges many."""
 
@@ -27,9 +30,13 @@ class OutboxRow:
     created: float
     body: str
     """The payload as stored: JSON text (a contract message as builtins: summaries in schema
-    2); the publisher encodes it in ``mqtt.encoding``."""
+    2); the publisher encodes it in ``mqtt.encoding``. Empty when ``pending`` hands out the
+    row with its ``wire`` payload (which holds the same message)."""
     window_start: float | None = None
     window_end: float | None = None
+    wire: bytes | None = None
+    """The payload already encoded as sent from a backlog (``WireFn``), or None: the
+    publisher encodes ``body``."""
 
     @functools.cached_property
     def payload(self) -> dict[str, Any]:
@@ -74,6 +81,9 @@ class Entry:
     window_end: float | None
     payload: dict[str, Any]
     attach_loss: bool
+    wire_bytes: int = 0
+    """The most bytes its wire payload (``WireFn``) may take, counted in the transaction
+    budget; 0: stored without one (no ``WireFn``, or the row would not fit)."""
 
     def row(self) -> OutboxRow:
         return OutboxRow(self.seq, self.kind, self.priority, self.created,
@@ -83,6 +93,13 @@ class Entry:
 def dumps(payload: dict[str, Any]) -> str:
     """A payload as stored: compact, strict JSON."""
     return json.dumps(payload, separators=(",", ":"), allow_nan=False)
+
+
+def wire_bound(nbytes: int) -> int:
+    """The most bytes ``nbytes`` of JSON add to a wire payload: MessagePack spends at most
+    9 bytes on what JSON writes in 3 (``0.0``), and deflate adds a header, a dictionary id,
+    a checksum and 5 bytes per stored block."""
+    return 3 * nbytes + 128
 
 
 def drain_key(row: OutboxRow) -> tuple[int, int]:
