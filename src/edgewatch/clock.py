@@ -40,3 +40,21 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         self.t += seconds
         self.m += seconds
+
+
+def parse_time(text: str) -> float:
+    """Epoch seconds of ``text``: epoch seconds, or ISO 8601 (UTC unless it names a zone; a
+    trailing Z is UTC). ValueError, saying what was expected, for anything else."""
+    import datetime as dt  # only when a time is read: the command line starts without it
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        stamp = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"expected ISO 8601 or epoch seconds, got {text!r}") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.timezone.utc)
+    return stamp.timestamp()

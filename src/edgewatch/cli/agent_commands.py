@@ -18,10 +18,9 @@ from edgewatch.cli.parsing import (
     add_subcommands,
     frame_range,
     number,
-    parse_time,
 )
 from edgewatch.cli.parsing import timestamp as timestamp_type
-from edgewatch.clock import SystemClock
+from edgewatch.clock import SystemClock, parse_time
 from edgewatch.errors import ConfigError
 
 if TYPE_CHECKING:

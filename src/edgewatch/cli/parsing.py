@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from edgewatch.cli.common import EXIT_USAGE
+from edgewatch.clock import parse_time
 
 
 class Parser(argparse.ArgumentParser):
@@ -127,23 +128,6 @@ def frame_range(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"expected a frame range START:END with 0 <= START < END, e.g. 0:400, got {text!r}")
     return text
-
-
-def parse_time(text: str) -> float:
-    """Epoch seconds, or ISO 8601 (UTC unless it names a zone; a trailing Z is UTC)."""
-    import datetime as dt
-
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        stamp = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"expected ISO 8601 or epoch seconds, got {text!r}") from None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.timezone.utc)
-    return stamp.timestamp()
 
 
 def timestamp(text: str) -> str:

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from edgewatch import clock
 from edgewatch.collector.rebaseline import RebaselineError, rebaseline
 from edgewatch.collector.store.commands import QueuedCommand
 from edgewatch.contracts.reference import Reference
@@ -33,18 +34,11 @@ class ReferenceSource(Protocol):
 
 
 def parse_time(text: str) -> float:
-    """Epoch seconds or ISO 8601 (UTC when no zone is given)."""
+    """Epoch seconds or ISO 8601 (UTC when no zone is given); RebaselineError otherwise."""
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        stamp = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return clock.parse_time(text)
     except ValueError as exc:
-        raise RebaselineError(f"expected ISO 8601 or epoch seconds, got {text!r}") from exc
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.timezone.utc)
-    return stamp.timestamp()
+        raise RebaselineError(str(exc)) from exc
 
 
 def window_range(text: str | None) -> tuple[float, float]:

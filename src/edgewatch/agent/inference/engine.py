@@ -129,6 +129,10 @@ def all_finite(outputs: Sequence[npt.NDArray[np.generic]]) -> bool:
     sum is finite when every value is (NaN and Inf propagate); only a non-finite sum (which
     finite values can also give, by overflow) is checked value by value."""
     for o in outputs:
-        if o.dtype.kind == "f" and not math.isfinite(o.sum()) and not np.isfinite(o).all():
+        if o.dtype.kind != "f":
+            continue
+        with np.errstate(over="ignore", invalid="ignore"):  # no warning for a NaN or overflow
+            total = o.sum()
+        if not math.isfinite(total) and not np.isfinite(o).all():
             return False
     return True
