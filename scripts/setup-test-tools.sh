@@ -10,6 +10,8 @@
 #   openssl                    TLS certificates for the broker tests
 #   systemd-analyze            checks the units in systemd/ (package systemd)
 #   chromium                   renders the HTML reports headless
+#   mosquitto_sub              counts deliveries in bench/drain.py and bench/ingest.py
+#                              (package mosquitto-clients)
 #
 # Installing mosquitto, prometheus or prometheus-alertmanager with apt would also enable and
 # start their services (a broker on port 1883, Prometheus on 9090, Alertmanager on 9093, and
@@ -19,7 +21,7 @@
 # .venv/tools/bin, which scripts/test.sh puts first on PATH (tests/support also looks there).
 # promtool, alertmanager and amtool are static Go programs; mosquitto needs a few shared
 # libraries, which are installed as libraries (lib* packages from its Depends; no services).
-# openssl, systemd-analyze and chromium install no services: they are installed with apt
+# openssl, systemd-analyze, chromium and mosquitto-clients install no services: they are installed with apt
 # (--no-install-recommends) when missing.
 #
 # A tool already on PATH is used as it is. A tool that cannot be had is reported; the tests
@@ -80,7 +82,7 @@ for spec in mosquitto:mosquitto:mosquitto_passwd promtool:prometheus \
 done
 
 # program:package installed with apt (no services)
-for spec in openssl:openssl systemd-analyze:systemd chromium:chromium; do
+for spec in openssl:openssl systemd-analyze:systemd chromium:chromium mosquitto_sub:mosquitto-clients; do
   prog=${spec%%:*}; pkg=${spec##*:}
   have "$prog" && continue
   say "installing $pkg (apt, for $prog)"
