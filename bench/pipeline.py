@@ -69,10 +69,11 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from edgewatch.agent.app import build_agent, build_reference, make_measurer
+from edgewatch.agent.app import build_agent, make_measurer
 from edgewatch.agent.delivery.sinks import ListSink
 from edgewatch.agent.inference.engine import InferenceEngine, file_sha256
 from edgewatch.agent.measure.image import ImageFeatureExtractor
+from edgewatch.agent.profiling import build_reference
 from edgewatch.agent.records import Frame, Image
 from edgewatch.agent.source import open_source
 from edgewatch.agent.update.lifecycle import UpdateManager

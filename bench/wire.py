@@ -28,10 +28,11 @@ from typing import Any
 
 import msgspec
 
-from edgewatch.agent.app import Agent, build_reference
+from edgewatch.agent.app import Agent
 from edgewatch.agent.delivery.assembly import Delivery
 from edgewatch.agent.delivery.sinks import ListSink, Tee
 from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.profiling import build_reference
 from edgewatch.agent.source import open_source
 from edgewatch.config.agent import AgentConfig, parse_config
 from edgewatch.contracts import MSGPACK, Summary, codec

@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgewatch.agent.app import build_reference
 from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.profiling import build_reference
 from edgewatch.agent.source import open_source
 from edgewatch.agent.window.reference import ReferenceProfile
 from edgewatch.config.agent import AgentConfig, parse_config

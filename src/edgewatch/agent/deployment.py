@@ -39,7 +39,7 @@ def _utc(seconds: float) -> str:
 
 
 def _reference(cfg: AgentConfig, path: str | None) -> tuple[ReferenceProfile, str]:
-    """The reference the agent starts with (as ``edgewatch.agent.app.load_reference``):
+    """The reference the agent starts with (as ``edgewatch.agent.profiling.load_reference``):
     ``path``, else the active one of ``reference.versions_dir``, else ``reference.path``."""
     if path is None and cfg.reference.versions_dir:
         versions = ReferenceVersions(cfg.reference.versions_dir)

@@ -256,8 +256,9 @@ def _check_model(cfg: AgentConfig) -> list[str]:
 
 
 def cmd_profile_build(args: argparse.Namespace) -> int:
-    from edgewatch.agent.app import build_reference, expected_frames, open_recorded
+    from edgewatch.agent.app import expected_frames, open_recorded
     from edgewatch.agent.inference.engine import InferenceEngine
+    from edgewatch.agent.profiling import build_reference
     from edgewatch.config.agent import load_config
 
     cfg = load_config(args.config)
@@ -277,12 +278,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from edgewatch.agent.app import (
         build_agent,
         expected_frames,
-        load_reference,
         offline_config,
         open_recorded,
     )
     from edgewatch.agent.delivery.sinks import JsonlSink
     from edgewatch.agent.inference.engine import InferenceEngine
+    from edgewatch.agent.profiling import load_reference
     from edgewatch.agent.progress import Progress
     from edgewatch.agent.window.summary import FrameCounts, WindowSummary
 
@@ -344,9 +345,10 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edgewatch.agent.app import build_agent, load_reference, open_live
+    from edgewatch.agent.app import build_agent, open_live
     from edgewatch.agent.delivery.sinks import JsonlSink
     from edgewatch.agent.inference.engine import InferenceEngine
+    from edgewatch.agent.profiling import load_reference
     from edgewatch.agent.update.files import active_model
     from edgewatch.supervision import Supervisor
 

@@ -12,10 +12,11 @@ import msgspec
 import numpy as np
 import pytest
 
-from edgewatch.agent.app import build_agent, build_reference
+from edgewatch.agent.app import build_agent
 from edgewatch.agent.commands import CommandRouter
 from edgewatch.agent.delivery.sinks import ListSink
 from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.profiling import build_reference
 from edgewatch.agent.source import open_source
 from edgewatch.agent.window.contexts import ReferenceSet
 from edgewatch.agent.window.reference import ReferenceProfile
@@ -101,7 +102,7 @@ def test_accepted_windows_rebaseline_the_device(ssd_config: AgentConfig,
     assert all(_severity(s) == "ok" for s in after), [s.extra["drift"] for s in after]
 
     # an agent started later uses the active reference from versions_dir
-    from edgewatch.agent.app import load_reference
+    from edgewatch.agent.profiling import load_reference
     assert load_reference(cfg, ssd_engine).id == new_id
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from edgewatch.agent.app import build_reference
 from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.profiling import build_reference
 from edgewatch.agent.source import open_source
 from edgewatch.agent.window.reference import ReferenceProfile
 from edgewatch.config.agent import AgentConfig
