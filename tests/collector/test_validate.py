@@ -20,10 +20,11 @@ def offline(device: str = "cam-1") -> Status:
 def test_a_device_message_comes_back_with_its_topic_parts(encoding: str) -> None:
     raw = codec.encode(offline(), encoding)
     ctype = codec.content_type(encoding)
+    json = codec.to_json(offline()).encode()
     assert check(f"{ROOT}/f1/cam-1/status", raw, ROOT, ctype) == (
-        "status", "f1", "cam-1", offline())
+        "status", "f1", "cam-1", offline(), json)
     assert check(f"{ROOT}/f1/cam-1/status", raw, ROOT + "/") == (
-        "status", "f1", "cam-1", offline())  # content type recognised from the bytes
+        "status", "f1", "cam-1", offline(), json)  # content type recognised from the bytes
 
 
 def test_commands_the_collector_sent_itself_are_not_stored() -> None:

@@ -1,5 +1,6 @@
 """The bounded field types (edgewatch.contracts.bounds): each limit is where the type
-changes, checked by decoding values just inside and just outside it."""
+changes, checked by decoding values just inside and just outside it through the codec (which
+checks the one bound the types leave to it: no NUL in any string)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from typing import Any
 import msgspec
 import pytest
 
-from edgewatch.contracts import bounds
+from edgewatch.contracts import bounds, codec
+from edgewatch.contracts.summary import Summary
 
 
 def accepts(kind: Any, value: Any) -> bool:
     try:
-        msgspec.json.decode(json.dumps(value).encode(), type=kind)
-    except msgspec.ValidationError:
+        codec.decode_as(kind, json.dumps(value).encode(), codec.JSON)
+    except codec.Rejected as exc:
+        assert exc.reason == "invalid", exc
         return False
     return True
 
@@ -69,3 +72,30 @@ def test_collection_limits_are_ordered_and_positive() -> None:
               bounds.MAX_ITEMS]
     assert all(isinstance(n, int) and n > 0 for n in limits)
     assert bounds.MAX_MERGED > bounds.MAX_LABELS >= bounds.MAX_BINS > bounds.MAX_FEATURES
+
+
+def summary(**fields: Any) -> dict[str, Any]:
+    return {"schema": "edgewatch.summary/2", "window": {"start": 1.0, "end": 2.0},
+            "reference_id": "r1", "frames": {}, "device": "cam-1", **fields}
+
+
+@pytest.mark.parametrize("encoding", ["json", "msgpack"])
+@pytest.mark.parametrize("fields", [
+    {"boot_id": "b\x00"},                                     # a value
+    {"drift": {"reasons": ["x" * 100 + "\x00"]}},             # deep in a long text
+    {"quality": {"bl\x00ck": 1}},                             # a key, nested
+    {"drift": {"not_voting": {"a": "\\\x00"}}},              # a backslash, then NUL
+], ids=["value", "text", "key", "after-backslash"])
+def test_a_nul_anywhere_in_a_message_is_refused(fields: dict[str, Any], encoding: str) -> None:
+    raw = codec.encode(summary(**fields), encoding)  # encode() writes dicts as they are
+    assert codec.decode("summary", codec.encode(summary(), encoding))  # the rest is valid
+    with pytest.raises(codec.Rejected) as info:
+        codec.decode("summary", raw, codec.content_type(encoding))
+    assert info.value.reason == "invalid" and "NUL" in info.value.detail
+
+
+def test_a_backslash_followed_by_u0000_is_text_not_a_nul() -> None:
+    text = "C:\\u0000 and \\\\u0000"  # backslash(es) then the letters u0000
+    message = codec.decode("summary", json.dumps(summary(boot_id=text)).encode())
+    assert isinstance(message, Summary) and message.boot_id == text
+    assert json.loads(codec.canonical(message))["boot_id"] == text

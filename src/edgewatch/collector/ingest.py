@@ -284,9 +284,8 @@ class Ingestor:
             return None
         if parsed is None:
             return None
-        kind, fleet, device, message = parsed
-        return Item(kind, fleet, device, message, self.clock.now(), topic, raw,
-                    bool(msg.retain))
+        return Item(parsed.leaf, parsed.fleet, parsed.device, parsed.message,
+                    self.clock.now(), topic, raw, bool(msg.retain), parsed.canonical)
 
     # -- store thread ---------------------------------------------------------------------
 

@@ -12,26 +12,39 @@ it.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from edgewatch.contracts import codec
 from edgewatch.contracts.codec import Message, Rejected
 from edgewatch.contracts.topics import parse
 
-__all__ = ["Rejected", "check"]
+__all__ = ["Checked", "Rejected", "check"]
+
+
+class Checked(NamedTuple):
+    """A device message that passed: its topic's parts, the message, its canonical JSON."""
+
+    leaf: str
+    fleet: str
+    device: str
+    message: Message
+    canonical: bytes
+    """:func:`edgewatch.contracts.codec.canonical` of the message: what the store keeps."""
 
 
 def check(topic: str, raw: bytes, root: str,
-          content_type: str | None = None) -> tuple[str, str, str, Message] | None:
-    """(leaf, fleet, device, message) of a device message; None for topics the collector
-    does not store (commands it sent itself). ``content_type`` is the MQTT 5 property
-    (None: recognised from the bytes). Raises :class:`Rejected`."""
+          content_type: str | None = None) -> Checked | None:
+    """The parts of a device message; None for topics the collector does not store
+    (commands it sent itself). ``content_type`` is the MQTT 5 property (None: recognised
+    from the bytes). Raises :class:`Rejected`."""
     parts = parse(topic, root)
     if parts is None:
         raise Rejected("topic", f"unexpected topic {topic[:200]!r}")
     fleet, device, leaf = parts
     if leaf.startswith("cmd/"):
         return None
-    message = codec.decode(leaf, raw, content_type)
+    message, canonical = codec.decode_canonical(leaf, raw, content_type)
     if message.device != device:
         raise Rejected("device", f"payload device {message.device[:130]!r} published under "
                                  f"{device!r}")
-    return leaf, fleet, device, message
+    return Checked(leaf, fleet, device, message, canonical)

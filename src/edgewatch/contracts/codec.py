@@ -15,6 +15,7 @@ detail that never holds more than a short, printable excerpt of the payload.
 
 from __future__ import annotations
 
+import re
 import zlib
 from typing import Any
 
@@ -175,8 +176,8 @@ def _reason(exc: msgspec.ValidationError) -> str:
     return "schema" if "`$.schema`" in text or "field `schema`" in text else "invalid"
 
 
-def decode_as(kind: Any, raw: bytes, ctype: str | None = None) -> Any:
-    """Decode ``raw`` into ``kind`` (a contract type), validating every bound."""
+def _decode(kind: Any, raw: bytes, ctype: str | None) -> Any:
+    """``raw`` decoded into ``kind``, every bound checked but the NUL one."""
     if len(raw) > MAX_WIRE_BYTES:
         raise Rejected("size", f"{len(raw)} bytes received")
     ctype = ctype or sniff(raw)
@@ -194,16 +195,51 @@ def decode_as(kind: Any, raw: bytes, ctype: str | None = None) -> Any:
     raise Rejected("encoding", f"unknown content type {ctype[:60]!r}")
 
 
-def decode(leaf: str, raw: bytes, ctype: str | None = None) -> Message:
-    """A device message published on ``leaf`` ('summary', 'alert', ...), decoded; schema-1
-    summaries come back as schema 2."""
+_ESCAPED_NUL = b"\\u0000"
+_NUL_IN_JSON = re.compile(rb'(?:^|[^\\])(?:\\\\)*\\u0000')
+"""A JSON escape of NUL: ``\\u0000`` after an even number of backslashes."""
+
+
+def canonical(message: Any) -> bytes:
+    """The canonical JSON of a decoded message (what the collector stores); raises
+    :class:`Rejected` ("invalid") when any string in it, key or value, holds a NUL
+    character.
+
+    The JSON encoder escapes NUL as ``\\u0000``, so one search of the bytes it writes finds
+    them all (a string holding a backslash followed by ``u0000`` is told apart by the
+    backslashes before it)."""
+    text = _json_encoder.encode(message)
+    if _ESCAPED_NUL in text and _NUL_IN_JSON.search(text):
+        raise Rejected("invalid", "a string holds a NUL character")
+    return text
+
+
+def decode_as(kind: Any, raw: bytes, ctype: str | None = None) -> Any:
+    """Decode ``raw`` into ``kind`` (a contract type), validating every bound."""
+    message = _decode(kind, raw, ctype)
+    canonical(message)
+    return message
+
+
+def decode_canonical(leaf: str, raw: bytes,
+                     ctype: str | None = None) -> tuple[Message, bytes]:
+    """A device message published on ``leaf`` ('summary', 'alert', ...), decoded (schema-1
+    summaries come back as schema 2), with its canonical JSON (:func:`canonical`)."""
     kind = DEVICE_MESSAGES.get(leaf)
     if kind is None:
         raise Rejected("topic", f"unknown leaf {leaf[:50]!r}")
-    message = decode_as(kind, raw, ctype)
+    message = _decode(kind, raw, ctype)
     if isinstance(message, _Unknown):
         raise Rejected("schema", f"schema {_Unknown.__struct_config__.tag!r} on a {leaf!r} topic")
-    return compact(message) if isinstance(message, SummaryV1) else message
+    if isinstance(message, SummaryV1):
+        message = compact(message)
+    return message, canonical(message)
+
+
+def decode(leaf: str, raw: bytes, ctype: str | None = None) -> Message:
+    """A device message published on ``leaf`` ('summary', 'alert', ...), decoded; schema-1
+    summaries come back as schema 2."""
+    return decode_canonical(leaf, raw, ctype)[0]
 
 
 def decode_collector(leaf: str, raw: bytes, ctype: str | None = None) -> Advisory:

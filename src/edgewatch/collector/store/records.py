@@ -43,6 +43,9 @@ class Item(NamedTuple):
     retained: bool = False
     """Delivered by the broker from its retained store (on subscribing), not sent now by
     the device: not a sign of life, so it does not move the device's ``last_seen``."""
+    canonical: bytes = b""
+    """The message's canonical JSON when the decoder wrote it already
+    (:func:`edgewatch.contracts.codec.canonical`); empty: the store writes it."""
 
 
 @dataclass(frozen=True)

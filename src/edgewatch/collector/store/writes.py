@@ -146,7 +146,8 @@ def _message(index: int, item: Item, m: Summary | Alert | CommandResult) -> _Mes
         start, end = m.window.start, m.window.end
         alert_id, state = m.id or None, m.state  # without an id, an alert stands for itself
     row = (m.device, m.boot_id, m.seq, item.kind, item.fleet, item.received, start, end,
-           m.historical, alert_id, state, _json(m))
+           m.historical, alert_id, state,
+           item.canonical.decode("utf-8") if item.canonical else _json(m))
     return _Message(index, m.device, m.boot_id, m.seq, item.fleet, item.received, row, merged)
 
 
@@ -160,7 +161,8 @@ def _status(index: int, item: Item, s: Status) -> _Status:
 
 
 def _reference(index: int, item: Item, r: Reference) -> _Reference:
-    row = (item.device, r.id, item.fleet, item.received, r.created, r.model_sha256, _json(r))
+    payload = item.canonical.decode("utf-8") if item.canonical else _json(r)
+    row = (item.device, r.id, item.fleet, item.received, r.created, r.model_sha256, payload)
     return _Reference(index, item.device, r.id, row, bool(item.retained))
 
 
