@@ -53,12 +53,14 @@ RULES = [
     ("edgewatch.report", ("edgewatch.agent", "edgewatch.collector", "edgewatch.cli",
                           "edgewatch.config")),
     ("edgewatch.agent", ("edgewatch.collector", "edgewatch.cli")),
-    ("edgewatch.collector", ("edgewatch.agent", "edgewatch.cli", "edgewatch.config.agent")),
+    ("edgewatch.collector", ("edgewatch.agent", "edgewatch.cli", "edgewatch.config.agent",
+                             "edgewatch.config.model")),
     ("edgewatch.config.typed", ("edgewatch.agent", "edgewatch.collector", "edgewatch.cli")),
     ("edgewatch.config.mqtt", ("edgewatch.agent", "edgewatch.collector", "edgewatch.cli")),
     ("edgewatch.config.collector", ("edgewatch.agent", "edgewatch.cli")),
     ("edgewatch.config.delivery", ("edgewatch.agent", "edgewatch.collector", "edgewatch.cli")),
     ("edgewatch.config.agent", ("edgewatch.collector", "edgewatch.cli")),
+    ("edgewatch.config.model", ("edgewatch.collector", "edgewatch.cli")),
 ]
 
 

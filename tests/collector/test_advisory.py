@@ -22,11 +22,11 @@ from edgewatch.clock import ManualClock
 from edgewatch.collector.advisory import (
     OUTPUT_FEATURES,
     AdvisoryReport,
-    AdvisoryThread,
     Rule,
     advise_fleet,
     report_text,
 )
+from edgewatch.collector.advisory_publish import AdvisoryThread
 from edgewatch.collector.metrics import make_registry
 from edgewatch.collector.store import Store, open_store
 from edgewatch.config.collector import parse_collector_config

@@ -19,9 +19,9 @@ import pytest
 
 from edgewatch.agent.commands import CommandRouter
 from edgewatch.cli import main
+from edgewatch.collector.command_exchange import CommandNotDelivered, send_command
 from edgewatch.collector.commands import command_payload
 from edgewatch.collector.ingest import Ingestor
-from edgewatch.collector.operations import CommandNotDelivered, send_command
 from edgewatch.collector.service import CollectorService
 from edgewatch.collector.store import open_store
 from edgewatch.config.collector import (

@@ -19,15 +19,17 @@ import pytest
 from edgewatch.agent.alerts.engine import AlertEngine
 from edgewatch.agent.alerts.state import AlertStore
 from edgewatch.agent.commands import CommandRouter
-from edgewatch.collector.operations import (
+from edgewatch.collector.command_exchange import (
     CommandNotDelivered,
     CommandTimeout,
     OperatorError,
+    send_command,
+)
+from edgewatch.collector.operations import (
     alert_rows,
     command_target,
     format_alerts,
     list_alerts,
-    send_command,
 )
 from edgewatch.collector.store import open_store
 from edgewatch.config.agent import AlertsConfig, RuleConfig

@@ -32,13 +32,12 @@ from typing import Any, Protocol
 
 import msgspec
 
+from edgewatch.collector.command_exchange import OperatorError, send_command
 from edgewatch.collector.evidence import ChunkStore, Dataset, build_dataset
 from edgewatch.collector.operations import (
     CommandKeeper,
-    OperatorError,
     command_target,
     queued_message,
-    send_command,
     send_or_queue,
 )
 from edgewatch.collector.store import QueuedCommand

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from edgewatch.clock import Clock, SystemClock
-from edgewatch.collector.advisory import AdvisoryThread
+from edgewatch.collector.advisory_publish import AdvisoryThread
 from edgewatch.collector.commands import CommandRelay
 from edgewatch.collector.evidence import ChunkStore
 from edgewatch.collector.ingest import Ingestor

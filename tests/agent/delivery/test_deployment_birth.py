@@ -53,7 +53,7 @@ def test_the_birth_carries_the_deployment_fields(
         delivery.close()
     checked = check(topic, raw, cfg.mqtt.topic_root)
     assert checked is not None
-    leaf, fleet, device, message = checked
+    leaf, fleet, device, message = checked[:4]
     assert (leaf, fleet, device) == ("status", "f1", "cam-7")
     assert isinstance(message, Status) and message.state == "online"
     manifest = message.manifest

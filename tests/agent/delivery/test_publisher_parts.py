@@ -1,18 +1,24 @@
 """The publisher's parts on their own: reconnect backoff and drain rate (``pacing``),
-PUBACKs batched into deletes (``acks``), commands received and answered (``intake``)."""
+PUBACKs batched into deletes (``acks``), commands received and answered (``intake``),
+evidence chunks in flight (``bulk``)."""
 
 from __future__ import annotations
 
 import json
 import random
 import time
+from types import SimpleNamespace
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edgewatch.agent.commands import CommandRouter
 from edgewatch.agent.delivery import acks, pacing
 from edgewatch.agent.delivery.acks import ACK_BATCH, AckBatch
+from edgewatch.agent.delivery.bulk import BULK_IN_FLIGHT, BulkInFlight
 from edgewatch.agent.delivery.intake import CommandIntake
 from edgewatch.agent.delivery.pacing import Backoff, TokenBucket
 from edgewatch.contracts import CommandResult
@@ -145,3 +151,72 @@ def test_a_command_goes_to_the_handler_named_by_the_topic() -> None:
     assert results[0].id == "c1" and results[0].pong
     assert results[1].alert == "hi"
     assert results[2].error is not None and "unknown command 'reboot'" in results[2].error
+
+
+# --------------------------------------------------------------------------- bulk
+
+
+class Chunks:
+    """A bulk source handing out numbered chunks and recording what it is told."""
+
+    def __init__(self, n: int) -> None:
+        self.queue = list(range(n))
+        self.results: list[tuple[int, bool]] = []
+        self.resets = 0
+
+    def next(self) -> int | None:
+        return self.queue.pop(0) if self.queue else None
+
+    def acked(self, chunk: int, ok: bool) -> None:
+        self.results.append((chunk, ok))
+
+    def reset(self) -> int:
+        self.resets += 1
+        dropped, self.queue = len(self.queue), []
+        return dropped
+
+
+class Client:
+    """Records publishes; answers each with a new mid and ``rc``."""
+
+    def __init__(self, rc: int = mqtt.MQTT_ERR_SUCCESS) -> None:
+        self.rc = rc
+        self.sent: list[tuple[str, bytes, int]] = []
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0,
+                properties: Any = None) -> SimpleNamespace:
+        self.sent.append((topic, payload, qos))
+        return SimpleNamespace(rc=self.rc, mid=100 + len(self.sent))
+
+
+def puback(code: int) -> ReasonCode:
+    return ReasonCode(PacketTypes.PUBACK, identifier=code)
+
+
+def test_bulk_keeps_at_most_its_limit_in_flight_until_acknowledged() -> None:
+    source, client, bulk = Chunks(5), Client(), BulkInFlight()
+    for _ in range(BULK_IN_FLIGHT + 2):
+        bulk.publish(client, source, "t/evidence", lambda c: f"chunk {c}".encode(), None)
+    assert len(bulk) == BULK_IN_FLIGHT == len(client.sent)
+    assert client.sent[0] == ("t/evidence", b"chunk 0", 1)
+    assert bulk.acked(101, puback(0), source)
+    assert not bulk.acked(101, puback(0), source)  # each PUBACK once
+    assert not bulk.acked(7, puback(0), source)  # not a bulk message: the outbox's
+    bulk.publish(client, source, "t/evidence", lambda c: b"", None)
+    assert len(bulk) == BULK_IN_FLIGHT and len(client.sent) == BULK_IN_FLIGHT + 1
+    assert bulk.acked(102, puback(0x10), source)  # no matching subscribers: arrived
+    assert bulk.acked(103, puback(0x87), source)  # not authorised: lost
+    assert source.results == [(0, True), (1, True), (2, False)]
+
+
+def test_a_refused_publish_goes_back_and_a_new_connection_resets() -> None:
+    source, bulk = Chunks(4), BulkInFlight()
+    bulk.publish(Client(rc=mqtt.MQTT_ERR_NO_CONN), source, "t", lambda c: b"x", None)
+    assert len(bulk) == 0 and source.results == [(0, False)]
+    bulk.publish(Client(), source, "t", lambda c: b"x", None)
+    assert len(bulk) == 1
+    bulk.reset(source)
+    assert len(bulk) == 0 and source.resets == 1 and source.queue == []
+    assert not bulk.acked(101, puback(0), source)  # from the old connection
+    bulk.reset(None)  # no source: nothing to tell
+    assert len(bulk) == 0

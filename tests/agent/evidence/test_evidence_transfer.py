@@ -19,7 +19,7 @@ from edgewatch.agent.app import build_agent
 from edgewatch.agent.commands import CommandRouter
 from edgewatch.agent.evidence.transfer import EvidenceSender, format_ranges, parse_ranges
 from edgewatch.agent.window.reference import ReferenceProfile
-from edgewatch.collector.operations import send_command
+from edgewatch.collector.command_exchange import send_command
 from edgewatch.config.agent import AgentConfig
 from edgewatch.config.collector import CollectorMqttConfig
 from edgewatch.contracts import codec

@@ -15,7 +15,7 @@ from edgewatch.agent.inference.adapters.ssd import SsdAdapter
 from edgewatch.agent.inference.adapters.yolo import YoloAdapter
 from edgewatch.agent.inference.preprocess import Geometry
 from edgewatch.agent.records import Classification, Detections, RawOutputs
-from edgewatch.config.agent import PostprocessConfig
+from edgewatch.config.model import PostprocessConfig
 from edgewatch.errors import AdapterMismatch
 
 POST = PostprocessConfig(score_threshold=0.5, near_band=0.1, max_detections=10)

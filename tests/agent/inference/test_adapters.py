@@ -13,7 +13,8 @@ import pytest
 from edgewatch.agent.inference.engine import InferenceEngine, all_finite
 from edgewatch.agent.inference.preprocess import LETTERBOX_FILL, Preprocessor
 from edgewatch.agent.records import Classification, Detections, RawOutputs
-from edgewatch.config.agent import ModelConfig, parse_config
+from edgewatch.config.agent import parse_config
+from edgewatch.config.model import ModelConfig
 from edgewatch.errors import AdapterMismatch, ModelError
 from support.onnx_models import (
     classifier_model,

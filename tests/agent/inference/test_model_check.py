@@ -21,7 +21,8 @@ from edgewatch.agent.inference.model_check import (
     model_classes,
 )
 from edgewatch.agent.records import Detections
-from edgewatch.config.agent import ModelConfig, parse_config
+from edgewatch.config.agent import parse_config
+from edgewatch.config.model import ModelConfig
 from edgewatch.errors import AdapterMismatch, ConfigError
 from support.onnx_models import (
     constant_model,

@@ -19,7 +19,8 @@ import msgspec
 import pytest
 
 from edgewatch.agent.commands import CommandError
-from edgewatch.agent.update.receive import UpdateReceiver, format_ranges
+from edgewatch.agent.update.incoming import format_ranges
+from edgewatch.agent.update.receive import UpdateReceiver
 from edgewatch.agent.update.staged import StagedUpdate
 from edgewatch.collector.model_push import build_manifest, push_device
 from edgewatch.config.collector import CollectorMqttConfig

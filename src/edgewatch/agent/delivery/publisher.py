@@ -18,13 +18,7 @@ the top whenever something new arrives: it may go first), published while fewer 
 
 The parts: ``pacing`` (reconnect backoff, drain rate), ``acks`` (PUBACKs batched into
 outbox deletes), ``intake`` (commands received, results queued), ``wire`` (the bytes a row
-goes out as).
-
-Bulk transfers (evidence chunks, ``bulk``) have the lowest priority: one is taken only while
-the outbox has nothing unpublished and nothing in flight, at most ``BULK_IN_FLIGHT`` at a
-time, so a summary or alert never waits for more than the chunks already in flight. They are
-not durable here (their source is: the evidence store); a new connection drops what was
-queued (``bulk.reset``).
+goes out as), ``bulk`` (evidence chunks, the lowest priority: only while the outbox is idle).
 """
 
 from __future__ import annotations
@@ -47,6 +41,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edgewatch.agent.delivery import status
 from edgewatch.agent.delivery.acks import AckBatch
+from edgewatch.agent.delivery.bulk import Bulk, BulkInFlight
 from edgewatch.agent.delivery.intake import CommandHandler, CommandIntake
 from edgewatch.agent.delivery.pacing import Backoff, TokenBucket
 from edgewatch.agent.delivery.status import Manifest
@@ -60,19 +55,8 @@ from edgewatch.contracts.topics import Topics
 log = logging.getLogger(__name__)
 
 
-BULK_IN_FLIGHT = 2
-"""Bulk messages (evidence chunks) published and not yet acknowledged at most."""
 READ_BATCH = 256
 """Outbox rows read at once while draining."""
-
-
-class Bulk(Protocol):
-    """A low-priority source of messages for the ``evidence`` topic
-    (:class:`edgewatch.agent.evidence.transfer.EvidenceSender`)."""
-
-    def next(self) -> Any: ...
-    def acked(self, chunk: Any, ok: bool) -> None: ...
-    def reset(self) -> int: ...
 
 
 class Queue(Protocol):
@@ -140,7 +124,7 @@ class Publisher:
         self._acks = AckBatch(queue)
         self.bulk: Bulk | None = None
         """Evidence chunks, sent only while the outbox is idle (set before ``start``)."""
-        self._bulk_inflight: dict[int, Any] = {}  # paho mid -> chunk
+        self._bulk_inflight = BulkInFlight()
         self.updates: Callable[[str, bytes], None] | None = None
         """Receives the chunks of model updates pushed to the device (``update/<id>``,
         :class:`edgewatch.agent.update.receive.UpdateReceiver`; set before ``start``)."""
@@ -227,9 +211,7 @@ class Publisher:
         self._sent.clear()
         self._ready.clear()
         self._reference_mid = None
-        self._bulk_inflight.clear()
-        if self.bulk is not None:
-            self.bulk.reset()  # the collector asks again for what it misses
+        self._bulk_inflight.reset(self.bulk)  # the collector asks again for what it misses
         try:
             client.connect(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
         except (OSError, ssl.SSLError) as exc:
@@ -302,17 +284,10 @@ class Publisher:
         """One bulk message (an evidence chunk), only while the outbox is idle: nothing in
         flight and nothing new to read (``_wake`` clear)."""
         if self.bulk is None or self._inflight or self._wake.is_set() or self._ready \
-                or self._more or len(self._bulk_inflight) >= BULK_IN_FLIGHT:
+                or self._more:
             return
-        chunk = self.bulk.next()
-        if chunk is None:
-            return
-        info = client.publish(self.topics.evidence, self.encode(chunk), qos=1,
-                              properties=self._publish_props)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            self.bulk.acked(chunk, False)
-            return
-        self._bulk_inflight[info.mid] = chunk
+        self._bulk_inflight.publish(client, self.bulk, self.topics.evidence, self.encode,
+                                    self._publish_props)
 
     def _publish_row(self, client: mqtt.Client, row: Row) -> bool:
         historical = row.created < self._connected_at or \
@@ -383,9 +358,7 @@ class Publisher:
             else:
                 self.reference_sent.set()
             return
-        chunk = self._bulk_inflight.pop(mid, None)
-        if chunk is not None and self.bulk is not None:
-            self.bulk.acked(chunk, not reason.is_failure or reason.value == 0x10)
+        if self._bulk_inflight.acked(mid, reason, self.bulk):
             return
         seq = self._inflight.pop(mid, None)
         if seq is None:

@@ -47,6 +47,7 @@ from typing import Any
 import msgspec
 
 from edgewatch.agent.commands import CommandError, CommandRouter
+from edgewatch.agent.update.incoming import IncomingUpdate, write_atomic
 from edgewatch.agent.update.staged import StagedUpdate
 from edgewatch.config.agent import AgentConfig
 from edgewatch.contracts import codec
@@ -57,9 +58,6 @@ log = logging.getLogger(__name__)
 
 PERSIST_EVERY = 16
 """Chunks written between two fsyncs of a ``.part`` file and its ``.have`` map."""
-MAX_SPEC = 4000
-"""Longest ``<file>:<ranges>`` item of ``missing`` (contracts.bounds.Text); the rest is
-listed by the next ``model.push``."""
 MANIFEST = "manifest.json"
 REJECTED = "rejected.txt"
 HANDED = "handed"
@@ -97,21 +95,6 @@ def load_verifier(public_key: str | Path) -> Verifier:
     return verify
 
 
-def format_ranges(indices: list[int]) -> str:
-    parts: list[str] = []
-    start = prev = -2
-    for i in sorted(indices):
-        if i == prev + 1:
-            prev = i
-            continue
-        if start >= 0:
-            parts.append(f"{start}-{prev}" if prev > start else str(start))
-        start = prev = i
-    if start >= 0:
-        parts.append(f"{start}-{prev}" if prev > start else str(start))
-    return ",".join(parts)
-
-
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -120,88 +103,12 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class _Incoming:
-    """One update being received: its manifest and, per file, what is here."""
-
-    def __init__(self, directory: Path, manifest: ModelManifest) -> None:
-        self.dir = directory
-        self.manifest = manifest
-        self.have: dict[str, bytearray] = {}
-        self.done: set[str] = set()
-        self.dirty: dict[str, int] = {}
-        self._fds: dict[str, int] = {}
-        for f in manifest.files:
-            if (directory / f.name).exists():
-                self.done.add(f.name)
-                continue
-            n = manifest.chunks(f)
-            try:
-                raw = (directory / f"{f.name}.have").read_bytes()
-            except OSError:
-                raw = b""
-            bits = bytearray(raw[:n].ljust(n, b"\0"))
-            if not (directory / f"{f.name}.part").exists():
-                bits = bytearray(n)
-            self.have[f.name] = bits
-
-    def fd(self, name: str) -> int:
-        if name not in self._fds:
-            self._fds[name] = os.open(self.dir / f"{name}.part", os.O_RDWR | os.O_CREAT, 0o644)
-        return self._fds[name]
-
-    def persist(self, name: str) -> None:
-        """fsync ``.part``, then record its chunks in ``.have`` (atomically)."""
-        if name in self._fds:
-            os.fsync(self._fds[name])
-        _write_atomic(self.dir / f"{name}.have", bytes(self.have[name]))
-        self.dirty[name] = 0
-
-    def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
-
-    def close_file(self, name: str) -> None:
-        fd = self._fds.pop(name, None)
-        if fd is not None:
-            os.close(fd)
-
-    def counts(self) -> tuple[int, int]:
-        """(chunks received, chunks in all)."""
-        total = sum(self.manifest.chunks(f) for f in self.manifest.files)
-        got = sum(self.manifest.chunks(f) for f in self.manifest.files if f.name in self.done)
-        got += sum(sum(1 for b in bits if b) for name, bits in self.have.items()
-                   if name not in self.done)
-        return got, total
-
-    def missing(self) -> list[str]:
-        out = []
-        for f in self.manifest.files:
-            if f.name in self.done:
-                continue
-            gaps = [i for i, b in enumerate(self.have[f.name]) if not b]
-            spec = f"{f.name}:{format_ranges(gaps)}"
-            if len(spec) > MAX_SPEC:
-                spec = spec[:spec.rfind(",", 0, MAX_SPEC)]
-            out.append(spec)
-        return out
 
 
 class UpdateReceiver:
@@ -217,7 +124,7 @@ class UpdateReceiver:
         self.reserve_bytes = reserve_bytes
         self.verifier = verifier
         self._lock = threading.Lock()
-        self._current: _Incoming | None = None
+        self._current: IncomingUpdate | None = None
         self.chunks_written = 0
         self.chunks_ignored = 0
         self.root.mkdir(parents=True, exist_ok=True)
@@ -239,7 +146,7 @@ class UpdateReceiver:
                 manifest = self._read_manifest(d)
                 if manifest is None or (d / REJECTED).exists() or (d / HANDED).exists():
                     continue
-                incoming = _Incoming(d, manifest)
+                incoming = IncomingUpdate(d, manifest)
                 if len(incoming.done) == len(manifest.files):
                     self._finish(incoming)
                 else:
@@ -282,7 +189,7 @@ class UpdateReceiver:
             elif self._current is None or self._current.dir != d:
                 if self._current is not None:
                     self._current.close()
-                self._current = _Incoming(d, manifest)
+                self._current = IncomingUpdate(d, manifest)
             incoming = self._current
             assert incoming is not None
             if len(incoming.done) == len(manifest.files) and not (d / HANDED).exists():
@@ -314,9 +221,9 @@ class UpdateReceiver:
                 log.info("update %s: abandoned for update %s", other.name, manifest.update)
                 self._discard(other)
         d.mkdir(parents=True, exist_ok=True)
-        _write_atomic(d / MANIFEST, msgspec.json.encode(manifest))
+        write_atomic(d / MANIFEST, msgspec.json.encode(manifest))
         _fsync_dir(self.root)
-        self._current = _Incoming(d, manifest)
+        self._current = IncomingUpdate(d, manifest)
         log.info("update %s: receiving %d files, %.1f MiB", manifest.update,
                  len(manifest.files), total / 2**20)
 
@@ -375,7 +282,7 @@ class UpdateReceiver:
         expected = min(size, file.bytes - chunk.index * size)
         return len(chunk.data) == max(expected, 0)
 
-    def _verify(self, cur: _Incoming, file: ModelFile) -> None:
+    def _verify(self, cur: IncomingUpdate, file: ModelFile) -> None:
         part = cur.dir / f"{file.name}.part"
         cur.close_file(file.name)
         os.truncate(part, file.bytes)
@@ -395,13 +302,13 @@ class UpdateReceiver:
         del cur.have[file.name]
         log.info("update %s: %s received and verified", cur.manifest.update, file.name)
 
-    def _reject(self, cur: _Incoming, reason: str) -> None:
-        _write_atomic(cur.dir / REJECTED, reason.encode())
+    def _reject(self, cur: IncomingUpdate, reason: str) -> None:
+        write_atomic(cur.dir / REJECTED, reason.encode())
         cur.close()
         if self._current is cur:
             self._current = None
 
-    def _finish(self, cur: _Incoming) -> None:
+    def _finish(self, cur: IncomingUpdate) -> None:
         """Every file is verified: check the signature, hand the update over once."""
         m = cur.manifest
         model = m.role("model")
@@ -426,7 +333,7 @@ class UpdateReceiver:
             signed=signed, received=time.time())
         log.info("update %s: staged in %s, handed to the update lifecycle", m.update, cur.dir)
         self.on_staged(staged)
-        _write_atomic(cur.dir / HANDED, b"")
+        write_atomic(cur.dir / HANDED, b"")
         cur.close()
 
     def close(self) -> None:

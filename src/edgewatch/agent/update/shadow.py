@@ -21,8 +21,8 @@ from edgewatch.agent.inference.engine import InferenceEngine
 from edgewatch.agent.inference.model_check import probe
 from edgewatch.agent.records import Image
 from edgewatch.agent.update.compare import Comparison
-from edgewatch.config.agent import ModelConfig
 from edgewatch.config.maintenance import UpdateConfig
+from edgewatch.config.model import ModelConfig
 from edgewatch.errors import EdgewatchError
 
 log = logging.getLogger(__name__)
