@@ -1,6 +1,7 @@
 """The collector's CPU cost per summary in instructions, next to a bare paho subscriber's.
 
     python bench/ingest_cost.py [--messages 300] [--encoding msgpack|json|v1]
+                                [--protocol 5|3.1.1]
 
 Needs valgrind (Debian: ``apt install valgrind``). Wall-clock rates on a shared machine
 swing with whatever else runs (``bench/ingest.py`` gives them); instruction counts do not:
@@ -19,6 +20,10 @@ under callgrind, once with an empty backlog and once with the full one, so start
 imports cancel out: instructions per message = (full - empty) / messages. The ratio is the
 paho subscriber's cost over the collector's: the share of the collector's CPU that is paho's
 own, and the most one Python process can take relative to a subscriber that does nothing.
+
+``--protocol 3.1.1`` runs both subscribers on MQTT 3.1.1 (``mqtt.protocol``): no MQTT 5
+properties to parse (paho parses them in Python), the content type recognised from the
+payload's first bytes.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from support.tools import find_tool  # noqa: E402
 TOPICS = "edgewatch/v1/#"
 
 
-def consume(kind: str, port: int, n: int, url: str, client_id: str) -> None:
+def consume(kind: str, protocol: str, port: int, n: int, url: str, client_id: str) -> None:
     """The measured child: take ``n`` queued messages as ``kind`` and exit."""
     if kind == "paho":
         import paho.mqtt.client as mqtt
@@ -60,12 +65,17 @@ def consume(kind: str, port: int, n: int, url: str, client_id: str) -> None:
             if count[0] >= n:
                 done.set()
 
-        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                          protocol=mqtt.MQTTv5)
+        if protocol == "5":
+            sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                              protocol=mqtt.MQTTv5)
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 3600
+            sub.connect("127.0.0.1", port, clean_start=False, properties=props)
+        else:
+            sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                              protocol=mqtt.MQTTv311, clean_session=False)
+            sub.connect("127.0.0.1", port)
         sub.on_message = on_message
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 3600
-        sub.connect("127.0.0.1", port, clean_start=False, properties=props)
         sub.loop_start()
         if n:
             done.wait(3600)
@@ -78,7 +88,8 @@ def consume(kind: str, port: int, n: int, url: str, client_id: str) -> None:
     from edgewatch.config.collector import CollectorMqttConfig, StoreConfig
 
     store = open_store(url)
-    ing = Ingestor(CollectorMqttConfig(port=port, client_id=client_id), StoreConfig(), store)
+    cfg = CollectorMqttConfig(port=port, client_id=client_id, protocol=protocol)
+    ing = Ingestor(cfg, StoreConfig(), store)
     ing.start()
     ing.subscribed.wait(60)
     while ing.stats.stored["summary"] + ing.stats.duplicates < n:
@@ -88,12 +99,13 @@ def consume(kind: str, port: int, n: int, url: str, client_id: str) -> None:
     store.close()
 
 
-def make_session(kind: str, port: int, url: str, client_id: str) -> None:
+def make_session(kind: str, protocol: str, port: int, url: str, client_id: str) -> None:
     """Create the subscriber's persistent session (natively), then leave."""
     if kind == "paho":
         mosquitto_sub = find_tool("mosquitto_sub") or "mosquitto_sub"
-        subprocess.run([mosquitto_sub, "-h", "127.0.0.1", "-p", str(port), "-V", "mqttv5",
-                        "-q", "1", "-c", "-i", client_id, "-x", "3600", "-t", TOPICS, "-E"],
+        version = ["-V", "mqttv5", "-x", "3600"] if protocol == "5" else ["-V", "mqttv311"]
+        subprocess.run([mosquitto_sub, "-h", "127.0.0.1", "-p", str(port), *version,
+                        "-q", "1", "-c", "-i", client_id, "-t", TOPICS, "-E"],
                        check=True, timeout=30)
         return
     from edgewatch.collector.ingest import Ingestor
@@ -101,7 +113,8 @@ def make_session(kind: str, port: int, url: str, client_id: str) -> None:
     from edgewatch.config.collector import CollectorMqttConfig, StoreConfig
 
     store = open_store(url)
-    ing = Ingestor(CollectorMqttConfig(port=port, client_id=client_id), StoreConfig(), store)
+    cfg = CollectorMqttConfig(port=port, client_id=client_id, protocol=protocol)
+    ing = Ingestor(cfg, StoreConfig(), store)
     ing.start()
     if not ing.subscribed.wait(30):
         raise SystemExit("the collector never subscribed")
@@ -120,29 +133,31 @@ def instructions(valgrind: str, out: Path, *args: str) -> int:
     return int(found.group(1))
 
 
-def measure(valgrind: str, port: int, tmp: Path, kind: str, msgs: list[Msg]) -> float:
+def measure(valgrind: str, protocol: str, port: int, tmp: Path, kind: str,
+            msgs: list[Msg]) -> float:
     """Instructions per message of ``kind`` (full backlog minus empty backlog)."""
     counts = []
     for backlog in ([], msgs):
         client_id = f"{kind}-{uuid.uuid4().hex[:6]}"
         url = f"sqlite:///{tmp}/{client_id}.db"
-        make_session(kind, port, url, client_id)
+        make_session(kind, protocol, port, url, client_id)
         if backlog:
             publish(port, backlog)
-        counts.append(instructions(valgrind, tmp / f"{client_id}.cg", kind, str(port),
-                                   str(len(backlog)), url, client_id))
+        counts.append(instructions(valgrind, tmp / f"{client_id}.cg", kind, protocol,
+                                   str(port), str(len(backlog)), url, client_id))
     return (counts[1] - counts[0]) / len(msgs)
 
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--consume":
-        kind, port, n, url, client_id = sys.argv[2:7]
-        consume(kind, int(port), int(n), url, client_id)
+        kind, protocol, port, n, url, client_id = sys.argv[2:8]
+        consume(kind, protocol, int(port), int(n), url, client_id)
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=300)
     ap.add_argument("--devices", type=int, default=50)
     ap.add_argument("--encoding", choices=("msgpack", "json", "v1"), default="msgpack")
+    ap.add_argument("--protocol", choices=("5", "3.1.1"), default="5")
     args = ap.parse_args()
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -152,11 +167,12 @@ def main() -> int:
     msgs = messages(args.messages, args.devices, "x" * 32, args.encoding)
     with tempfile.TemporaryDirectory() as tmp, MosquittoBroker(
             workdir=Path(tmp) / "b", extra_config=["max_queued_messages 1000000"]) as b:
-        paho = measure(valgrind, b.port, Path(tmp), "paho", msgs)
-        collector = measure(valgrind, b.port, Path(tmp), "collector", msgs)
+        paho = measure(valgrind, args.protocol, b.port, Path(tmp), "paho", msgs)
+        collector = measure(valgrind, args.protocol, b.port, Path(tmp), "collector", msgs)
     size = len(msgs[0][1])
-    print(f"{args.messages} summaries ({args.encoding}, {size} bytes each), a backlog taken "
-          f"by one subscriber; instructions per message (callgrind)")
+    print(f"{args.messages} summaries ({args.encoding}, {size} bytes each, MQTT "
+          f"{args.protocol}), a backlog taken by one subscriber; instructions per message "
+          f"(callgrind)")
     print(f"{'':24} {'instructions':>13} {'x collector':>12}")
     print(f"{'paho subscriber':24} {paho:13,.0f} {paho / collector:12.2f}")
     print(f"{'collector -> SQLite':24} {collector:13,.0f} {1.0:12.2f}")

@@ -81,6 +81,16 @@ for spec in mosquitto:mosquitto:mosquitto_passwd promtool:prometheus \
   unpack "$pkg" $progs || say "could not get $prog; the tests that need it will be skipped"
 done
 
+# Debian's Alertmanager reads its notification templates from this directory (set when it was
+# built; no flag changes it): the unpacked package's copies go there when they are missing.
+tmpl=/usr/share/prometheus/alertmanager
+unpacked="$TOOLS/prometheus-alertmanager$tmpl"
+if [ -d "$unpacked" ] && [ ! -e "$tmpl/default.tmpl" ]; then
+  say "placing Alertmanager's templates in $tmpl (the unpacked program reads them there)"
+  as_root mkdir -p "$tmpl" && as_root cp -r "$unpacked/." "$tmpl/" \
+    || say "could not write $tmpl; Alertmanager will not start"
+fi
+
 # program:package installed with apt (no services)
 for spec in openssl:openssl systemd-analyze:systemd chromium:chromium mosquitto_sub:mosquitto-clients; do
   prog=${spec%%:*}; pkg=${spec##*:}

@@ -80,18 +80,20 @@ def summary(**fields: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("encoding", ["json", "msgpack"])
-@pytest.mark.parametrize("fields", [
-    {"boot_id": "b\x00"},                                     # a value
-    {"drift": {"reasons": ["x" * 100 + "\x00"]}},             # deep in a long text
-    {"quality": {"bl\x00ck": 1}},                             # a key, nested
-    {"drift": {"not_voting": {"a": "\\\x00"}}},              # a backslash, then NUL
+@pytest.mark.parametrize(("fields", "where"), [
+    ({"boot_id": "b\x00"}, "$.boot_id"),                                  # a value
+    ({"drift": {"reasons": ["ok", "x" * 100 + "\x00"]}}, "$.drift.reasons[1]"),  # a text
+    ({"quality": {"bl\x00ck": 1}}, "$.quality.bl\\x00ck"),                # a key
+    ({"drift": {"not_voting": {"a": "\\\x00"}}}, "$.drift.not_voting.a"),  # after \\
 ], ids=["value", "text", "key", "after-backslash"])
-def test_a_nul_anywhere_in_a_message_is_refused(fields: dict[str, Any], encoding: str) -> None:
+def test_a_nul_anywhere_in_a_message_is_refused(fields: dict[str, Any], where: str,
+                                                encoding: str) -> None:
     raw = codec.encode(summary(**fields), encoding)  # encode() writes dicts as they are
     assert codec.decode("summary", codec.encode(summary(), encoding))  # the rest is valid
     with pytest.raises(codec.Rejected) as info:
         codec.decode("summary", raw, codec.content_type(encoding))
     assert info.value.reason == "invalid" and "NUL" in info.value.detail
+    assert info.value.detail.endswith(f"at `{where}`")
 
 
 def test_a_backslash_followed_by_u0000_is_text_not_a_nul() -> None:

@@ -210,8 +210,30 @@ def canonical(message: Any) -> bytes:
     backslashes before it)."""
     text = _json_encoder.encode(message)
     if _ESCAPED_NUL in text and _NUL_IN_JSON.search(text):
-        raise Rejected("invalid", "a string holds a NUL character")
+        where = _nul_path(msgspec.to_builtins(message), "$")
+        raise Rejected("invalid", f"a string holds a NUL character - at `{where}`")
     return text
+
+
+def _nul_path(value: Any, path: str) -> str:
+    """Where the first NUL is in ``value`` (built-in types), in msgspec's path notation."""
+    if isinstance(value, str):
+        return path if "\x00" in value else ""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in str(key):
+                return f"{path}.{_printable(key)}"
+            if found := _nul_path(item, f"{path}.{_printable(key)}"):
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if found := _nul_path(item, f"{path}[{i}]"):
+                return found
+    return ""
+
+
+def _printable(key: Any) -> str:
+    return repr(str(key))[1:-1][:60]
 
 
 def decode_as(kind: Any, raw: bytes, ctype: str | None = None) -> Any:

@@ -143,7 +143,8 @@ def payload_reference() -> str:
            "counts it in `edgewatch_collector_bad_payloads_total{reason}` with one of:", "",
            "| reason | meaning |", "|---|---|"]
     out += [f"| `{k}` | {v} |" for k, v in codec.REASONS.items()]
-    out.append("")
+    out += ["", "No string anywhere in a message, map keys included, may hold a NUL character "
+            "(`invalid`): PostgreSQL's text cannot.", ""]
     nested: list[type] = []
     for leaf, cls in MESSAGES:
         doc = " ".join((cls.__doc__ or "").split())
