@@ -25,6 +25,8 @@ BRIGHT_LEVEL = 250
 """Luma at or above which a pixel counts as clipped bright."""
 EDGE_LEVEL = 32.0
 """Absolute Laplacian response above which a pixel counts as an edge."""
+_EDGE_INT = math.floor(EDGE_LEVEL)
+"""The same test on the (integer) int16 Laplacian: |L| > EDGE_LEVEL is |L| > floor of it."""
 GREY_TOLERANCE = 2.0
 """Mean |R-G| + |G-B| below which a frame counts as greyscale (monochrome or IR)."""
 
@@ -71,24 +73,37 @@ class ImageFeatureExtractor:
         return self.extract(image)[0]
 
     def extract(self, image: Image) -> tuple[dict[str, float], np.ndarray]:
-        """Features and the float32 grey thumbnail (THUMBNAIL_SIZE) of one frame."""
+        """Features and the float32 grey thumbnail (THUMBNAIL_SIZE) of one frame.
+
+        Runs on the monitor thread for every measured frame, so each pass over the pixels
+        counts: the Laplacian and the noise filter are taken as int16 (their values are
+        integers, so every statistic of them is what float32 gives, only cheaper to get),
+        and the colour differences |R-G| and |G-B| come from one ``absdiff`` of the
+        interleaved pixels against themselves shifted by one channel.
+        """
         h, w = image.shape[:2]
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        small = self.analysis_view(image)
+        small = np.ascontiguousarray(self.analysis_view(image))
+        sh, sw = small.shape[:2]
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         n = float(grey.size)
         mean, std = cv2.meanStdDev(grey)
         hist = cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel()
         p = hist[hist > 0] / n
-        lap = cv2.Laplacian(grey, cv2.CV_32F)
+        lap = cv2.Laplacian(grey, cv2.CV_16S)
         _, lap_std = cv2.meanStdDev(lap)
-        noise = cv2.filter2D(grey, cv2.CV_32F, _NOISE_KERNEL)
+        noise = cv2.filter2D(grey, cv2.CV_16S, _NOISE_KERNEL)
         b, g, r, _ = cv2.mean(small)
         hsv_s = cv2.mean(cv2.cvtColor(small, cv2.COLOR_BGR2HSV))[1]
-        chroma = cv2.mean(cv2.absdiff(small[:, :, 2], small[:, :, 1]))[0] + cv2.mean(
-            cv2.absdiff(small[:, :, 1], small[:, :, 0])
-        )[0]
+        # pixel k's channels sit at 3k, 3k+1, 3k+2 of a row: |x[j+1] - x[j]| is |G-B| at
+        # 3k, |R-G| at 3k+1 (and a difference across two pixels at 3k+2, not used)
+        row = small.reshape(sh, sw * 3)
+        shifted = np.empty((sh, sw * 3), np.uint8)
+        shifted[:, -1] = 0
+        cv2.absdiff(row[:, 1:], row[:, :-1], dst=shifted[:, :-1])
+        diffs = cv2.mean(shifted.reshape(sh, sw, 3))
+        chroma = diffs[1] + diffs[0]
         thumb = cv2.resize(grey, THUMBNAIL_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
         return {
             "brightness": float(mean[0, 0]),
@@ -97,11 +112,11 @@ class ImageFeatureExtractor:
             "cast_red_blue": float(r - b),
             "cast_green_magenta": float(g - (r + b) / 2.0),
             "sharpness": float(lap_std[0, 0]) ** 2,
-            "noise": _NOISE_FACTOR * float(cv2.mean(cv2.absdiff(noise, 0))[0]),
+            "noise": _NOISE_FACTOR * cv2.norm(noise, cv2.NORM_L1) / n,
             "dark_fraction": float(hist[: DARK_LEVEL + 1].sum()) / n,
             "bright_fraction": float(hist[BRIGHT_LEVEL:].sum()) / n,
             "entropy": float(-(p * np.log2(p)).sum()),
-            "edge_density": float(np.count_nonzero(cv2.absdiff(lap, 0) > EDGE_LEVEL)) / n,
+            "edge_density": float(np.count_nonzero(np.abs(lap) > _EDGE_INT)) / n,
             "greyscale": 1.0 if chroma < GREY_TOLERANCE else 0.0,
             "width": float(w),
             "height": float(h),

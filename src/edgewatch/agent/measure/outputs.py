@@ -36,7 +36,9 @@ CATEGORICAL_FEATURES: dict[str, tuple[str, str]] = {
 RAW_STATISTICS = ("mean", "std", "min", "max")
 """Per output tensor of a 'raw' model: features named ``raw.<output>.<statistic>``."""
 
-_CELLS = np.array([[f"r{r}c{c}" for c in range(3)] for r in range(3)])
+_CELL_NAMES = np.array([f"r{r}c{c}" for r in range(3) for c in range(3)])
+"""3x3 grid cell names by index 3 * row + column."""
+_add, _maximum, _minimum = np.add.reduce, np.maximum, np.minimum
 
 
 @dataclasses.dataclass(slots=True)
@@ -73,27 +75,33 @@ class OutputFeatureExtractor:
         return self._raw(output)
 
     def _detections(self, d: Detections, aspect: float) -> OutputFeatures:
-        kept = d.above(self.threshold)
-        scores = kept.scores
-        boxes = kept.boxes.astype(np.float64)
+        """Per-frame and per-box features in a few whole-array operations (a frame has a
+        handful of boxes, so each numpy call's overhead is what counts)."""
+        keep = d.scores >= self.threshold
+        scores = d.scores[keep]
+        boxes = d.boxes[keep].astype(np.float64)
         w = boxes[:, 2] - boxes[:, 0]
         h = boxes[:, 3] - boxes[:, 1]
         with np.errstate(divide="ignore", invalid="ignore"):
             box_aspect = np.log2((w * aspect) / h)
-        cx = np.clip(((boxes[:, 0] + boxes[:, 2]) * 1.5).astype(np.int64), 0, 2)
-        cy = np.clip(((boxes[:, 1] + boxes[:, 3]) * 1.5).astype(np.int64), 0, 2)
+        # centre (x, y) in thirds of the frame: cell index 3 * row + column, clipped to 0..2
+        thirds = ((boxes[:, :2] + boxes[:, 2:]) * 1.5).astype(np.int64)
+        _minimum(_maximum(thirds, 0, out=thirds), 2, out=thirds)
         near = np.count_nonzero(np.abs(d.scores - self.threshold) <= self.band)
+        count = scores.size
         numeric: dict[str, float | np.ndarray] = {
-            "det_count": float(scores.size),
+            "det_count": float(count),
             "score_max": float(d.best_score),
-            "score_mean": float(scores.mean()) if scores.size else float("nan"),
+            # the float32 mean, as ndarray.mean gives it
+            "score_mean": float(_add(scores, None) / count) if count else float("nan"),
             "near_threshold": float(near),
             "box_area": w * h,
             "box_aspect": box_aspect,
         }
+        names = self.labels
         labels = {
-            "classes": [self.label(int(c)) for c in kept.classes],
-            "position": _CELLS[cy, cx].tolist(),
+            "classes": [names.get(c, str(c)) for c in d.classes[keep].tolist()],
+            "position": _CELL_NAMES[thirds[:, 1] * 3 + thirds[:, 0]].tolist(),
         }
         return OutputFeatures(numeric, labels)
 

@@ -33,8 +33,8 @@ class WindowAssigner:
 
     def assign(self, timestamp: float) -> WindowSlot:
         cur = self.current
-        full = cur is not None and self.max_frames > 0 and cur.frames >= self.max_frames
-        if cur is None or full or timestamp >= cur.end:
+        if (cur is None or timestamp >= cur.end
+                or (self.max_frames > 0 and cur.frames >= self.max_frames)):
             self.current = cur = self._open(cur, timestamp)
         cur.frames += 1
         return cur

@@ -197,14 +197,19 @@ class Monitor:
             counts.seen += 1
             if self._silence is not None:
                 self._last_frame_at = self.clock.now()
-            if frame.image is None and result is None and not inference_error:
-                counts.decode_errors += 1
-            if inference_error:
-                counts.inference_errors += 1
-            if result is not None and result.nonfinite:
-                counts.nonfinite_outputs += 1
-            self._observed += 1
-            if (self._observed - 1) % self.every_nth or not self._rate_cap(t):
+            if result is None:
+                if inference_error:
+                    counts.inference_errors += 1
+                elif frame.image is None:
+                    counts.decode_errors += 1
+            else:
+                if inference_error:
+                    counts.inference_errors += 1
+                if result.nonfinite:
+                    counts.nonfinite_outputs += 1
+            n = self._observed
+            self._observed = n + 1
+            if n % self.every_nth or not self._rate_cap(t):
                 counts.sampled_out += 1
                 return False
             if resolve_now and isinstance(result, DeferredResult):

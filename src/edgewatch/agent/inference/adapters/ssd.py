@@ -22,6 +22,11 @@ COCO_MAX_ID = 90
 the graph does not declare it). A labels file for them has 90 lines, line k naming id k."""
 COCO_FIRST_NAME = "person"
 """COCO id 1: a labels file starting with it is taken for a COCO list."""
+_XYXY = np.array([1, 0, 3, 2])
+"""Columns of a (y1, x1, y2, x2) box in (x1, y1, x2, y2) order."""
+_maximum, _minimum = np.maximum, np.minimum
+"""Clipping to 0..1 as two ufuncs in place (``np.clip`` costs more in Python than in C for
+a few boxes; NaN stays NaN either way)."""
 
 
 class SsdAdapter(OutputAdapter):
@@ -43,18 +48,19 @@ class SsdAdapter(OutputAdapter):
     def decode(
         self, outputs: Sequence[npt.NDArray[np.generic]], geometry: Geometry
     ) -> Detections:
-        num, boxes, scores, classes = (outputs[i] for i in self._order)
-        n = int(np.asarray(num).ravel()[0])
-        s = np.asarray(scores, np.float32)[0, :n]
+        order = self._order
+        n = int(np.asarray(outputs[order[0]]).ravel()[0])
+        s = np.asarray(outputs[order[2]], np.float32)[0, :n]
         if s.size == 0:
             return Detections.empty()
         best = float(s.max())
         keep = np.flatnonzero(s >= self.floor)[: self.post.max_detections]
-        yxyx = np.asarray(boxes, np.float32)[0, keep]
+        # (y1, x1, y2, x2) -> (x1, y1, x2, y2) in the same gather, clipped in place
+        xyxy = np.asarray(outputs[order[1]], np.float32)[0][keep[:, None], _XYXY]
         return Detections(
-            boxes=np.clip(yxyx[:, [1, 0, 3, 2]], 0.0, 1.0),
+            boxes=_minimum(_maximum(xyxy, 0.0, out=xyxy), 1.0, out=xyxy),
             scores=s[keep],
-            classes=np.asarray(classes)[0, keep].astype(np.int64),
+            classes=np.asarray(outputs[order[3]])[0, keep].astype(np.int64),
             best_score=best,
         )
 
