@@ -40,7 +40,7 @@ _REFUSALS = {
 }
 _FLAT = "commands are flat JSON objects of strings, numbers, booleans and lists of them"
 _HINTS = (  # what a decoder message means, for the operator
-    ("\\x00", "a name or value holds a NUL character"),
+    ("NUL character", "a name or value holds a NUL character"),
     ("2147483647", "an integer is out of range (32 bits)"),
     ("-2147483648", "an integer is out of range (32 bits)"),
     ("out of range", "a number is out of range"),
@@ -82,9 +82,10 @@ def _salvage_id(payload: bytes) -> CommandId:
     if not payload.lstrip().startswith(b"{") or len(payload) > MAX_COMMAND_BYTES:
         return None
     try:
-        return msgspec.json.decode(payload, type=_IdOnly).id
+        ident = msgspec.json.decode(payload, type=_IdOnly).id
     except (msgspec.DecodeError, RecursionError):
         return None
+    return None if isinstance(ident, str) and "\x00" in ident else ident
 
 
 class CommandRouter:

@@ -296,6 +296,7 @@ class Monitor:
                     self._queue.task_done()
             if item is _STOP:
                 return
+            item = None  # not holding the last frame (about a megabyte) while waiting
 
     def _measure(self, key: int, frame: Frame, result: InferenceResult | DeferredResult | None,
                  inference_error: bool = False) -> None:
