@@ -1,6 +1,7 @@
 """Whole-process peak RSS of ``edgewatch replay`` next to a bare decode-and-infer loop.
 
     python bench/memory.py [--assets DIR] [--frames 400] [--repeats 3] [--json PATH]
+                           [--env NAME=VALUE ...]
 
 Two commands run as separate processes, one after the other, alternating (replay, bare,
 bare, replay, ...), ``--repeats`` times each:
@@ -89,10 +90,11 @@ def edgewatch(*args: str) -> list[str]:
     return [sys.executable, "-m", "edgewatch.cli", *args]
 
 
-def peak_mib(cmd: list[str]) -> tuple[float, float]:
+def peak_mib(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run ``cmd`` as a child; its peak RSS (MiB) and wall time (s). Exits if it fails."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=None if env is None else {**os.environ, **env})
     assert proc.stderr is not None
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -108,8 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=400, help="frames of vtest.avi (default 400)")
     p.add_argument("--repeats", type=int, default=3, help="runs of each command (default 3)")
     p.add_argument("--json", help="also write the numbers to this JSON file")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="set in both commands' environment (an allocator setting such as "
+                        "MALLOC_MMAP_THRESHOLD_=131072: both sides measured alike)")
     p.add_argument("--bare", nargs=2, metavar=("MODEL", "VIDEO"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    env = dict(item.split("=", 1) for item in args.env if "=" in item)
+    if len(env) != len(args.env):
+        p.error("--env takes NAME=VALUE")
     if args.bare:
         return bare(args.bare[0], args.bare[1], args.frames)
     assets = assets_dir(args.assets)
@@ -133,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.repeats):
             order = ("replay", "bare") if r % 2 == 0 else ("bare", "replay")
             for name in order:
-                mib, took = peak_mib(commands[name])
+                mib, took = peak_mib(commands[name], env)
                 runs[name].append(mib)
                 secs[name].append(took)
             print(f"round {r + 1}/{args.repeats}: replay {runs['replay'][-1]:.1f} MiB, bare "
@@ -142,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         windows = sum(1 for line in lines if re.search(r'"type":\s*"summary"', line))
     diffs = [a - b for a, b in zip(runs["replay"], runs["bare"], strict=True)]
     print(f"frames: {args.frames} of vtest.avi (768x576); {args.repeats} runs each, alternating;"
-          f" the replay wrote {windows} window summaries")
+          f" the replay wrote {windows} window summaries"
+          + "".join(f"; {k}={v} in both" for k, v in env.items()))
     print(f"edgewatch replay (demo config)   {statistics.median(runs['replay']):6.1f} MiB peak "
           f"RSS (median; runs {min(runs['replay']):.1f}..{max(runs['replay']):.1f}; "
           f"{statistics.median(secs['replay']):.1f} s)")
