@@ -4,10 +4,11 @@
                                 [--protocol 5|3.1.1]
 
 Needs valgrind (Debian: ``apt install valgrind``). Wall-clock rates on a shared machine
-swing with whatever else runs (``bench/ingest.py`` gives them); instruction counts do not:
-``valgrind --tool=callgrind`` counts every instruction a process executes, the same for the
-same inputs whatever the other cores do. So this prints one number per subscriber that can
-be compared across runs and changes:
+swing with whatever else runs (``bench/ingest.py`` gives them); instruction counts hardly
+do: ``valgrind --tool=callgrind`` counts every instruction a process executes, nearly the
+same for the same inputs whatever the other cores do (only the batch sizes, which follow
+timing, vary a little). So this prints one number per subscriber that can be compared
+across runs and changes:
 
 - **paho subscriber**: a Python paho client (MQTT 5, persistent session, QoS 1) that only
   counts the messages: what any Python subscriber pays per message;

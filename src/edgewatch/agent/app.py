@@ -34,7 +34,8 @@ from edgewatch.agent.source import (
 from edgewatch.agent.window.contexts import DEFAULT as DEFAULT_CONTEXT
 from edgewatch.agent.window.contexts import ContextRule, ReferenceSet
 from edgewatch.agent.window.drift_judge import DriftJudge
-from edgewatch.agent.window.monitor import FrameObserver, Monitor, MonitorSettings, Sink
+from edgewatch.agent.window.monitor import Monitor, MonitorSettings
+from edgewatch.agent.window.monitor_parts import FrameObserver, Sink
 from edgewatch.agent.window.reference import ReferenceProfile
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.errors import ConfigError, ModelError

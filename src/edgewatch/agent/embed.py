@@ -28,7 +28,7 @@ from edgewatch.agent.inference.adapters import OutputAdapter, make_adapter
 from edgewatch.agent.inference.engine import defer_decoding, tensor_specs
 from edgewatch.agent.inference.preprocess import Geometry, Preprocessor
 from edgewatch.agent.records import Frame, Image, Timings
-from edgewatch.agent.window.monitor import Sink
+from edgewatch.agent.window.monitor_parts import Sink
 from edgewatch.agent.window.reference import ReferenceProfile
 from edgewatch.clock import Clock, SystemClock
 from edgewatch.config.agent import AgentConfig

@@ -6,6 +6,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from edgewatch.agent.measure.image import ImageFeatureExtractor
 from edgewatch.agent.measure.outputs import OutputFeatureExtractor
 from edgewatch.agent.records import DeferredResult, Detections, Frame, InferenceResult, Timings
 from edgewatch.agent.window.monitor import Monitor, MonitorSettings
+from edgewatch.agent.window.monitor_parts import ResourceProbe, WindowJudge
 from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
 from edgewatch.agent.window.summary import WindowSummary
 from edgewatch.clock import ManualClock
@@ -82,6 +84,36 @@ def test_windows_by_time_count_every_frame(reference: ReferenceProfile) -> None:
     assert sink.summaries[0].numeric["det_count"].moments.mean == 2.0
     assert sink.summaries[0].categorical["classes"].as_dict() == {"1": 40}
     assert sink.summaries[0].latency["inference_ms"].count == 20
+
+
+class FramesSeen:
+    """A WindowJudge whose verdict is the window's frame count."""
+
+    name = "seen"
+
+    def judge(self, summary: WindowSummary) -> dict[str, Any]:
+        return {"frames": summary.frames.seen}
+
+
+class Fixed:
+    """A ResourceProbe with fixed figures."""
+
+    def sample(self) -> dict[str, Any]:
+        return {"process_rss_mb": 42.0}
+
+
+def test_the_judge_and_the_resources_reach_each_window_before_the_sink(
+        reference: ReferenceProfile) -> None:
+    judge: WindowJudge = FramesSeen()
+    probe: ResourceProbe = Fixed()
+    sink = ListSink()
+    with Monitor(reference, measurer(), sink, MonitorSettings(window_seconds=1.0,
+                 lossless=True), judge=judge, resources=probe) as mon:
+        for i in range(25):
+            mon.observe(Frame(i, i / 10, image(100)), result(1))
+    assert [s.extra["seen"] for s in sink.summaries] == [
+        {"frames": 10}, {"frames": 10}, {"frames": 5}]
+    assert all(s.resources == {"process_rss_mb": 42.0} for s in sink.summaries)
 
 
 def test_windows_by_frame_count(reference: ReferenceProfile) -> None:

@@ -21,8 +21,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from edgewatch.agent.measure.frame import FrameMeasurement, FrameMeasurer
 from edgewatch.agent.measure.sampling import RateCap
@@ -30,63 +29,23 @@ from edgewatch.agent.measure.signal import SignalTracker
 from edgewatch.agent.records import DeferredResult, Frame, InferenceResult, SignalChange
 from edgewatch.agent.window.accumulator import WindowAccumulator
 from edgewatch.agent.window.assigner import WindowAssigner, WindowSlot
+from edgewatch.agent.window.monitor_parts import (
+    FrameCheck,
+    FrameObserver,
+    OpenWindow,
+    ResourceProbe,
+    SignalSink,
+    Sink,
+    WindowFactory,
+    WindowJudge,
+)
 from edgewatch.agent.window.reference import ReferenceProfile
 from edgewatch.agent.window.summary import WindowSummary
 from edgewatch.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
-Sink = Callable[[WindowSummary], None]
-SignalSink = Callable[[SignalChange], None]
 _STOP = object()
-
-
-class WindowJudge(Protocol):
-    """Gives each closed window a verdict before any sink sees it (``DriftJudge``).
-
-    The monitor stores ``judge(summary)`` in ``summary.extra[name]``."""
-
-    name: str
-
-    def judge(self, summary: WindowSummary) -> dict[str, Any]: ...
-
-
-class OpenWindow(Protocol):
-    """What a window being filled offers the monitor (a WindowAccumulator)."""
-
-    def add(self, m: FrameMeasurement) -> None: ...
-
-    @property
-    def summary(self) -> WindowSummary: ...
-
-
-class WindowFactory(Protocol):
-    """Opens windows (``edgewatch.agent.window.contexts.ReferenceSet``)."""
-
-    def open(self, start: float, end: float) -> OpenWindow: ...
-
-    def empty(self, start: float, end: float) -> WindowSummary: ...
-
-
-class FrameCheck(Protocol):
-    """Per-frame verdicts on a measurement, on the monitor thread (``FrameChecks``: data
-    quality faults and the anomaly score)."""
-
-    def check(self, measurement: FrameMeasurement) -> None: ...
-
-
-class FrameObserver(Protocol):
-    """Sees each measured frame with its image, outputs and window, on the monitor thread
-    (``EvidenceCapture``: it only queues, never blocks)."""
-
-    def observe(self, frame: Frame, result: InferenceResult | None,
-                measurement: FrameMeasurement, window: tuple[float, float]) -> None: ...
-
-
-class ResourceProbe(Protocol):
-    """Device figures attached to each closed window (``ResourceSampler``)."""
-
-    def sample(self) -> dict[str, Any]: ...
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,66 @@
+"""What the monitor is composed of: the interfaces of the parts
+:class:`~edgewatch.agent.window.monitor.Monitor` calls on its worker thread (the window
+factory and its open windows, the judge, per-frame checks and observers, the resource
+probe) and of the sinks it hands closed windows and signal changes to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from edgewatch.agent.measure.frame import FrameMeasurement
+from edgewatch.agent.records import Frame, InferenceResult, SignalChange
+from edgewatch.agent.window.summary import WindowSummary
+
+Sink = Callable[[WindowSummary], None]
+"""Where each closed window goes."""
+SignalSink = Callable[[SignalChange], None]
+"""Where each change of the no-signal state goes, as soon as it is known."""
+
+
+class WindowJudge(Protocol):
+    """Gives each closed window a verdict before any sink sees it (``DriftJudge``).
+
+    The monitor stores ``judge(summary)`` in ``summary.extra[name]``."""
+
+    name: str
+
+    def judge(self, summary: WindowSummary) -> dict[str, Any]: ...
+
+
+class OpenWindow(Protocol):
+    """What a window being filled offers the monitor (a WindowAccumulator)."""
+
+    def add(self, m: FrameMeasurement) -> None: ...
+
+    @property
+    def summary(self) -> WindowSummary: ...
+
+
+class WindowFactory(Protocol):
+    """Opens windows (``edgewatch.agent.window.contexts.ReferenceSet``)."""
+
+    def open(self, start: float, end: float) -> OpenWindow: ...
+
+    def empty(self, start: float, end: float) -> WindowSummary: ...
+
+
+class FrameCheck(Protocol):
+    """Per-frame verdicts on a measurement, on the monitor thread (``FrameChecks``: data
+    quality faults and the anomaly score)."""
+
+    def check(self, measurement: FrameMeasurement) -> None: ...
+
+
+class FrameObserver(Protocol):
+    """Sees each measured frame with its image, outputs and window, on the monitor thread
+    (``EvidenceCapture``: it only queues, never blocks)."""
+
+    def observe(self, frame: Frame, result: InferenceResult | None,
+                measurement: FrameMeasurement, window: tuple[float, float]) -> None: ...
+
+
+class ResourceProbe(Protocol):
+    """Device figures attached to each closed window (``ResourceSampler``)."""
+
+    def sample(self) -> dict[str, Any]: ...
