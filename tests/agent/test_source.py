@@ -94,8 +94,8 @@ def test_run_plays_a_recorded_file_in_real_time(vtest: Path) -> None:
     no window is stamped in the future (``replay`` reads as fast as it can)."""
     import time
 
-    from edgewatch.agent.app import open_live
     from edgewatch.agent.source import PacedSource
+    from edgewatch.agent.source_config import open_live
     from edgewatch.clock import SystemClock
     from edgewatch.config.agent import parse_config
 

@@ -3,8 +3,8 @@
 ``build_agent`` is the composition root of ``edgewatch run``, ``edgewatch replay`` and
 ``AppMonitor``: inference -> monitor (quality checks, drift judge, resources) -> window
 outputs in order (the application's sink, JSON lines, the outbox and its publisher, the alert
-rules). The sources the commands read are opened here too (``open_recorded``,
-``open_live``).
+rules), in :class:`~edgewatch.agent.outputs.AgentOutputs`. The sources the commands read are
+opened by :mod:`edgewatch.agent.source_config`.
 """
 
 from __future__ import annotations
@@ -21,16 +21,12 @@ from edgewatch.agent.measure.checks import FrameChecks
 from edgewatch.agent.measure.frame import FrameMeasurer
 from edgewatch.agent.measure.image import ImageFeatureExtractor
 from edgewatch.agent.measure.outputs import OutputFeatureExtractor, load_labels
+from edgewatch.agent.outputs import AgentOutputs
 from edgewatch.agent.progress import Progress
 from edgewatch.agent.ratelimit import RepeatLimiter
 from edgewatch.agent.records import DeferredResult, Frame, Image, SignalChange
-from edgewatch.agent.source import (
-    FrameSource,
-    LiveSource,
-    PacedSource,
-    open_source,
-    parse_range,
-)
+from edgewatch.agent.source import FrameSource, LiveSource
+from edgewatch.agent.source_config import expected_frames, open_live, open_recorded
 from edgewatch.agent.window.contexts import DEFAULT as DEFAULT_CONTEXT
 from edgewatch.agent.window.contexts import ContextRule, ReferenceSet
 from edgewatch.agent.window.drift_judge import DriftJudge
@@ -41,16 +37,19 @@ from edgewatch.clock import Clock, SystemClock
 from edgewatch.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:  # what only a live agent (or a type checker) needs is imported where used
-    from edgewatch.agent.delivery.assembly import AlertSink, Delivery
+    from edgewatch.agent.delivery.assembly import Delivery
     from edgewatch.agent.delivery.sinks import JsonlSink
     from edgewatch.agent.evidence.capture import EvidenceCapture
     from edgewatch.agent.inference.engine import InferenceEngine
     from edgewatch.agent.update.lifecycle import UpdateManager
     from edgewatch.agent.update.staged import StagedUpdate
-    from edgewatch.agent.window.summary import WindowSummary
     from edgewatch.config.agent import AgentConfig
     from edgewatch.contracts.update_status import UpdateStatus
     from edgewatch.supervision import Supervisor
+
+__all__ = ["INFERENCE_FAILURES", "Agent", "AgentOutputs", "build_agent", "device_id",
+           "expected_frames", "infer_safely", "make_evidence", "make_measurer", "make_monitor",
+           "make_references", "make_update", "offline_config", "open_live", "open_recorded"]
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -98,38 +97,6 @@ def infer_safely(infer: Callable[[Image], R], image: Image | None,
     if line is not None:
         log.warning("%s (inference works again)", line)
     return result, False
-
-
-def open_recorded(cfg: AgentConfig, path: str, *, fps: float = 0.0, frames: str | None = None,
-                  start: float = 0.0) -> FrameSource:
-    """A video file or image folder; ``frames`` is a range ``START:END`` (END exclusive),
-    ``fps`` (default: ``source.fps``, else the file's own) sets the timestamps from
-    ``start``."""
-    first, last = parse_range(frames) if frames else (0, None)
-    return open_source(path, fps=fps or cfg.source.fps, start_time=start, first=first,
-                       last=last)
-
-
-def open_live(cfg: AgentConfig, clock: Clock | None = None) -> FrameSource:
-    """The configured source (``source.uri``), reconnecting as ``source`` says. A video
-    file or image folder is played in real time from now (``PacedSource``), as a camera
-    would deliver it; ``replay`` is the command that reads recordings as fast as it can."""
-    clock = clock or SystemClock()
-    source = open_source(cfg.source.uri, fps=cfg.source.fps, clock=clock,
-                         initial_backoff=cfg.source.reconnect_initial_s,
-                         max_backoff=cfg.source.reconnect_max_s)
-    return source if source.live else PacedSource(source, clock)
-
-
-def expected_frames(source: FrameSource) -> int | None:
-    """How many frames a recorded source will give (None when unknown, e.g. live)."""
-    count = getattr(source, "frame_count", None) or len(getattr(source, "files", []) or [])
-    if not count:
-        return None
-    first = getattr(source, "first", 0)
-    last = getattr(source, "last", None)
-    end = count if last is None else min(count, last + 1)
-    return max(end - first, 0)
 
 
 def offline_config(cfg: AgentConfig) -> AgentConfig:
@@ -211,58 +178,6 @@ def make_evidence(cfg: AgentConfig, reference: ReferenceProfile, model_sha256: s
     log.info("evidence: frames kept in %s (%s; at most %d an hour, %.0f MB)", cfg.evidence.path,
              redaction, cfg.evidence.max_per_hour, cfg.evidence.max_mb)
     return capture
-
-
-class AgentOutputs:
-    """Where the agent's windows go, in this order: the application's sink, JSON lines, the
-    outbox (published by the delivery), the alert rules (which see the outbox's state).
-
-    A sink itself; owns the delivery (outbox and publisher), the alert engine and the
-    evidence capture (which the monitor feeds frames and the alert engine alerts)."""
-
-    def __init__(self, *, sink: Sink | None = None, lines: JsonlSink | None = None,
-                 delivery: Delivery | None = None, alerting: AlertSink | None = None,
-                 evidence: EvidenceCapture | None = None) -> None:
-        self.lines = lines
-        self.delivery = delivery
-        self.alerting = alerting
-        self.evidence = evidence
-        outbox = delivery.sink if delivery is not None else None
-        self.sinks: tuple[Sink, ...] = tuple(
-            s for s in (sink, lines, outbox, alerting) if s is not None)
-
-    def __call__(self, summary: WindowSummary) -> None:
-        for sink in self.sinks:
-            sink(summary)
-
-    def signal(self, change: SignalChange) -> None:
-        """The no-signal fast path (monitor thread): the alert rules fire or resolve their
-        no-signal alert now, which goes out ahead of everything queued."""
-        if self.alerting is not None:
-            self.alerting.signal(change)
-
-    def start(self) -> None:
-        """Start publishing (when there is a publisher)."""
-        if self.delivery is not None:
-            self.delivery.start()
-
-    def close(self, drain_timeout: float = 0.0, *, only_connected: bool = False) -> bool:
-        """Close the JSON lines, then stop publishing (after draining the outbox for up to
-        ``drain_timeout`` seconds; with ``only_connected``, not while disconnected) and close
-        the outbox and the alert state. False when the outbox did not drain in time (what is
-        left goes out on the next start)."""
-        if self.lines is not None:
-            self.lines.close()
-        if self.evidence is not None:
-            self.evidence.close()
-            totals = self.evidence.totals
-            if any(totals.values()):
-                log.info("evidence: %s", ", ".join(f"{k} {v}" for k, v in totals.items()))
-        drained = True if self.delivery is None else self.delivery.close(
-            drain_timeout, only_connected=only_connected)
-        if self.alerting is not None:
-            self.alerting.engine.store.close()
-        return drained
 
 
 class Agent:
