@@ -40,6 +40,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Literal
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -84,18 +85,26 @@ def consume(kind: str, protocol: str, port: int, n: int, url: str, client_id: st
         sub.disconnect()
         sub.loop_stop()
         return
+    collector(protocol, port, url, client_id, n)
+
+
+def collector(protocol: str, port: int, url: str, client_id: str, n: int) -> None:
+    """The real Ingestor on a persistent session: subscribe, store ``n`` messages, leave."""
     from edgewatch.collector.ingest import Ingestor
     from edgewatch.collector.store import open_store
     from edgewatch.config.collector import CollectorMqttConfig, StoreConfig
 
     store = open_store(url)
-    cfg = CollectorMqttConfig(port=port, client_id=client_id, protocol=protocol)
+    version: Literal["5", "3.1.1"] = "5" if protocol == "5" else "3.1.1"
+    cfg = CollectorMqttConfig(port=port, client_id=client_id, protocol=version)
     ing = Ingestor(cfg, StoreConfig(), store)
     ing.start()
-    ing.subscribed.wait(60)
+    if not ing.subscribed.wait(60):
+        raise SystemExit("the collector never subscribed")
     while ing.stats.stored["summary"] + ing.stats.duplicates < n:
         time.sleep(0.05)
-    time.sleep(0.5)
+    if n:
+        time.sleep(0.5)  # the last acknowledgements leave
     ing.stop()
     store.close()
 
@@ -109,18 +118,7 @@ def make_session(kind: str, protocol: str, port: int, url: str, client_id: str) 
                         "-q", "1", "-c", "-i", client_id, "-t", TOPICS, "-E"],
                        check=True, timeout=30)
         return
-    from edgewatch.collector.ingest import Ingestor
-    from edgewatch.collector.store import open_store
-    from edgewatch.config.collector import CollectorMqttConfig, StoreConfig
-
-    store = open_store(url)
-    cfg = CollectorMqttConfig(port=port, client_id=client_id, protocol=protocol)
-    ing = Ingestor(cfg, StoreConfig(), store)
-    ing.start()
-    if not ing.subscribed.wait(30):
-        raise SystemExit("the collector never subscribed")
-    ing.stop()
-    store.close()
+    collector(protocol, port, url, client_id, 0)
 
 
 def instructions(valgrind: str, out: Path, *args: str) -> int:

@@ -133,6 +133,11 @@ def _json(message: msgspec.Struct) -> str:
     return msgspec.json.encode(message).decode("utf-8")
 
 
+def _payload(item: Item) -> str:
+    """The item's message as stored: the canonical JSON the decoder wrote, else written now."""
+    return item.canonical.decode("utf-8") if item.canonical else _json(item.message)
+
+
 def _message(index: int, item: Item, m: Summary | Alert | CommandResult) -> _Message:
     if not m.boot_id:
         raise StoreError(f"{item.kind} without a boot_id: it has no key")
@@ -146,8 +151,7 @@ def _message(index: int, item: Item, m: Summary | Alert | CommandResult) -> _Mes
         start, end = m.window.start, m.window.end
         alert_id, state = m.id or None, m.state  # without an id, an alert stands for itself
     row = (m.device, m.boot_id, m.seq, item.kind, item.fleet, item.received, start, end,
-           m.historical, alert_id, state,
-           item.canonical.decode("utf-8") if item.canonical else _json(m))
+           m.historical, alert_id, state, _payload(item))
     return _Message(index, m.device, m.boot_id, m.seq, item.fleet, item.received, row, merged)
 
 
@@ -161,8 +165,8 @@ def _status(index: int, item: Item, s: Status) -> _Status:
 
 
 def _reference(index: int, item: Item, r: Reference) -> _Reference:
-    payload = item.canonical.decode("utf-8") if item.canonical else _json(r)
-    row = (item.device, r.id, item.fleet, item.received, r.created, r.model_sha256, payload)
+    row = (item.device, r.id, item.fleet, item.received, r.created, r.model_sha256,
+           _payload(item))
     return _Reference(index, item.device, r.id, row, bool(item.retained))
 
 
