@@ -26,12 +26,14 @@ from paho.mqtt.properties import Properties
 
 from edgewatch.cli import main
 from edgewatch.clock import ManualClock
-from edgewatch.collector import ingest as ingest_module
-from edgewatch.collector.ingest import Inbox, Ingestor, RateLimitedLog
+from edgewatch.collector import ingest_batch
+from edgewatch.collector.inbox import Inbox
+from edgewatch.collector.ingest import Ingestor, RateLimitedLog
 from edgewatch.collector.store import Item, Quarantined, Store, StoreError, open_store
 from edgewatch.config.collector import CollectorMqttConfig, StoreConfig
 from edgewatch.contracts import codec
 from edgewatch.contracts.summary import Summary
+from edgewatch.errors import ConfigError
 from support.broker import MosquittoBroker
 from support.paths import DATA
 from support.waiting import wait_until
@@ -290,7 +292,7 @@ def test_on_message_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         def broken(*_: Any) -> None:
             raise RuntimeError(f"bug quoting the payload: {MARKER}")
 
-        monkeypatch.setattr(ingest_module, "check", broken)
+        monkeypatch.setattr(ingest_batch, "check", broken)
         raw = json.dumps(summary_v1(1)).encode()
         ing._on_message(ing.client, None, message(2, topic("summary").encode(), raw))
         assert (ing.stats.unexpected, ing.stats.received) == (1, 2)
@@ -395,3 +397,134 @@ def test_the_inbox_hands_over_whole_batches_and_holds_the_network_thread_when_fu
     blocked.join(5)
     assert not blocked.is_alive()
     assert [m for m, _, _ in inbox.take(0.0, 0.0)] == [8, 9, 10]
+
+
+# --------------------------------------------------------------------------- second process
+
+
+class Recorder:
+    """What the collector's own process is told after a commit: the alerts to route and
+    the stored messages the queued commands look at."""
+
+    def __init__(self) -> None:
+        self.alerts: list[tuple[str, Any]] = []
+        self.stored_items: list[Item] = []
+
+    def submit(self, fleet: str, payload: Any) -> None:
+        self.alerts.append((fleet, payload))
+
+    def stored(self, items: Sequence[Item]) -> None:
+        self.stored_items.extend(items)
+
+    def tick(self) -> None:
+        pass
+
+
+def test_a_second_process_decodes_and_stores_as_the_collector_would(
+        broker: MosquittoBroker, store_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """store.worker_process: the same counts, the same rows, the same quarantine, the new
+    alert routed once and the statuses shown to the queued commands, from the collector's
+    own process."""
+    from edgewatch.contracts.alert import Alert, Span
+    from edgewatch.contracts.status import Status
+
+    caplog.set_level(logging.WARNING, logger="edgewatch.collector.ingest")
+    hostile = hostile_payloads()
+    alert = Alert(id="a1", rule="temperature", state="firing", severity="warning",
+                  window=Span(1_700_000_000.0, 1_700_000_010.0), since=1_700_000_000.0,
+                  updated=1_700_000_000.0, device="cam-1", boot_id="b1", seq=90)
+    birth = Status(state="online", device="cam-1", boot_id="b1", time=1_700_000_000.0)
+    recorder = Recorder()
+    cfg = CollectorMqttConfig(port=broker.port, client_id=f"c-{uuid.uuid4().hex[:8]}")
+    with open_store(store_url) as store:
+        ing = Ingestor(cfg, StoreConfig(url=store_url, worker_process=True), store,
+                       alerts=recorder)
+        ing.commands = recorder
+        ing.start()
+        try:
+            assert ing.subscribed.wait(15)
+            good = [(topic("summary"), codec.encode(summary_v2(seq), "msgpack"), codec.MSGPACK)
+                    for seq in (7, 8)]
+            publish(broker.port, [(t, raw, ctype) for t, raw, ctype, _ in hostile] + good + [
+                good[0],  # delivered twice: a duplicate
+                (topic("alert"), codec.encode(alert, "msgpack"), codec.MSGPACK),
+                (topic("alert"), codec.encode(alert, "msgpack"), codec.MSGPACK),
+                (topic("status"), codec.encode(birth, "json"), codec.JSON)])
+            wait_until(lambda: ing.stats.stored["status"] == 1, 30, "everything stored")
+            wait_until(lambda: not ing._sent and not ing._queue, 10, "acknowledged")
+            stats = ing.stats
+            assert stats.bad == Counter(reason for *_, reason in hostile)
+            assert (stats.stored, stats.unexpected, stats.store_errors) == (
+                Counter(summary=2, alert=1, status=1), 0, 0)
+            assert stats.duplicates == 2
+            assert [s.seq for s in store.summaries("cam-1")] == [8, 7]
+            [kept] = store.quarantined()
+            assert (kept.reason, kept.payload) == ("store", hostile[-1][1])
+            assert [(fleet, a.id) for fleet, a in recorder.alerts] == [("depot", alert.id)]
+            assert {type(i.message).__name__ for i in recorder.stored_items} == {"Alert", "Status"}
+            assert store.device("cam-1").online  # type: ignore[union-attr]
+            assert ing.process is not None and ing.process.started == 1
+        finally:
+            ing.stop()
+    refusals = [r for r in caplog.records if "refused a message" in r.getMessage()]
+    assert len(refusals) == len(set(stats.bad))  # once per reason, as in one process
+    assert MARKER not in caplog.text
+
+
+def worker_pids() -> list[int]:
+    """The live second processes of this process (spawned by multiprocessing)."""
+    import psutil
+
+    found = []
+    for child in psutil.Process().children():
+        try:
+            if (child.status() != psutil.STATUS_ZOMBIE
+                    and "spawn_main" in " ".join(child.cmdline())):
+                found.append(child.pid)
+        except psutil.Error:  # gone meanwhile
+            pass
+    return found
+
+
+def test_a_killed_second_process_is_started_again_and_nothing_is_lost(
+        broker: MosquittoBroker, tmp_path: Path) -> None:
+    """SIGKILL of the second process while it holds batches: those were not acknowledged;
+    another process stores them (again: the store keeps each message once)."""
+    import os
+    import signal
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    cfg = CollectorMqttConfig(port=broker.port, client_id=f"c-{uuid.uuid4().hex[:8]}")
+    n = 400
+    with open_store(url) as store:
+        ing = Ingestor(cfg, StoreConfig(url=url, worker_process=True, batch_size=20), store)
+        ing.start()
+        try:
+            assert ing.subscribed.wait(15)
+            sender = threading.Thread(target=publish, args=(broker.port, [
+                (topic("summary"), codec.encode(summary_v2(seq), "msgpack"), codec.MSGPACK)
+                for seq in range(n)]))
+            sender.start()
+            wait_until(lambda: ing.stats.stored["summary"] > 0, 30, "a first batch stored")
+            [pid] = worker_pids()
+            os.kill(pid, signal.SIGKILL)
+            sender.join(60)
+            wait_until(lambda: store.count("summary") == n, 60, "every summary stored")
+            wait_until(lambda: not ing._sent and not ing._queue, 10, "acknowledged")
+            assert ing.stats.store_errors >= 1  # the batch it held, sent again
+            assert ing.process is not None and ing.process.started == 2
+            assert worker_pids() not in ([], [pid])
+            assert ing.stats.stored["summary"] + ing.stats.duplicates >= n
+        finally:
+            ing.stop()
+        assert worker_pids() == []  # stopped with the collector
+        # acknowledged: a new session of the same client finds nothing left to deliver
+        with running(broker, store, cfg.client_id) as again:
+            time.sleep(1.0)
+            assert again.stats.received == 0
+
+
+def test_worker_process_needs_a_store_another_process_can_open() -> None:
+    with pytest.raises(ConfigError, match="worker_process"):
+        Ingestor(CollectorMqttConfig(), StoreConfig(url="sqlite:///:memory:",
+                                                    worker_process=True), None)  # type: ignore

@@ -126,6 +126,19 @@ def test_ingest_many_one_result_per_item_in_order(store: Store) -> None:
     assert [d.device for d in store.devices()] == ["cam-1", "cam-2"]
 
 
+def test_a_batch_whose_optional_columns_are_all_null_is_stored(store: Store) -> None:
+    """Command results carry no window and no alert id: on PostgreSQL those columns go
+    over as arrays of NULLs only."""
+    items: list[Any] = [
+        ("cmd_result", "f", "cam-1", CommandResult(command="ping", id=f"x{seq}", ok=True,
+                                                   device="cam-1", boot_id="b1", seq=seq), T0)
+        for seq in (1, 2, 3)]
+    assert store.ingest_many(items) == [True, True, True]
+    assert store.ingest_many(items) == [False, False, False]
+    assert store.keys("cmd_result") == [("cam-1", "b1", 1), ("cam-1", "b1", 2),
+                                        ("cam-1", "b1", 3)]
+
+
 # Contract types do not validate when built in Python: these are what a buggy caller could
 # hand the store (the codec never decodes them).
 BAD_ALERTS = {

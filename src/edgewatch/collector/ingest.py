@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import logging
 import threading
-import time
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -30,16 +31,32 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edgewatch.clock import Clock, SystemClock
-from edgewatch.collector.store import Item, Quarantined, RejectedPayload
-from edgewatch.collector.validate import check
+from edgewatch.collector.inbox import Entry, Inbox
+from edgewatch.collector.ingest_batch import (
+    IngestProcess,
+    Outcome,
+    Raw,
+    Sent,
+    WorkerDied,
+    decode_raw,
+    outcome_of,
+    store_batch,
+)
+from edgewatch.collector.store import Item, Quarantined
 from edgewatch.config.collector import CollectorMqttConfig, StoreConfig
 from edgewatch.config.mqtt import secure
 from edgewatch.contracts.alert import Alert
 from edgewatch.contracts.codec import Rejected
 from edgewatch.contracts.evidence import EvidenceChunk
 from edgewatch.contracts.topics import LEAVES
+from edgewatch.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_SENT = 2
+"""Batches handed to the second process and not yet acknowledged, at most."""
 
 LOG_EVERY_S = 60.0
 """A refusal is logged at most once per reason in this many seconds."""
@@ -90,43 +107,6 @@ class IngestStats:
     chunks: Counter[str] = dataclasses.field(default_factory=Counter)
     """Evidence chunks by outcome (stored, joined, duplicate, corrupt, invalid, ignored:
     no evidence directory)."""
-
-
-class Inbox:
-    """Messages received and not yet stored: the MQTT thread puts one at a time (blocking
-    while ``maxsize`` wait: paho stops reading, the broker keeps the rest), the store thread
-    takes them in batches. The store thread is woken when a batch starts and when it is
-    full, not for every message (each wake-up is a trip between the threads)."""
-
-    def __init__(self, maxsize: int, batch: int) -> None:
-        self.maxsize, self.batch = maxsize, batch
-        self._items: collections.deque[tuple[int, int, Item | None]] = collections.deque()
-        self._cond = threading.Condition()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def put(self, entry: tuple[int, int, Item | None]) -> None:
-        with self._cond:
-            while len(self._items) >= self.maxsize:
-                self._cond.wait()
-            self._items.append(entry)
-            if len(self._items) in (1, self.batch):
-                self._cond.notify_all()
-
-    def take(self, wait_s: float, fill_s: float) -> list[tuple[int, int, Item | None]]:
-        """Up to ``batch`` entries: waits up to ``wait_s`` for the first, then up to
-        ``fill_s`` for the batch to fill; [] when nothing came."""
-        with self._cond:
-            if not self._items and not self._cond.wait_for(lambda: self._items, wait_s):
-                return []
-            deadline = time.monotonic() + fill_s
-            while len(self._items) < self.batch and (left := deadline - time.monotonic()) > 0:
-                self._cond.wait(left)
-            items = self._items
-            batch = [items.popleft() for _ in range(min(len(items), self.batch))]
-            self._cond.notify_all()  # room for a put that waits
-            return batch
 
 
 class RateLimitedLog:
@@ -209,6 +189,19 @@ class Ingestor:
         """Set once the broker confirmed every subscription (SUBACK) of the connection."""
         self._writer = threading.Thread(target=self._write_loop, name="collector-store",
                                         daemon=True)
+        self.write_started: float | None = None
+        """When the store write under way started (monotonic); None: none is."""
+        self.writes_finished = 0
+        """Store writes finished (committed or failed): the supervisor's sign of progress."""
+        self.process: IngestProcess | None = None
+        """The second process that decodes and stores (``store.worker_process``)."""
+        self._sent: collections.deque[tuple[list[Entry], Sent]] = collections.deque()
+        """Batches in the second process, oldest first, not yet acknowledged."""
+        if store_cfg.worker_process:
+            if store_cfg.url.endswith(":memory:"):
+                raise ConfigError("store.worker_process needs a store a second process can "
+                                  "open: not sqlite:///:memory:")
+            self.process = IngestProcess(store_cfg.url, cfg.topic_root)
 
     def start(self) -> None:
         props = None
@@ -226,6 +219,8 @@ class Ingestor:
         self._writer.join(10)
         self.client.disconnect()
         self.client.loop_stop()
+        if self.process is not None:
+            self.process.close()
 
     # -- MQTT thread ----------------------------------------------------------------------
 
@@ -253,20 +248,25 @@ class Ingestor:
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         """Never raises: whatever happens, the message is queued for its acknowledgement."""
-        item = None
+        entry: Item | Raw | None = None
         try:
             self.stats.received += 1
-            item = self._item(msg)
+            entry = self._entry(msg)
         except Exception as exc:  # a bug: count it, log it (briefly), go on
-            self.stats.unexpected += 1
-            self.refusals.warning("unexpected", "ingest failed on a message: %s (debug logs "
-                                  "have the traceback)", type(exc).__name__)
+            self._unexpected(type(exc).__name__)
             log.debug("ingest failure", exc_info=True)
         # Blocks when the store falls behind: paho stops reading, the broker keeps the rest.
-        self._queue.put((msg.mid, msg.qos, item))
+        self._queue.put((msg.mid, msg.qos, entry))
 
-    def _item(self, msg: mqtt.MQTTMessage) -> Item | None:
-        """The message decoded for the store; None when it is refused or not stored."""
+    def _unexpected(self, what: str) -> None:
+        self.stats.unexpected += 1
+        self.refusals.warning("unexpected", "ingest failed on a message: %s (debug logs have "
+                              "the traceback)", what)
+
+    def _entry(self, msg: mqtt.MQTTMessage) -> Item | Raw | None:
+        """What the store thread gets: the message decoded (None when it is refused or not
+        stored), or as received for the second process (evidence chunks excepted: the
+        collector's own process writes them)."""
         topic = "?"
         try:
             try:
@@ -275,17 +275,22 @@ class Ingestor:
                 raise Rejected("topic", "the topic is not UTF-8") from None
             props = msg.properties
             ctype = getattr(props, "ContentType", None) if props is not None else None
-            raw = bytes(msg.payload)
-            parsed = check(topic, raw, self.cfg.topic_root, ctype)
+            raw = Raw(topic, bytes(msg.payload), ctype, bool(msg.retain), self.clock.now())
+            if self.process is not None and not topic.endswith("/evidence"):
+                return raw
+            return decode_raw(raw, self.cfg.topic_root)
         except Rejected as exc:
-            self.stats.bad[exc.reason] += 1
-            self.refusals.warning(exc.reason, "refused a message on %.200r: %s: %.200s",
-                                  topic, exc.reason, exc.detail)
+            self._refused(exc.reason, topic, exc.detail)
             return None
-        if parsed is None:
-            return None
-        return Item(parsed.leaf, parsed.fleet, parsed.device, parsed.message,
-                    self.clock.now(), topic, raw, bool(msg.retain), parsed.canonical)
+
+    def _refused(self, reason: str, topic: str, detail: str) -> None:
+        self.stats.bad[reason] += 1
+        if reason == "store":
+            self.refusals.warning("store", "the store refused a message on %.200r (kept in "
+                                  "quarantine): %.200s", topic, detail)
+        else:
+            self.refusals.warning(reason, "refused a message on %.200r: %s: %.200s", topic,
+                                  reason, detail)
 
     # -- store thread ---------------------------------------------------------------------
 
@@ -294,7 +299,9 @@ class Ingestor:
             batch = self._next_batch()
             if batch:
                 self._store(batch)
+            self._finish_sent(wait=not batch)
             self._tick()
+        self._finish_sent(wait=True)
 
     def _tick(self) -> None:
         if self.commands is None:
@@ -304,50 +311,98 @@ class Ingestor:
         except Exception as exc:  # queued commands must not stop the ingest
             self.stats.unexpected += 1
             log.error("queued commands: %s: %.300s", type(exc).__name__, exc)
-    def _next_batch(self) -> list[tuple[int, int, Item | None]]:
-        return self._queue.take(0.2, self.store_cfg.batch_wait_ms / 1000.0)
 
-    def _store(self, batch: list[tuple[int, int, Item | None]]) -> None:
-        items = [item for _, _, item in batch if item is not None]
+    def _next_batch(self) -> list[Entry]:
+        # with a batch in the second process, come back soon to acknowledge it
+        return self._queue.take(0.01 if self._sent else 0.2,
+                                self.store_cfg.batch_wait_ms / 1000.0)
+
+    def _store(self, batch: list[Entry]) -> None:
+        entries = [entry for _, _, entry in batch if entry is not None]
+        items = [e for e in entries if isinstance(e, Item)]
         if any(isinstance(item.message, EvidenceChunk) for item in items):
             self._chunks([i for i in items if isinstance(i.message, EvidenceChunk)])
             items = [i for i in items if not isinstance(i.message, EvidenceChunk)]
-        kept: list[Quarantined] = []
-        fresh: list[bool] = []
-        delay = 0.5
-        while items or kept:
-            try:
-                fresh = self.store.ingest_many(items, kept)
-                break
-            except RejectedPayload as exc:  # a poison item: quarantine it, store the rest
-                bad = items.pop(exc.index)
-                kept.append(Quarantined(bad.received, bad.topic, "store", exc.detail, bad.raw))
-                self.refusals.warning("store", "the store refused a message on %.200r (kept "
-                                      "in quarantine): %.200s", bad.topic, exc.detail)
-            except Exception as exc:  # the store (PostgreSQL) may be briefly unreachable
-                self.stats.store_errors += 1
-                log.error("store failed (%s: %.300s); retrying in %.1f s", type(exc).__name__,
-                          (str(exc).splitlines() or [""])[0], delay)
-                if self.stop_event.wait(delay):
-                    return  # not acknowledged: the broker delivers them again
-                delay = min(delay * 2, 30.0)
-        if kept:
-            self.stats.bad["store"] += len(kept)
-        for item, new in zip(items, fresh):
-            if new:
-                self.stats.stored[item.kind] += 1
-                if isinstance(item.message, Alert):
-                    # routed once: when new; the service's router leaves out the stale ones
-                    # of a device that is offline in the store (collector/service.py)
-                    self._route(item.fleet, item.message)
-            else:
-                self.stats.duplicates += 1
+        raws = [e for e in entries if isinstance(e, Raw)]
+        if raws:
+            assert self.process is not None
+            if not self._sent:
+                self.write_started = self.clock.monotonic()
+            self._sent.append((batch, self.process.send(raws)))
+            return  # acknowledged by _finish_sent, once stored
+        if items:
+            done = self._retrying(lambda _: store_batch(self.store, items))
+            if done is None:
+                return  # stopped while the store was down: not acknowledged
+            self._done(outcome_of(*done))
+        self._ack(batch)
+
+    def _ack(self, batch: list[Entry]) -> None:
         for mid, qos, _ in batch:
             if qos > 0:
                 self.client.ack(mid, qos)
-        if self.commands is not None and items:
+
+    def _finish_sent(self, wait: bool) -> None:
+        """Acknowledge the batches the second process has stored, oldest first. Two at most
+        are left with it (one stored while the next is received and sent: the second
+        process never waits for the collector's own); ``wait``: none."""
+        while self._sent and (wait or len(self._sent) > MAX_SENT
+                              or self._sent[0][1].future.done()):
+            batch, sent = self._sent.popleft()
+            done = self._retrying(partial(self._outcome, sent))
+            if done is None:  # stopped while the store was down: not acknowledged
+                self._sent.clear()
+                return
+            self._done(done)
+            self._ack(batch)
+            if self._sent:
+                self.write_started = self.clock.monotonic()
+
+    def _outcome(self, sent: Sent, attempt: int) -> Outcome:
+        """The outcome of a batch sent; after a failure, of the batch sent again."""
+        assert self.process is not None
+        return self.process.ingest(sent.batch) if attempt else self.process.outcome(sent)
+
+    def _retrying(self, write: Callable[[int], T]) -> T | None:
+        """``write(attempt)`` (0, 1, ...), tried again while the store fails as a whole
+        (PostgreSQL briefly unreachable, the second process gone); None when the collector
+        stops first."""
+        delay = 0.5
+        for attempt in itertools.count():
+            self.write_started = self.clock.monotonic()
             try:
-                self.commands.stored(items)
+                return write(attempt)
+            except Exception as exc:
+                self.stats.store_errors += 1
+                what = "ingest process" if isinstance(exc, WorkerDied) else "store"
+                log.error("%s failed (%s: %.300s); retrying in %.1f s", what,
+                          type(exc).__name__, (str(exc).splitlines() or [""])[0], delay)
+            finally:
+                self.write_started = None
+                self.writes_finished += 1
+            if self.stop_event.wait(delay):
+                break  # not acknowledged: the broker delivers them again
+            delay = min(delay * 2, 30.0)
+        return None
+
+    def _done(self, outcome: Outcome) -> None:
+        """Count what a committed batch did, route its new alerts, tell the queued
+        commands."""
+        for refusal in outcome.refused:
+            if refusal.reason == "unexpected":
+                self._unexpected(refusal.detail)
+            else:
+                self._refused(refusal.reason, refusal.topic, refusal.detail)
+        self.stats.stored.update(outcome.stored)
+        self.stats.duplicates += outcome.duplicates
+        for item, new in outcome.follow:
+            if new and isinstance(item.message, Alert):
+                # routed once: when new; the service's router leaves out the stale ones
+                # of a device that is offline in the store (collector/service.py)
+                self._route(item.fleet, item.message)
+        if self.commands is not None and outcome.follow:
+            try:
+                self.commands.stored([item for item, _ in outcome.follow])
             except Exception as exc:  # queued commands must not stop the ingest
                 self.stats.unexpected += 1
                 log.error("queued commands: %s: %.300s", type(exc).__name__, exc)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
 from typing import Any
 
 from edgewatch.clock import Clock, SystemClock
@@ -14,32 +13,12 @@ from edgewatch.collector.evidence import ChunkStore
 from edgewatch.collector.ingest import Ingestor
 from edgewatch.collector.retention import RetentionThread
 from edgewatch.collector.routing import AlertRouter, RouterThread
-from edgewatch.collector.store import Item, Quarantined, Store, StoreError, open_store
+from edgewatch.collector.store import Store, StoreError, open_store
 from edgewatch.config.collector import AlertingConfig, CollectorConfig
 from edgewatch.contracts.alert import Alert
 from edgewatch.supervision import Supervisor
 
 log = logging.getLogger(__name__)
-
-
-class WatchedStore:
-    """The ingest's store, watched for the supervisor: whether a write is under way (since
-    when), and how many finished (committed or failed)."""
-
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self.store = store
-        self.clock = clock
-        self.started: float | None = None
-        self.finished = 0
-
-    def ingest_many(self, items: Sequence[Item],
-                    quarantine: Sequence[Quarantined] = ()) -> list[bool]:
-        self.started = self.clock.monotonic()
-        try:
-            return self.store.ingest_many(items, quarantine)
-        finally:
-            self.started = None
-            self.finished += 1
 
 
 class LiveAlerts:
@@ -81,11 +60,10 @@ class CollectorService:
         self.clock = clock or SystemClock()
         self.routing = _routing(cfg.alerting, self.clock)
         self.store = open_store(cfg.store.url)
-        self.watched = WatchedStore(self.store, self.clock)
         # evidence chunks devices send when asked (edgewatch evidence pull)
         self.evidence = ChunkStore(cfg.evidence.dir)
         alerts = None if self.routing is None else LiveAlerts(self.routing, self.store)
-        self.ingestor = Ingestor(cfg.mqtt, cfg.store, self.watched, clock=self.clock,
+        self.ingestor = Ingestor(cfg.mqtt, cfg.store, self.store, clock=self.clock,
                                  alerts=alerts, evidence=self.evidence)
         # operator commands queued for offline devices: delivered on their birth (live
         # births only in a shared group: each reaches one instance, retained ones all)
@@ -166,9 +144,9 @@ class CollectorService:
         writer = getattr(self.ingestor, "_writer", None)
         if network is None or not network.is_alive() or (writer and not writer.is_alive()):
             return False
-        finished = self.watched.finished
+        finished = self.ingestor.writes_finished
         moved, self._last_finished = finished != self._last_finished, finished
-        return moved or self.watched.started is None
+        return moved or self.ingestor.write_started is None
 
     def status(self) -> str:
         """The status line: connection, what was stored, a write that takes long."""
@@ -179,7 +157,7 @@ class CollectorService:
         text = f"{head}: {sum(s.stored.values())} stored, {s.duplicates} duplicates"
         if s.store_errors:
             text += f", {s.store_errors} store errors (retried)"
-        started = self.watched.started
+        started = self.ingestor.write_started
         if started is not None and self.clock.monotonic() - started >= 5.0:
             text += f", a store write under way for {self.clock.monotonic() - started:.0f} s"
         return text

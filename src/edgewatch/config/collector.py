@@ -48,6 +48,12 @@ class StoreConfig:
     queue_size: int = setting(
         10000, "Messages received and not yet stored; when full, the collector stops "
         "reading from the broker (which keeps them).", minimum=1)
+    worker_process: bool = setting(
+        False, "Decode and store messages in a second process, which runs on another core "
+        "beside the one reading from the broker: more messages a second per instance "
+        "(bench/ingest.py; docs/scaling.md). The MQTT session, acknowledgements, alert "
+        "routing, queued commands and evidence stay in the collector's own process. Needs "
+        "a store a second process can open (not sqlite:///:memory:).")
 
 
 @dataclasses.dataclass(frozen=True)
