@@ -95,15 +95,35 @@ class DeferredResult:
 
     decode: Callable[[], ModelOutput]
     timings: Timings
-    nonfinite: bool = False
+    finite: bool | Callable[[], bool] = True
+    """Whether every float output tensor is finite: known, or the check to run when first
+    asked (:attr:`nonfinite`), which the monitor does on its own thread."""
+    empty: Callable[[], ModelOutput] | None = None
+    """The output that stands for non-finite outputs (the adapter's empty one); None:
+    ``decode`` gives it."""
+
+    @property
+    def checked(self) -> bool:
+        """Whether the finite check has run (or was not needed)."""
+        return isinstance(self.finite, bool)
+
+    @property
+    def nonfinite(self) -> bool:
+        """True when any float output tensor holds NaN or Inf (checked once, when first
+        asked)."""
+        finite = self.finite
+        if not isinstance(finite, bool):
+            finite = self.finite = bool(finite())
+        return not finite
 
     def resolve(self) -> InferenceResult:
         t0 = time.perf_counter()
-        output = self.decode()
+        nonfinite = self.nonfinite
+        output = (self.empty if nonfinite and self.empty is not None else self.decode)()
         t = self.timings
         if t.postprocess_ms == 0.0:
             t = Timings(t.preprocess_ms, t.inference_ms, (time.perf_counter() - t0) * 1e3)
-        return InferenceResult(output, t, self.nonfinite)
+        return InferenceResult(output, t, nonfinite)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -340,6 +340,55 @@ def test_deferred_outputs_are_decoded_on_the_monitor_thread(
     assert mon.errors == 1
 
 
+def test_finite_checks_left_to_the_monitor_thread_count_every_frame(
+        reference: ReferenceProfile) -> None:
+    """Engine results carry their finite check unrun: the monitor thread runs it for every
+    frame, sampled or not, and counts the failures in the frame's window before it closes;
+    past MONITOR.MAX_UNCHECKED waiting, observe runs it itself (nothing goes uncounted)."""
+    from edgewatch.agent.window.monitor import MAX_UNCHECKED
+
+    checked_on: list[str] = []
+
+    def deferred(finite: bool) -> DeferredResult:
+        def check() -> bool:
+            checked_on.append(threading.current_thread().name)
+            return finite
+
+        return DeferredResult(lambda: result(2).output, Timings(1.0, 10.0),  # type: ignore
+                              check, lambda: result(0).output)  # type: ignore
+
+    sink = ListSink()
+    with Monitor(reference, measurer(), sink,
+                 MonitorSettings(window_seconds=2.0, every_nth=4, lossless=True)) as mon:
+        for i in range(40):  # 10 fps: two windows; every 3rd frame's outputs hold NaN
+            mon.observe(Frame(i, i / 10, image(100)), deferred(finite=i % 3 != 0))
+    assert set(checked_on) == {"edgewatch-monitor"} and len(checked_on) == 40
+    assert [(s.frames.seen, s.frames.monitored, s.frames.nonfinite_outputs)
+            for s in sink.summaries] == [(20, 5, 7), (20, 5, 7)]
+    nan_measured = [s.numeric["det_count"].moments.mean for s in sink.summaries]
+    assert 0.0 < nan_measured[0] < 2.0  # the NaN frames measured with the empty output
+
+    class Busy(BlockingMeasurer):  # the worker, busy measuring frame 0 until the gate opens
+        entered = threading.Event()
+
+        def __call__(self, frame: Frame, res: InferenceResult | None) -> FrameMeasurement:
+            self.entered.set()
+            return super().__call__(frame, res)
+
+    checked_on.clear()
+    sink = ListSink()
+    busy = Busy()
+    with Monitor(reference, busy, sink, MonitorSettings(every_nth=1000)) as mon:
+        mon.observe(Frame(0, 0.0, image(100)), deferred(finite=False))
+        assert busy.entered.wait(10)
+        for i in range(1, MAX_UNCHECKED + 11):  # sampled out, the worker busy
+            mon.observe(Frame(i, i / 10, image(100)), deferred(finite=False))
+        assert checked_on.count("MainThread") == 10  # the ones beyond the cap, at once
+        busy.gate.set()
+    [s] = sink.summaries
+    assert s.frames.nonfinite_outputs == MAX_UNCHECKED + 11 == len(checked_on)
+
+
 def test_a_last_window_its_frames_fill_keeps_its_full_length(
         reference: ReferenceProfile) -> None:
     sink = ListSink()

@@ -111,16 +111,25 @@ class InferenceEngine:
         outputs = self.run(tensor)
         t2 = time.perf_counter()
         timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, 0.0)
-        return defer_decoding(self.adapter, outputs, geometry, timings)
+        return defer_decoding(self.adapter, outputs, geometry, timings, check_now=False)
 
 
 def defer_decoding(adapter: OutputAdapter, outputs: Sequence[npt.NDArray[np.generic]],
-                   geometry: Geometry, timings: Timings) -> DeferredResult:
+                   geometry: Geometry, timings: Timings, *,
+                   check_now: bool = True) -> DeferredResult:
     """The adapter's decoding of these outputs, to run later; its empty output when any
-    float tensor holds NaN or Inf (checked now, so the frame is counted either way)."""
-    if not all_finite(outputs):
-        return DeferredResult(adapter.empty, timings, nonfinite=True)
-    return DeferredResult(partial(adapter.decode, outputs, geometry), timings)
+    float tensor holds NaN or Inf.
+
+    ``check_now``: the finite check runs now, so the frame is counted whatever becomes of
+    the arrays. Otherwise (outputs nobody writes to again, as the engine's, new from every
+    ``session.run``) it runs when first asked (``DeferredResult.nonfinite``): the monitor
+    asks on its own thread, so the inference thread does not pay for it; outputs with a
+    tensor above :data:`SMALL_TENSOR` values are checked now all the same (not kept a while
+    for it)."""
+    decode = partial(adapter.decode, outputs, geometry)
+    if check_now or any(o.size > SMALL_TENSOR for o in outputs):
+        return DeferredResult(decode, timings, all_finite(outputs), adapter.empty)
+    return DeferredResult(decode, timings, partial(all_finite, outputs), adapter.empty)
 
 
 def all_finite(outputs: Sequence[npt.NDArray[np.generic]]) -> bool:

@@ -15,7 +15,6 @@ window closes.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import queue
@@ -32,6 +31,7 @@ from edgewatch.agent.window.assigner import WindowAssigner, WindowSlot
 from edgewatch.agent.window.monitor_parts import (
     FrameCheck,
     FrameObserver,
+    MonitorSettings,
     OpenWindow,
     ResourceProbe,
     SignalSink,
@@ -40,32 +40,18 @@ from edgewatch.agent.window.monitor_parts import (
     WindowJudge,
 )
 from edgewatch.agent.window.reference import ReferenceProfile
-from edgewatch.agent.window.summary import WindowSummary
+from edgewatch.agent.window.summary import FrameCounts, WindowSummary
 from edgewatch.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
+__all__ = ["MAX_UNCHECKED", "Monitor", "MonitorSettings"]
+
 _STOP = object()
 
-
-@dataclasses.dataclass(frozen=True)
-class MonitorSettings:
-    """How observed frames become windows: window bounds, sampling and queueing.
-
-    The defaults measure every frame (``every_nth=1``, ``max_fps=0``); ``make_monitor``
-    takes them from the configuration, whose ``features.max_fps`` defaults to 2.5.
-    """
-
-    window_seconds: float = 60.0
-    window_frames: int = 0
-    """Close a window after this many frames too (0: by time only)."""
-    queue_size: int = 32
-    every_nth: int = 1
-    max_fps: float = 0.0
-    live: bool = False
-    """Close windows on the clock even when no frame comes (a camera)."""
-    lossless: bool = False
-    """A full queue makes ``observe`` wait instead of skipping the frame (replays)."""
+MAX_UNCHECKED = 64
+"""Frames whose finite check waits for the worker, at most (their output arrays are kept
+until then: small tensors only, ``engine.SMALL_TENSOR``)."""
 
 
 class Monitor:
@@ -127,6 +113,9 @@ class Monitor:
         self._last_key: int | None = None
         """Window key of the last measured frame (worker thread only)."""
         self._observed = 0
+        self._unchecked: list[tuple[FrameCounts, DeferredResult]] = []
+        """Frames whose outputs' finite check is left to the worker (at most
+        MAX_UNCHECKED: beyond, ``observe`` checks them itself)."""
         self._previous_time = self._last_time = math.nan
         """Stream times of the last two observed frames (the last window's end)."""
         self._closed = False
@@ -164,7 +153,10 @@ class Monitor:
             else:
                 if inference_error:
                     counts.inference_errors += 1
-                if result.nonfinite:
+                if (isinstance(result, DeferredResult) and not result.checked
+                        and not resolve_now and len(self._unchecked) < MAX_UNCHECKED):
+                    self._unchecked.append((counts, result))  # the worker checks it
+                elif result.nonfinite:
                     counts.nonfinite_outputs += 1
             n = self._observed
             self._observed = n + 1
@@ -239,6 +231,7 @@ class Monitor:
             except queue.Empty:
                 item = None
             try:
+                self._count_nonfinite()  # before any window of those frames closes
                 if item is None:
                     self._tick()
                 elif item is _STOP:
@@ -256,6 +249,18 @@ class Monitor:
             if item is _STOP:
                 return
             item = None  # not holding the last frame (about a megabyte) while waiting
+
+    def _count_nonfinite(self) -> None:
+        """Run the finite checks of the frames observed since the last look (sampled or not)
+        and count the failures in their windows, which are still open: a window closes only
+        on this thread, after this."""
+        with self._lock:
+            unchecked, self._unchecked = self._unchecked, []
+        failed = [counts for counts, result in unchecked if result.nonfinite]
+        if failed:
+            with self._lock:
+                for counts in failed:
+                    counts.nonfinite_outputs += 1
 
     def _measure(self, key: int, frame: Frame, result: InferenceResult | DeferredResult | None,
                  inference_error: bool = False) -> None:

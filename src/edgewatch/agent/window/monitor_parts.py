@@ -1,10 +1,11 @@
-"""What the monitor is composed of: the interfaces of the parts
+"""What the monitor is composed of: its settings, the interfaces of the parts
 :class:`~edgewatch.agent.window.monitor.Monitor` calls on its worker thread (the window
 factory and its open windows, the judge, per-frame checks and observers, the resource
 probe) and of the sinks it hands closed windows and signal changes to."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -64,3 +65,23 @@ class ResourceProbe(Protocol):
     """Device figures attached to each closed window (``ResourceSampler``)."""
 
     def sample(self) -> dict[str, Any]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class MonitorSettings:
+    """How observed frames become windows: window bounds, sampling and queueing.
+
+    The defaults measure every frame (``every_nth=1``, ``max_fps=0``); ``make_monitor``
+    takes them from the configuration, whose ``features.max_fps`` defaults to 2.5.
+    """
+
+    window_seconds: float = 60.0
+    window_frames: int = 0
+    """Close a window after this many frames too (0: by time only)."""
+    queue_size: int = 32
+    every_nth: int = 1
+    max_fps: float = 0.0
+    live: bool = False
+    """Close windows on the clock even when no frame comes (a camera)."""
+    lossless: bool = False
+    """A full queue makes ``observe`` wait instead of skipping the frame (replays)."""
