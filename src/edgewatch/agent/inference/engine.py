@@ -127,9 +127,13 @@ def defer_decoding(adapter: OutputAdapter, outputs: Sequence[npt.NDArray[np.gene
     tensor above :data:`SMALL_TENSOR` values are checked now all the same (not kept a while
     for it)."""
     decode = partial(adapter.decode, outputs, geometry)
-    if check_now or any(o.size > SMALL_TENSOR for o in outputs):
-        return DeferredResult(decode, timings, all_finite(outputs), adapter.empty)
-    return DeferredResult(decode, timings, partial(all_finite, outputs), adapter.empty)
+    if not check_now:
+        for o in outputs:  # a loop, not any(): this runs for every frame
+            if o.size > SMALL_TENSOR:
+                break
+        else:
+            return DeferredResult(decode, timings, partial(all_finite, outputs), adapter.empty)
+    return DeferredResult(decode, timings, all_finite(outputs), adapter.empty)
 
 
 def all_finite(outputs: Sequence[npt.NDArray[np.generic]]) -> bool:

@@ -153,9 +153,11 @@ class Monitor:
             else:
                 if inference_error:
                     counts.inference_errors += 1
-                if (isinstance(result, DeferredResult) and not result.checked
+                # a DeferredResult whose check has not run (``checked``, spelled out: this
+                # runs for every frame): the worker runs it
+                if (type(result) is DeferredResult and type(result.finite) is not bool
                         and not resolve_now and len(self._unchecked) < MAX_UNCHECKED):
-                    self._unchecked.append((counts, result))  # the worker checks it
+                    self._unchecked.append((counts, result))
                 elif result.nonfinite:
                     counts.nonfinite_outputs += 1
             n = self._observed
