@@ -1,6 +1,6 @@
 """Collector ingest rate (SQLite and PostgreSQL) next to the broker's raw delivery rate.
 
-    python bench/ingest.py [--messages 5000] [--devices 50] [--repeats 3]
+    python bench/ingest.py [--messages 20000] [--devices 50] [--repeats 3]
                            [--encoding msgpack|json|v1]
                            [--pg postgresql://postgres@127.0.0.1/test]
 
@@ -14,14 +14,17 @@ takes in, as fast as the broker hands it over:
 - paho raw delivery: a Python paho subscriber that only counts (what any Python subscriber
   can take at most);
 - collector: the real Ingestor (decoding through the contracts, batched idempotent store,
-  PUBACK after commit), into SQLite and into PostgreSQL.
+  PUBACK after commit), into SQLite and into PostgreSQL, each also with
+  ``store.worker_process`` (decoding and storing in a second process, started before the
+  clock as in a running collector).
 
 The same realistic summary payloads from simulated devices in each run: schema 2 in the
 default MessagePack+zlib encoding (``--encoding json``: schema 2 as JSON; ``v1``: the
 schema-1 JSON that devices published before the compact encoding). Prints the median of
 the repeats: messages per second, the ratio to the broker's raw delivery, and the CPU time
-of the subscribing process per message (less sensitive to other load on the machine: one
-core spent only on the collector takes 10^6 / that many messages a second).
+of the subscribing process per message, with its second process's for ``worker_process``
+(less sensitive to other load on the machine: one core spent only on the collector takes
+10^6 / that many messages a second).
 """
 
 from __future__ import annotations
@@ -62,7 +65,8 @@ class Run(NamedTuple):
     rate: float
     """Messages per second."""
     cpu_us: float | None
-    """CPU time of this process per message, in microseconds (None: another process)."""
+    """CPU time of the subscriber's processes per message, in microseconds (None: not
+    measured, the subscriber is ``mosquitto_sub``)."""
 
 
 def messages(n: int, devices: int, boot: str, encoding: str) -> list[Msg]:
@@ -199,7 +203,9 @@ def pg_database(admin_url: str) -> tuple[str, Any]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--messages", type=int, default=5000)
+    ap.add_argument("--messages", type=int, default=20000,
+                    help="backlog per run: long enough that connecting and resuming the "
+                    "session (tens of ms) hardly weigh in the rate")
     ap.add_argument("--devices", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
@@ -219,17 +225,17 @@ def main() -> int:
             ("broker raw delivery (C)", lambda m: broker_rate(b.port, m)),
             ("paho raw delivery (Python)", lambda m: paho_rate(b.port, m)),
             ("collector -> SQLite", lambda m: collector_rate(b.port, f"sqlite:///{tmp}/f.db", m)),
-            ("  with worker_process", lambda m: collector_rate(
+            ("collector -> SQLite, worker_process", lambda m: collector_rate(
                 b.port, f"sqlite:///{tmp}/w.db", m, worker=True)),
         ]
         if pg_url is not None:
             pg = pg_url
             runs.append(("collector -> PostgreSQL", lambda m: collector_rate(b.port, pg, m)))
-            runs.append(("  with worker_process ", lambda m: collector_rate(
+            runs.append(("collector -> PostgreSQL, worker_process", lambda m: collector_rate(
                 b.port, pg, m, worker=True)))
         for r in range(args.repeats):
-            for label, run in runs:
-                msgs = messages(n, args.devices, f"{label[:9]}-{r}", enc)
+            for i, (label, run) in enumerate(runs):  # boot ids of their own: no duplicates
+                msgs = messages(n, args.devices, f"run{i}-{r}", enc)
                 rates.setdefault(label, []).append(run(msgs))
             print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1].rate:.0f}"
                                                  for k, v in rates.items()), flush=True)
@@ -239,12 +245,12 @@ def main() -> int:
     size = len(messages(1, 1, "x" * 32, enc)[0][1])
     print(f"{n} summaries ({enc}, {size} bytes each) from {args.devices} devices, a backlog "
           f"taken by one subscriber; median of {args.repeats}")
-    print(f"{'':30} {'msg/s':>8} {'x raw':>7} {'CPU us/msg':>11}")
+    print(f"{'':40} {'msg/s':>8} {'x raw':>7} {'CPU us/msg':>11}")
     for label, runs_of in rates.items():
         rate = statistics.median(r.rate for r in runs_of)
         cpus = [r.cpu_us for r in runs_of if r.cpu_us is not None]
         cpu = f"{statistics.median(cpus):11.0f}" if cpus else f"{'-':>11}"
-        print(f"{label:30} {rate:8.0f} {rate / raw:7.2f} {cpu}")
+        print(f"{label:40} {rate:8.0f} {rate / raw:7.2f} {cpu}")
     return 0
 
 
