@@ -208,7 +208,8 @@ def serve_collector(config: str, record: str) -> int:
 
     service = CollectorService(load_collector_config(config))
     samples: list[tuple[float, float]] = []
-    ingest_many = service.watched.ingest_many
+    store = service.ingestor.store  # what the ingest writes through (in its own process)
+    ingest_many = store.ingest_many
 
     def timed(items: Sequence[Any], quarantine: Sequence[Any] = ()) -> list[bool]:
         fresh = ingest_many(items, quarantine)
@@ -217,7 +218,7 @@ def serve_collector(config: str, record: str) -> int:
                        if new and isinstance(item.message, Summary))
         return fresh
 
-    service.watched.ingest_many = timed  # type: ignore[method-assign]
+    store.ingest_many = timed  # type: ignore[method-assign]
     signal.signal(signal.SIGTERM, lambda *_: service.stop.set())
 
     def ready() -> None:  # the parent publishes nothing before every instance subscribed

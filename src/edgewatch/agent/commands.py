@@ -9,7 +9,6 @@ CommandError with a message for the operator.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
 from collections import OrderedDict
@@ -111,6 +110,10 @@ class CommandRouter:
         if isinstance(ident, str) and len(ident) > MAX_ID:  # the result could not carry it
             return self._refuse(command, None, f"'id' must be at most {MAX_ID} characters")
         try:
+            # imported here: hmac loads OpenSSL (through hashlib), which an agent that gets
+            # no commands (a replay, MQTT off) has no other use for (edgewatch.contracts.digest)
+            import hmac
+
             if self.token and not hmac.compare_digest(decoded.token.encode(),
                                                       self.token.encode()):
                 raise CommandError("unauthorised: missing or wrong token")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import hashlib
 import html
 import json
 import logging
@@ -39,6 +38,7 @@ from typing import Any
 
 import msgspec
 
+from edgewatch.contracts.digest import sha256
 from edgewatch.contracts.evidence import EvidenceChunk, EvidenceFrame
 from edgewatch.contracts.topics import ID_PATTERN
 
@@ -126,7 +126,7 @@ class ChunkStore:
     def _join(self, parts: Path, final: Path, meta: dict[str, Any]) -> str:
         data = b"".join((parts / str(i)).read_bytes() for i in range(meta["count"]))
         shutil.rmtree(parts)
-        if len(data) != meta["size"] or hashlib.sha256(data).hexdigest() != meta["sha256"]:
+        if len(data) != meta["size"] or sha256(data).hexdigest() != meta["sha256"]:
             self.corrupt += 1
             log.warning("evidence file %s: joined chunks do not match its sha256; discarded "
                         "(the next pull asks for it again)", final.name)
@@ -201,7 +201,7 @@ class ChunkStore:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256(path.read_bytes()).hexdigest()
 
 
 # --------------------------------------------------------------------------- the dataset

@@ -22,7 +22,6 @@ the device still misses (it persists what it has received).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import threading
 import time
@@ -40,6 +39,7 @@ from edgewatch.collector.store import QueuedCommand
 from edgewatch.config.collector import CollectorMqttConfig
 from edgewatch.contracts import codec
 from edgewatch.contracts.command import CommandResult
+from edgewatch.contracts.digest import sha256
 from edgewatch.contracts.model_transfer import (
     DEFAULT_CHUNK_BYTES,
     MAX_FILE_BYTES,
@@ -58,7 +58,7 @@ MAX_ROUNDS = 20
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+    h = sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)

@@ -24,7 +24,6 @@ device checks it, keeps the previous one, and recomputes its id from the content
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 import msgspec
 
 from edgewatch.collector.rollup import merge_summaries
+from edgewatch.contracts.digest import sha256
 from edgewatch.contracts.reference import (
     Histogram,
     Moments,
@@ -102,7 +102,7 @@ def push_arguments(raw: bytes, *, context: str = "", by: str = "", note: str = "
                    ) -> dict[str, Any]:
     """The ``reference.push`` arguments for a reference file's bytes."""
     args: dict[str, Any] = {"reference": pack_reference(raw),
-                            "sha256": hashlib.sha256(raw).hexdigest()}
+                            "sha256": sha256(raw).hexdigest()}
     if context:
         args["context"] = context
     if by:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import Annotated, Any, Literal
 
@@ -12,6 +11,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from edgewatch.contracts.bounds import Count, Digest, Id
+from edgewatch.contracts.digest import sha256
 
 CHUNK_SCHEMA = "edgewatch.model_chunk/1"
 MIN_CHUNK_BYTES = 4 * 1024
@@ -99,7 +99,7 @@ class ModelManifest(Struct, forbid_unknown_fields=True, frozen=True):
     def key(self) -> str:
         """A digest of the manifest: the same files cut the same way give the same id."""
         text = "\n".join([str(self.chunk_bytes), *sorted(f.arg() for f in self.files)])
-        return hashlib.sha256(text.encode()).hexdigest()
+        return sha256(text.encode()).hexdigest()
 
 
 class ModelChunk(Struct, forbid_unknown_fields=True, omit_defaults=True,

@@ -6,11 +6,11 @@ encodes them in the configured encoding.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from edgewatch.config.maintenance import DeploymentConfig
+from edgewatch.contracts.digest import sha256
 from edgewatch.contracts.status import Manifest, Status
 
 __all__ = ["Manifest", "Status", "birth", "config_sha256", "deployment_fields", "offline"]
@@ -19,7 +19,7 @@ __all__ = ["Manifest", "Status", "birth", "config_sha256", "deployment_fields", 
 def config_sha256(path: str | Path | None) -> str:
     if path is None:
         return ""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return sha256(Path(path).read_bytes()).hexdigest()
 
 
 def deployment_fields(deployment: DeploymentConfig) -> dict[str, Any]:

@@ -25,7 +25,6 @@ thread's.
 from __future__ import annotations
 
 import collections
-import hashlib
 import logging
 import math
 import sqlite3
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from edgewatch.agent.commands import CommandError, CommandRouter
+from edgewatch.contracts.digest import sha256
 from edgewatch.contracts.evidence import MAX_FRAMES, EvidenceChunk
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ class EvidenceSender:
                     continue
                 self._paths[(f["id"], path.name)] = path
                 files.append({"name": path.name, "bytes": len(data),
-                              "sha256": hashlib.sha256(data).hexdigest(),
+                              "sha256": sha256(data).hexdigest(),
                               "chunks": max(1, math.ceil(len(data) / self.chunk_bytes))})
             if files:
                 out.append({**f, "files": files,
@@ -284,7 +284,7 @@ class EvidenceSender:
         except OSError:
             log.info("evidence: %s is gone (evicted), not sent", name)
             return None
-        self._file = (path, data, hashlib.sha256(data).hexdigest())
+        self._file = (path, data, sha256(data).hexdigest())
         return data, self._file[2]
 
     def acked(self, chunk: EvidenceChunk, ok: bool) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -25,6 +24,7 @@ from edgewatch.agent.inference.model_check import (
 from edgewatch.agent.inference.preprocess import Geometry, Preprocessor
 from edgewatch.agent.records import DeferredResult, Image, InferenceResult, Timings
 from edgewatch.config.agent import ModelConfig
+from edgewatch.contracts.digest import sha256
 from edgewatch.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ __all__ = ["InferenceEngine", "check_input", "defer_decoding", "file_sha256", "l
 
 def file_sha256(path: str | Path) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+    digest = sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)

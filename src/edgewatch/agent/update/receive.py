@@ -33,7 +33,6 @@ Commands and chunks arrive on the publisher's network thread; a lock guards the 
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import logging
 import os
@@ -51,6 +50,7 @@ from edgewatch.agent.update.incoming import IncomingUpdate, write_atomic
 from edgewatch.agent.update.staged import StagedUpdate
 from edgewatch.config.agent import AgentConfig
 from edgewatch.contracts import codec
+from edgewatch.contracts.digest import sha256
 from edgewatch.contracts.model_transfer import ModelChunk, ModelFile, ModelManifest
 from edgewatch.errors import ConfigError
 
@@ -96,7 +96,7 @@ def load_verifier(public_key: str | Path) -> Verifier:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
+    h = sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)

@@ -7,7 +7,6 @@ own histograms, moments and frame-to-frame autocorrelation for the drift decisio
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import time
@@ -23,6 +22,7 @@ from edgewatch.agent.measure.anomaly import AnomalyModel, fit
 from edgewatch.agent.measure.frame import FrameMeasurement
 from edgewatch.agent.window.scales import min_scale
 from edgewatch.contracts import Reference, Rejected, codec
+from edgewatch.contracts.digest import sha256
 from edgewatch.contracts.reference import SCHEMA
 from edgewatch.errors import ProfileError, ProfileMismatch, StatsError
 from edgewatch.stats import BinnedHistogram, CategoricalCounts, Moments, edges_from_values
@@ -87,7 +87,7 @@ class ReferenceProfile:
         settings give the same id whenever (and wherever) the profile is built."""
         content = {k: v for k, v in self._body().items() if k != "created"}
         body = json.dumps(content, sort_keys=True).encode()
-        return hashlib.sha256(body).hexdigest()[:16]
+        return sha256(body).hexdigest()[:16]
 
     def _body(self) -> dict[str, Any]:
         return {

@@ -18,7 +18,6 @@ and the collector stores it (``edgewatch reference history``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -30,6 +29,7 @@ from typing import Any
 from edgewatch.agent.commands import CommandError, CommandRouter
 from edgewatch.agent.window.contexts import DEFAULT, ReferenceSet
 from edgewatch.agent.window.reference import ReferenceProfile
+from edgewatch.contracts.digest import sha256
 from edgewatch.contracts.reference import unpack_reference
 from edgewatch.errors import ProfileError
 
@@ -130,7 +130,7 @@ class ReferencePush:
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         digest = str(args.get("sha256", ""))
-        if digest and hashlib.sha256(raw).hexdigest() != digest:
+        if digest and sha256(raw).hexdigest() != digest:
             raise CommandError("reference payload damaged: sha256 differs")
         try:
             profile = ReferenceProfile.from_dict(json.loads(raw))
