@@ -2,8 +2,9 @@
 references, configurations, transfers), without loading OpenSSL.
 
 CPython's own implementation (``_sha256``) where the interpreter has it: ``hashlib`` would
-load OpenSSL's libcrypto for it, about 3.5 MiB of resident memory on a device that has no
-other use for it (a replay, an agent without MQTT; paho loads it for TLS when MQTT is on).
+load OpenSSL's libcrypto for it, megabytes of resident memory on a device that has no
+other use for it (a replay, an agent without MQTT; paho loads it for TLS when MQTT is on;
+``python bench/memory.py`` measures a replay).
 It hashes more slowly than OpenSSL's (a few hundred MB/s: a model file of 12 MB in tens of
 milliseconds, once at start-up), and gives the same digests (tests/test_digest.py).
 """
