@@ -528,3 +528,30 @@ def test_worker_process_needs_a_store_another_process_can_open() -> None:
     with pytest.raises(ConfigError, match="worker_process"):
         Ingestor(CollectorMqttConfig(), StoreConfig(url="sqlite:///:memory:",
                                                     worker_process=True), None)  # type: ignore
+
+
+def test_acknowledgements_keep_the_order_of_arrival_with_a_second_process(
+        tmp_path: Path) -> None:
+    """A batch of evidence chunks only (written by the collector's own process) is not
+    acknowledged before the batches still in the second process: MQTT wants PUBACKs in
+    the order the messages came."""
+    from edgewatch.collector.ingest_batch import Raw
+    from edgewatch.contracts.evidence import EvidenceChunk
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    with open_store(url) as store:
+        ing = Ingestor(CollectorMqttConfig(), StoreConfig(url=url, worker_process=True), store)
+        acks: list[tuple[int, int]] = []
+        ing.client.ack = lambda mid, qos: acks.append((mid, qos))  # type: ignore[method-assign]
+        try:
+            raw = Raw(topic("summary"), codec.encode(summary_v2(1), "msgpack"), codec.MSGPACK,
+                      False, 1.0)
+            chunk = EvidenceChunk(frame="f-1", file="f-1.jpg", index=0, count=1, size=3,
+                                  sha256="0" * 64, data=b"abc", device="cam-1")
+            ing._store([(1, 1, raw)])  # handed to the second process
+            ing._store([(2, 1, Item("evidence", "depot", "cam-1", chunk, 1.0))])
+            assert acks == [(1, 1), (2, 1)]
+            assert (store.count("summary"), ing.stats.chunks["ignored"]) == (1, 1)
+        finally:
+            assert ing.process is not None
+            ing.process.close()  # never started: only its second process to stop

@@ -103,11 +103,6 @@ class DeferredResult:
     ``decode`` gives it."""
 
     @property
-    def checked(self) -> bool:
-        """Whether the finite check has run (or was not needed)."""
-        return isinstance(self.finite, bool)
-
-    @property
     def nonfinite(self) -> bool:
         """True when any float output tensor holds NaN or Inf (checked once, when first
         asked)."""

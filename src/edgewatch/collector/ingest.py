@@ -335,28 +335,33 @@ class Ingestor:
             if done is None:
                 return  # stopped while the store was down: not acknowledged
             self._done(outcome_of(*done))
-        self._ack(batch)
+        # acknowledgements go in the order the messages came (MQTT asks it): after the
+        # batches still in the second process (a batch of evidence chunks only)
+        if self._finish_sent(wait=True):
+            self._ack(batch)
 
     def _ack(self, batch: list[Entry]) -> None:
         for mid, qos, _ in batch:
             if qos > 0:
                 self.client.ack(mid, qos)
 
-    def _finish_sent(self, wait: bool) -> None:
+    def _finish_sent(self, wait: bool) -> bool:
         """Acknowledge the batches the second process has stored, oldest first. Two at most
         are left with it (one stored while the next is received and sent: the second
-        process never waits for the collector's own); ``wait``: none."""
+        process never waits for the collector's own); ``wait``: none. False when the
+        collector stopped while the store was down (the rest is not acknowledged)."""
         while self._sent and (wait or len(self._sent) > MAX_SENT
                               or self._sent[0][1].future.done()):
             batch, sent = self._sent.popleft()
             done = self._retrying(partial(self._outcome, sent))
-            if done is None:  # stopped while the store was down: not acknowledged
+            if done is None:  # the broker delivers them again
                 self._sent.clear()
-                return
+                return False
             self._done(done)
             self._ack(batch)
             if self._sent:
                 self.write_started = self.clock.monotonic()
+        return True
 
     def _outcome(self, sent: Sent, attempt: int) -> Outcome:
         """The outcome of a batch sent; after a failure, of the batch sent again."""

@@ -153,8 +153,8 @@ class Monitor:
             else:
                 if inference_error:
                     counts.inference_errors += 1
-                # a DeferredResult whose check has not run (``checked``, spelled out: this
-                # runs for every frame): the worker runs it
+                # a DeferredResult whose finite check has not run (its ``finite`` is the
+                # check, not yet a bool): the worker runs it
                 if (type(result) is DeferredResult and type(result.finite) is not bool
                         and not resolve_now and len(self._unchecked) < MAX_UNCHECKED):
                     self._unchecked.append((counts, result))
