@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -102,8 +103,23 @@ def start_collector(config: Path, log: Path) -> subprocess.Popen[bytes]:
                              str(config)], stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
+def second_processes(pid: int) -> list[Any]:
+    """The ingest's second processes of collector ``pid`` (psutil processes)."""
+    import psutil
+
+    try:
+        children = psutil.Process(pid).children()
+    except psutil.NoSuchProcess:
+        return []
+    return [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+
+
+@pytest.mark.parametrize("worker", [False, True], ids=["one process", "worker_process"])
 def test_two_collectors_share_the_load_and_survive_a_kill(
-        broker_factory: Callable[..., MosquittoBroker], pg_url: str, tmp_path: Path) -> None:
+        broker_factory: Callable[..., MosquittoBroker], pg_url: str, tmp_path: Path,
+        worker: bool) -> None:
+    """With ``worker`` the killed collector decodes and stores in a second process: killing
+    its own process (SIGKILL, no goodbye) leaves no second process behind."""
     configs = []
     # The default broker queue (1000 messages per client) is too small for a collector that
     # acknowledges after each database commit while 5,000 messages arrive in a burst.
@@ -113,6 +129,7 @@ def test_two_collectors_share_the_load_and_survive_a_kill(
         cfg = tmp_path / f"collector-{name}.toml"
         cfg.write_text(f'[mqtt]\nport = {broker.port}\nclient_id = "collector-{name}"\n'
                        f'shared_group = "collectors"\n[store]\nurl = "{pg_url}"\n'
+                       f'worker_process = {"true" if worker and name == "a" else "false"}\n'
                        f'[http]\nport = 0\n')
         configs.append(cfg)
     procs = [start_collector(c, tmp_path / f"{c.stem}.log") for c in configs]
@@ -122,8 +139,12 @@ def test_two_collectors_share_the_load_and_survive_a_kill(
         sender = threading.Thread(target=publish_fleet, args=(broker.port, 50, 100))
         sender.start()
         wait_until(lambda: store.count("summary") >= 1500, 60, "1500 stored")
+        orphans = second_processes(procs[0].pid)
+        assert len(orphans) == (1 if worker else 0)
         procs[0].send_signal(signal.SIGKILL)  # mid-stream, no goodbye
         procs[0].wait(10)
+        wait_until(lambda: not any(o.is_running() and o.status() != "zombie"
+                                   for o in orphans), 20, "the second process gone too")
         time.sleep(1.0)
         procs[0] = start_collector(configs[0], tmp_path / "collector-a.log")
         sender.join(120)

@@ -17,7 +17,8 @@ to route, statuses and command results for the queued commands).
 
 The second process ignores SIGINT and SIGTERM (a terminal's Ctrl-C and systemd's stop reach
 every process of the service): the collector's process stops it once what was received is
-stored. If it dies anyway (killed, out of memory), the batch it held was not acknowledged:
+stored; it exits by itself when the collector's process ends otherwise (killed). If it dies
+anyway (killed, out of memory), the batch it held was not acknowledged:
 :class:`IngestProcess` starts another and the batch is stored again (the store ignores what
 it already has).
 """
@@ -26,7 +27,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -130,14 +133,26 @@ class _Worker:
 
 
 def _start_worker(url: str, root: str, level: int) -> None:
-    """The second process's set-up: logs like the collector's, leaves stopping to it,
-    opens the store."""
+    """The second process's set-up: logs like the collector's, leaves stopping to it (and
+    ends with it, even killed), opens the store."""
     logging.basicConfig(level=level,
                         format="%(asctime)s %(levelname)s %(name)s[ingest]: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_end_with, args=(parent,), name="ingest-parent",
+                         daemon=True).start()
     _Worker.store = open_store(url)
     _Worker.root = root
+
+
+def _end_with(parent: multiprocessing.process.BaseProcess) -> None:
+    """Exit when the collector's process ends, however it ends (SIGKILL too): its pipe to
+    this process would otherwise never close. A batch cut short was not committed (the
+    database rolls it back) or is stored again, idempotently, after the restart."""
+    parent.join()
+    os._exit(0)
 
 
 def _ingest(batch: list[Raw]) -> Outcome:
