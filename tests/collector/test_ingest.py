@@ -525,7 +525,11 @@ def test_a_killed_second_process_is_started_again_and_nothing_is_lost(
 
 
 def test_worker_process_needs_a_store_another_process_can_open() -> None:
-    with pytest.raises(ConfigError, match="worker_process"):
+    from edgewatch.config.collector import parse_collector_config
+
+    with pytest.raises(ConfigError, match="worker_process"):  # edgewatch check-config
+        parse_collector_config({"store": {"url": "sqlite:///:memory:", "worker_process": True}})
+    with pytest.raises(ConfigError, match="worker_process"):  # a library caller's own tree
         Ingestor(CollectorMqttConfig(), StoreConfig(url="sqlite:///:memory:",
                                                     worker_process=True), None)  # type: ignore
 

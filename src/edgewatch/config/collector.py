@@ -196,6 +196,9 @@ def parse_collector_config(data: dict[str, Any], base: Path | None = None) -> Co
         raise ConfigError("retention: expected raw_days <= hourly_days <= daily_days "
                           "(daily_days 0: forever)")
     url = cfg.store.url
+    if cfg.store.worker_process and url.endswith(":memory:"):
+        raise ConfigError("store.worker_process: a second process cannot open "
+                          "sqlite:///:memory: (use a file or PostgreSQL)")
     if base is not None and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         path = url[len("sqlite:///"):]
         if not Path(path).is_absolute():
