@@ -116,7 +116,7 @@ _FOLLOWED = (Alert, Status, CommandResult)
 
 
 def outcome_of(stored: list[Item], fresh: list[bool], kept: list[Quarantined],
-            refused: list[Refusal] | None = None) -> Outcome:
+               refused: list[Refusal] | None = None) -> Outcome:
     """The :class:`Outcome` of a committed batch (:func:`store_batch`'s result)."""
     return Outcome([item.kind for item, new in zip(stored, fresh) if new],
                    sum(1 for new in fresh if not new),
