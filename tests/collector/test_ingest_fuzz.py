@@ -68,7 +68,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from prometheus_client.parser import text_string_to_metric_families
 
-from edgewatch.collector.ingest import subscriptions
+from edgewatch.collector.mqtt_client import subscriptions
 from edgewatch.collector.store import open_store
 from edgewatch.config.collector import CollectorMqttConfig
 from edgewatch.contracts import codec

@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from edgewatch.cli.fleet_text import status_text
 from edgewatch.clock import ManualClock
 from edgewatch.collector.fleet_report import device_row
-from edgewatch.collector.ingest import IngestStats
+from edgewatch.collector.ingest_stats import IngestStats
 from edgewatch.collector.metrics import (
     MAX_FEATURES,
     MAX_SENSORS,

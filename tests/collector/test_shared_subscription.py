@@ -19,7 +19,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edgewatch.collector.ingest import subscriptions
+from edgewatch.collector.mqtt_client import subscriptions
 from edgewatch.collector.service import CollectorService
 from edgewatch.collector.store import QueuedCommand, open_store
 from edgewatch.config.collector import CollectorMqttConfig, parse_collector_config

@@ -28,7 +28,7 @@ import uuid
 from typing import Any
 
 from edgewatch.collector.commands import NO_SUBSCRIBERS, command_payload
-from edgewatch.collector.ingest import make_client
+from edgewatch.collector.mqtt_client import make_client
 from edgewatch.config.collector import CollectorMqttConfig
 from edgewatch.contracts.codec import Rejected, decode
 from edgewatch.contracts.command import CommandResult

@@ -16,7 +16,6 @@ back: it is retried, and not acknowledged until it commits.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import itertools
 import logging
 import threading
@@ -42,13 +41,13 @@ from edgewatch.collector.ingest_batch import (
     outcome_of,
     store_batch,
 )
+from edgewatch.collector.ingest_stats import IngestStats
+from edgewatch.collector.mqtt_client import make_client, subscriptions
 from edgewatch.collector.store import Item, Quarantined
 from edgewatch.config.collector import CollectorMqttConfig, StoreConfig
-from edgewatch.config.mqtt import secure
 from edgewatch.contracts.alert import Alert
 from edgewatch.contracts.codec import Rejected
 from edgewatch.contracts.evidence import EvidenceChunk
-from edgewatch.contracts.topics import LEAVES
 from edgewatch.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -90,25 +89,6 @@ class AlertSink(Protocol):
     def submit(self, fleet: str, payload: Alert) -> None: ...
 
 
-@dataclasses.dataclass
-class IngestStats:
-    """Counters exported as metrics."""
-
-    received: int = 0
-    stored: Counter[str] = dataclasses.field(default_factory=Counter)
-    duplicates: int = 0
-    bad: Counter[str] = dataclasses.field(default_factory=Counter)
-    """Refused messages by reason (only the keys of codec.REASONS; ``store``: quarantined)."""
-    store_errors: int = 0
-    """Failed store transactions (retried)."""
-    unexpected: int = 0
-    """Messages on which the ingest itself failed (a bug): logged, acknowledged, dropped."""
-    connected: bool = False
-    chunks: Counter[str] = dataclasses.field(default_factory=Counter)
-    """Evidence chunks by outcome (stored, joined, duplicate, corrupt, invalid, ignored:
-    no evidence directory)."""
-
-
 class RateLimitedLog:
     """Logs a warning at most once per key in ``every_s`` seconds; says how many were not
     logged in between."""
@@ -135,31 +115,6 @@ class RateLimitedLog:
             args = (*args, skipped)
         log.warning(fmt, *args)
         return True
-
-
-def subscriptions(cfg: CollectorMqttConfig) -> list[str]:
-    """One filter per device -> collector leaf (:data:`~edgewatch.contracts.topics.LEAVES`).
-
-    Never ``<root>/+/+/#``: that would match the command topics (``<device>/cmd/<name>``)
-    too, so the broker would always find a subscriber for a command and could never answer
-    an operator's PUBLISH with "no matching subscribers" (MQTT 5 reason 16) when the device
-    is offline. With ``shared_group``, each filter is ``$share/<group>/...``.
-    """
-    topics = [f"{cfg.topic_root}/+/+/{leaf}" for leaf in LEAVES]
-    if cfg.shared_group:
-        return [f"$share/{cfg.shared_group}/{t}" for t in topics]
-    return topics
-
-
-def make_client(cfg: CollectorMqttConfig) -> mqtt.Client:
-    v5 = cfg.protocol == "5"
-    kwargs: dict[str, Any] = {} if v5 else {"clean_session": False}
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
-                         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, manual_ack=True,
-                         **kwargs)
-    secure(client, cfg.username, cfg.password, cfg.tls)
-    client.reconnect_delay_set(1, 30)
-    return client
 
 
 class Ingestor:

@@ -33,7 +33,7 @@ from typing import Any
 import msgspec
 
 from edgewatch.collector.command_exchange import OperatorError, send_command
-from edgewatch.collector.ingest import make_client
+from edgewatch.collector.mqtt_client import make_client
 from edgewatch.collector.operations import CommandKeeper, send_or_queue
 from edgewatch.collector.store import QueuedCommand
 from edgewatch.config.collector import CollectorMqttConfig

@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from edgewatch.collector.ingest import make_client
+from edgewatch.collector.mqtt_client import make_client
 from edgewatch.config.collector import CollectorMqttConfig
 from edgewatch.contracts.codec import Rejected, decode
 from edgewatch.contracts.topics import UPDATE_STATUS

@@ -57,7 +57,7 @@ from edgewatch.errors import StatsError
 from edgewatch.stats import LogSketch
 
 if TYPE_CHECKING:
-    from edgewatch.collector.ingest import IngestStats
+    from edgewatch.collector.ingest_stats import IngestStats
 
 log = logging.getLogger(__name__)
 

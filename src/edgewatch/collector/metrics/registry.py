@@ -31,7 +31,7 @@ from edgewatch.collector.store import StoreError
 from edgewatch.errors import EdgewatchError
 
 if TYPE_CHECKING:
-    from edgewatch.collector.ingest import IngestStats
+    from edgewatch.collector.ingest_stats import IngestStats
 
 log = logging.getLogger(__name__)
 
