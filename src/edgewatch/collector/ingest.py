@@ -152,10 +152,11 @@ class Ingestor:
         """The second process that decodes and stores (``store.worker_process``)."""
         self._sent: collections.deque[tuple[list[Entry], Sent]] = collections.deque()
         """Batches in the second process, oldest first, not yet acknowledged."""
+        try:  # the configuration file's rule, for a tree a caller built itself
+            store_cfg.validate()
+        except ValueError as exc:
+            raise ConfigError(f"store: {exc}") from exc
         if store_cfg.worker_process:
-            if store_cfg.url.endswith(":memory:"):
-                raise ConfigError("store.worker_process needs a store a second process can "
-                                  "open: not sqlite:///:memory:")
             self.process = IngestProcess(store_cfg.url, cfg.topic_root)
 
     def start(self) -> None:

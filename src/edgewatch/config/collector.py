@@ -55,6 +55,11 @@ class StoreConfig:
         "routing, queued commands and evidence stay in the collector's own process. Needs "
         "a store a second process can open (not sqlite:///:memory:).")
 
+    def validate(self) -> None:
+        if self.worker_process and self.url.endswith(":memory:"):
+            raise ValueError("worker_process: a second process cannot open "
+                             "sqlite:///:memory: (use a file or PostgreSQL)")
+
 
 @dataclasses.dataclass(frozen=True)
 class HttpConfig:
@@ -196,9 +201,6 @@ def parse_collector_config(data: dict[str, Any], base: Path | None = None) -> Co
         raise ConfigError("retention: expected raw_days <= hourly_days <= daily_days "
                           "(daily_days 0: forever)")
     url = cfg.store.url
-    if cfg.store.worker_process and url.endswith(":memory:"):
-        raise ConfigError("store.worker_process: a second process cannot open "
-                          "sqlite:///:memory: (use a file or PostgreSQL)")
     if base is not None and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         path = url[len("sqlite:///"):]
         if not Path(path).is_absolute():
