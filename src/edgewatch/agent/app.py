@@ -89,14 +89,23 @@ def infer_safely(infer: Callable[[Image], R], image: Image | None,
     try:
         result = infer(image)
     except ModelError as exc:
-        line = limiter.hit(exc)
-        if line is not None:
-            log.warning("%s", line)
+        inference_failed(limiter, exc)
         return None, True
+    if limiter.holding:
+        inference_works(limiter)
+    return result, False
+
+
+def inference_failed(limiter: RepeatLimiter, exc: ModelError) -> None:
+    line = limiter.hit(exc)
+    if line is not None:
+        log.warning("%s", line)
+
+
+def inference_works(limiter: RepeatLimiter) -> None:
     line = limiter.flush()
     if line is not None:
         log.warning("%s (inference works again)", line)
-    return result, False
 
 
 def offline_config(cfg: AgentConfig) -> AgentConfig:
@@ -213,8 +222,19 @@ class Agent:
         if self.engine is None:
             raise RuntimeError("this agent has no inference engine (the application runs "
                                "the model: AppMonitor.observe)")
-        result, failed = infer_safely(self.engine.infer_deferred, frame.image)
-        self.monitor.observe(frame, result, inference_error=failed)
+        # infer_safely, unrolled: this runs for every frame, right after session.run, whose
+        # work leaves the processor's caches cold, where each call costs a few microseconds
+        image, result, failed = frame.image, None, False
+        if image is not None:
+            try:
+                result = self.engine.infer_deferred(image)
+            except ModelError as exc:
+                inference_failed(INFERENCE_FAILURES, exc)
+                failed = True
+            else:
+                if INFERENCE_FAILURES.holding:
+                    inference_works(INFERENCE_FAILURES)
+        self.monitor.observe(frame, result, failed)
         if self.update is not None:
             swap = self.update.observe(frame, result, failed)
             if swap is not None:  # between two frames: the next one runs the other model

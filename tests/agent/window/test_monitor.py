@@ -389,6 +389,34 @@ def test_finite_checks_left_to_the_monitor_thread_count_every_frame(
     assert s.frames.nonfinite_outputs == MAX_UNCHECKED + 11 == len(checked_on)
 
 
+def test_frames_waiting_for_their_finite_check_wake_the_worker(
+        reference: ReferenceProfile) -> None:
+    """Between two sampled frames (a fast model under max_fps), WAKE_UNCHECKED frames
+    waiting for their finite check wake the monitor thread, which runs them then: the
+    inference thread does not reach MAX_UNCHECKED and check frames itself."""
+    from tests.support.waiting import wait_until
+
+    from edgewatch.agent.window.monitor import MAX_UNCHECKED, WAKE_UNCHECKED
+
+    checked_on: list[str] = []
+
+    def check() -> bool:
+        checked_on.append(threading.current_thread().name)
+        return True
+
+    sink = ListSink()
+    with Monitor(reference, measurer(), sink, MonitorSettings(every_nth=10_000)) as mon:
+        for i in range(2 * MAX_UNCHECKED):  # only frame 0 is sampled
+            mon.observe(Frame(i, i / 100, image(100)), DeferredResult(
+                lambda: result(1).output, Timings(1.0, 5.0), check))  # type: ignore
+            if i == WAKE_UNCHECKED:  # frame 0 sampled, frames 1..WAKE_UNCHECKED waiting
+                wait_until(lambda: len(checked_on) >= WAKE_UNCHECKED, 10,
+                           "the worker to run the waiting checks")
+    assert checked_on == ["edgewatch-monitor"] * (2 * MAX_UNCHECKED)
+    [s] = sink.summaries
+    assert (s.frames.seen, s.frames.monitored) == (2 * MAX_UNCHECKED, 1)
+
+
 def test_a_last_window_its_frames_fill_keeps_its_full_length(
         reference: ReferenceProfile) -> None:
     sink = ListSink()

@@ -88,6 +88,12 @@ class InferenceEngine:
         self.model_sha256 = file_sha256(cfg.path) if cfg.path else ""
         self._quiet = ort.RunOptions()
         self._quiet.log_severity_level = 4  # onnxruntime's own multi-line error log: off
+        # what every frame's result needs, looked up once (infer_deferred runs right after
+        # session.run, whose work leaves the processor's caches cold: each lookup costs)
+        self._decode, self._empty = self.adapter.decode, self.adapter.empty
+        self._finite = fixed_finite_check(self.session.get_outputs())
+        """The finite check of this session's outputs when every one has a fixed shape of at
+        most SMALL_TENSOR values (it can always wait for the monitor thread), else None."""
 
     @property
     def model_name(self) -> str:
@@ -111,7 +117,44 @@ class InferenceEngine:
         outputs = self.run(tensor)
         t2 = time.perf_counter()
         timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, 0.0)
+        if self._finite is not None:  # defer_decoding's check_now=False, without its loop
+            return DeferredResult(partial(self._decode, outputs, geometry), timings,
+                                  partial(self._finite, outputs), self._empty)
         return defer_decoding(self.adapter, outputs, geometry, timings, check_now=False)
+
+
+_FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
+                "tensor(float16)": np.float16}
+
+
+def fixed_finite_check(outputs: Sequence[Any]) -> Callable[[Sequence[Any]], bool] | None:
+    """``all_finite`` for the outputs of one session (``session.get_outputs()``) when each
+    has a fixed shape of at most SMALL_TENSOR values: it sums only the float ones, by index,
+    with their vectors of ones at hand. None when a shape is not fixed or larger, or a type
+    unknown here (bfloat16...): ``all_finite`` then."""
+    summed: list[tuple[int, npt.NDArray[np.generic]]] = []
+    for i, spec in enumerate(outputs):
+        dims = [d for d in spec.shape if isinstance(d, int) and d >= 0]
+        size = math.prod(dims)
+        if len(dims) != len(spec.shape) or size > SMALL_TENSOR:
+            return None
+        if spec.type in _FLOAT_TYPES:
+            summed.append((i, np.ones(size, _FLOAT_TYPES[spec.type])))
+        elif "float" in spec.type:
+            return None
+    vdot, isfinite = _vdot, math.isfinite
+
+    def check(arrays: Sequence[Any]) -> bool:
+        try:
+            for i, ones in summed:
+                o = arrays[i]
+                if not isfinite(vdot(o, ones)) and not np.isfinite(o).all():
+                    return False
+        except (ValueError, TypeError, IndexError):  # not the declared shapes or types
+            return all_finite(arrays)
+        return True
+
+    return check
 
 
 def defer_decoding(adapter: OutputAdapter, outputs: Sequence[npt.NDArray[np.generic]],

@@ -15,6 +15,7 @@ window closes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import queue
@@ -48,10 +49,15 @@ log = logging.getLogger(__name__)
 __all__ = ["MAX_UNCHECKED", "Monitor", "MonitorSettings"]
 
 _STOP = object()
+_CHECK = object()
+"""Wakes the worker to run the finite checks waiting (``_count_nonfinite``)."""
 
 MAX_UNCHECKED = 64
 """Frames whose finite check waits for the worker, at most (their output arrays are kept
 until then: small tensors only, ``engine.SMALL_TENSOR``)."""
+WAKE_UNCHECKED = MAX_UNCHECKED // 2
+"""Frames waiting for their finite check at which ``observe`` wakes the worker (when no
+sampled frame has, as between two frames measured under ``max_fps`` on a fast model)."""
 
 
 class Monitor:
@@ -155,9 +161,14 @@ class Monitor:
                     counts.inference_errors += 1
                 # a DeferredResult whose finite check has not run (its ``finite`` is the
                 # check, not yet a bool): the worker runs it
+                unchecked = self._unchecked
                 if (type(result) is DeferredResult and type(result.finite) is not bool
-                        and not resolve_now and len(self._unchecked) < MAX_UNCHECKED):
-                    self._unchecked.append((counts, result))
+                        and not resolve_now and len(unchecked) < MAX_UNCHECKED):
+                    unchecked.append((counts, result))
+                    if len(unchecked) == WAKE_UNCHECKED:  # no sampled frame for a while
+                        # a full queue: the worker has work, and checks them next
+                        with contextlib.suppress(queue.Full):
+                            self._queue.put_nowait(_CHECK)
                 elif result.nonfinite:
                     counts.nonfinite_outputs += 1
             n = self._observed
@@ -238,7 +249,7 @@ class Monitor:
                     self._tick()
                 elif item is _STOP:
                     self._flush(None)
-                else:
+                elif item is not _CHECK:
                     self._measure(*item)
                 if self._silence is not None and item is not _STOP:
                     self._watch_silence()
