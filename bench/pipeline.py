@@ -179,6 +179,9 @@ class PairedLoops:
         self.own_us: list[float] = []
         """Per monitored frame: Agent.process's time outside pre-processing and session.run."""
         self.preprocess_us: list[float] = []
+        self.run_us: list[float] = []
+        """Per monitored frame: session.run (the engine's inference_ms)."""
+        self.bare_run_us: list[float] = []
         self.cvt_us: list[float] = []
         """Per bare frame: the bare loop's cvtColor (its pre-processing)."""
         self.monitor_cpu_s = 0.0
@@ -189,11 +192,14 @@ class PairedLoops:
         """What an application does without edgewatch: BGR -> RGB, then session.run."""
         session, name = self.engine.session, self.engine.input.name
         clock, cvt_us = time.perf_counter, self.cvt_us
+        run_us = self.bare_run_us
         for img in frames:
             t0 = clock()
             rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)[None]
-            cvt_us.append((clock() - t0) * 1e6)
+            t1 = clock()
             session.run(None, {name: rgb})
+            cvt_us.append((t1 - t0) * 1e6)
+            run_us.append((clock() - t1) * 1e6)
 
     def monitored(self, frames: list[Image]) -> None:
         clock, process = time.perf_counter, self.agent.process
@@ -212,6 +218,7 @@ class PairedLoops:
                 t = result.timings
                 self.own_us.append(took * 1e6 - (t.preprocess_ms + t.inference_ms) * 1e3)
                 self.preprocess_us.append(t.preprocess_ms * 1e3)
+                self.run_us.append(t.inference_ms * 1e3)
             self.index += 1
         self.monitor.drain()
         self.monitored_s += clock() - t0
@@ -261,6 +268,8 @@ class PairedLoops:
                 "own_us_p90": statistics.quantiles(self.own_us, n=10)[-1],
                 "preprocess_us": statistics.median(self.preprocess_us),
                 "cvt_us": statistics.median(self.cvt_us),
+                "run_us": statistics.median(self.run_us),
+                "bare_run_us": statistics.median(self.bare_run_us),
                 "monitor_cpu_us": self.monitor_cpu_s / frames * 1e6,
                 "monitor_cpu_share": self.monitor_cpu_s / self.monitored_s
                 if self.monitored_s else 0.0}
@@ -373,6 +382,8 @@ def report(args: argparse.Namespace, rounds: list[Round], counts: Result, costs:
           f"pre-processing and session.run")
     print(f"pre-processing             {counts['preprocess_us']:7.1f} µs/frame (median; the "
           f"bare loop's cvtColor {counts['cvt_us']:.1f})")
+    print(f"session.run                {counts['run_us']:7.1f} µs/frame (median; the bare "
+          f"loop's {counts['bare_run_us']:.1f})")
     bare_frame_us = 1e6 / statistics.median(rd.bare_fps for rd in rounds)
     print(f"monitor thread CPU         {counts['monitor_cpu_us']:7.1f} µs per frame seen "
           f"({counts['monitor_cpu_us'] * counts['seen'] / max(counts['monitored'], 1) / 1e3:.2f}"

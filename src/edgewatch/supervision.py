@@ -18,11 +18,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-import socket
 import threading
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from edgewatch.clock import Clock, SystemClock
+
+if TYPE_CHECKING:
+    import socket
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,8 @@ class Notifier:
         with self._lock:
             try:
                 if self._sock is None:
+                    import socket  # here: only a service under systemd needs it
+
                     self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                     self._sock.setblocking(False)
                 self._sock.sendto(data, target)

@@ -75,7 +75,7 @@ def test_replay_lines_carry_every_feature(replayed: dict) -> None:
         assert line["latency"]["inference_ms"]["count"] == line["frames"]["monitored"]
         assert line["latency"]["inference_ms"]["p50"] > 0
         assert line["reference_id"] == replayed["reference"].id
-        assert line["resources"]["process_rss_mb"] > 0
+        assert line["resources"] == {}  # a replay describes footage, not the machine
 
 
 def test_merged_windows_equal_the_whole_run(replayed: dict, assets: Path, vtest: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -49,14 +48,19 @@ if TYPE_CHECKING:  # what only a live agent (or a type checker) needs is importe
 
 __all__ = ["INFERENCE_FAILURES", "Agent", "AgentOutputs", "build_agent", "device_id",
            "expected_frames", "infer_safely", "make_evidence", "make_measurer", "make_monitor",
-           "make_references", "make_update", "offline_config", "open_live", "open_recorded"]
+           "make_references", "make_update", "offline_config", "open_live", "open_recorded",
+           "replay_config"]
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 
 def device_id(cfg: AgentConfig) -> str:
-    return cfg.device.id or socket.gethostname()
+    if cfg.device.id:
+        return cfg.device.id
+    import socket  # here: a replay never asks for it
+
+    return socket.gethostname()
 
 
 def make_measurer(cfg: AgentConfig) -> FrameMeasurer:
@@ -113,6 +117,16 @@ def offline_config(cfg: AgentConfig) -> AgentConfig:
     none."""
     return dataclasses.replace(cfg, alerts=dataclasses.replace(cfg.alerts,
                                                                state_path=":memory:"))
+
+
+def replay_config(cfg: AgentConfig, *, publish: bool) -> AgentConfig:
+    """The configuration of ``edgewatch replay``: offline (``offline_config``) unless it
+    publishes, and never sampling resources: a replay's windows are spans of footage, which
+    it runs through faster than real time on whatever machine it is, so its CPU, memory
+    and temperature would describe neither the device nor the footage."""
+    cfg = cfg if publish else offline_config(cfg)
+    return dataclasses.replace(cfg, resources=dataclasses.replace(cfg.resources,
+                                                                  enabled=False))
 
 
 def make_monitor(cfg: AgentConfig, reference: ReferenceProfile, sink: Sink, *, live: bool,

@@ -278,8 +278,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from edgewatch.agent.app import (
         build_agent,
         expected_frames,
-        offline_config,
         open_recorded,
+        replay_config,
     )
     from edgewatch.agent.delivery.sinks import JsonlSink
     from edgewatch.agent.inference.engine import InferenceEngine
@@ -287,9 +287,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from edgewatch.agent.progress import Progress
     from edgewatch.agent.window.summary import FrameCounts, WindowSummary
 
-    cfg = _load_agent_config(args.config)
-    if not args.publish:
-        cfg = offline_config(cfg)
+    cfg = replay_config(_load_agent_config(args.config), publish=args.publish)
     engine = InferenceEngine(cfg.model)
     reference = load_reference(cfg, engine, args.reference)
     source = open_recorded(cfg, args.source, fps=args.fps, frames=args.frames,

@@ -235,7 +235,9 @@ class QualityConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ResourcesConfig:
-    enabled: bool = setting(True, "Sample process and system resources once per window.")
+    enabled: bool = setting(
+        True, "Sample process and system resources once per window ('run' and the library; "
+        "'replay' never does: its windows are spans of footage run faster than real time).")
     disk_path: str = setting("/", "Filesystem whose usage is reported.")
 
 
