@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 level=${1:-dev}
 case "$level" in
-  agent) extra=agent; check='import edgewatch, onnxruntime, cv2, psutil, sqlite_utils' ;;
+  agent) extra=agent; check='import edgewatch, onnxruntime, cv2, psutil' ;;
   dev) extra=dev; check='import edgewatch, onnxruntime, cv2, scipy, onnx, mkdocs, pytest' ;;
   *) echo "usage: $0 [agent|dev]" >&2; exit 2 ;;
 esac

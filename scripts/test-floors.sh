@@ -2,8 +2,8 @@
 # The dependency floors, tested: a throw-away venv with edgewatch[agent,collector] installed at
 # the lowest versions pyproject.toml declares (pip -c constraints/floors.txt), then a fast
 # subset of the tests that exercise those libraries: the wire contracts (msgspec), the
-# statistics (numpy), reference profiles and a replay of real footage (onnxruntime, opencv,
-# sqlite-utils), the collector's store (psycopg, on SQLite and PostgreSQL) and its metrics
+# statistics (numpy), reference profiles and a replay of real footage (onnxruntime, opencv),
+# the collector's store (psycopg, on SQLite and PostgreSQL) and its metrics
 # endpoint (prometheus-client). About 5 minutes on 2 cores, most of it pip.
 #
 # Usage: scripts/test-floors.sh [PYTEST ARGS...]     (make test-floors)
@@ -39,7 +39,7 @@ pip() {  # quiet pip, without the notes about this machine's unused index folder
 }
 say "installing edgewatch[agent,collector] at the floors of constraints/floors.txt (pip, a few minutes)"
 pip install -c constraints/floors.txt ".[agent,collector]" pytest hypothesis scipy
-say "installed: $("$venv/bin/python" -m pip list --disable-pip-version-check 2>/dev/null | awk '{n = tolower($1); gsub("_", "-", n)} n ~ /^(msgspec|numpy|paho-mqtt|onnxruntime|opencv-python-headless|psutil|sqlite-utils|prometheus-client|psycopg|psycopg-binary)$/ {printf "%s %s, ", n, $2}')"
+say "installed: $("$venv/bin/python" -m pip list --disable-pip-version-check 2>/dev/null | awk '{n = tolower($1); gsub("_", "-", n)} n ~ /^(msgspec|numpy|paho-mqtt|onnxruntime|opencv-python-headless|psutil|prometheus-client|psycopg|psycopg-binary)$/ {printf "%s %s, ", n, $2}')"
 "$venv/bin/python" - <<'EOF'
 # every pin of constraints/floors.txt that applies here is what got installed
 import importlib.metadata as md, re, sys

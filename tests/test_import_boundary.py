@@ -1,5 +1,5 @@
 """The collector side imports nothing of the agent: a host with ``edgewatch[collector]`` only
-(no opencv, onnxruntime, psutil, sqlite-utils) can run every module of
+(no opencv, onnxruntime or psutil) can run every module of
 ``edgewatch.collector`` and ``edgewatch.contracts`` and every collector or operator command.
 
 Each check runs in a fresh interpreter in which the agent's third-party packages cannot be
@@ -20,7 +20,7 @@ from pathlib import Path
 from support.paths import REPO
 
 SRC = REPO / "src"
-AGENT_PACKAGES = ("cv2", "onnxruntime", "psutil", "sqlite_utils")
+AGENT_PACKAGES = ("cv2", "onnxruntime", "psutil")
 """Installed by the ``agent`` extra only."""
 AGENT_MODULES = ("agent",)
 """Packages of ``edgewatch`` that belong to the agent."""

@@ -87,7 +87,7 @@ EXIT_INTERRUPTED = 130
 
 EXTRAS = {  # a module of an optional dependency -> the extra that installs it
     "prometheus_client": "collector", "psycopg": "collector", "psycopg_binary": "collector",
-    "cv2": "agent", "onnxruntime": "agent", "psutil": "agent", "sqlite_utils": "agent",
+    "cv2": "agent", "onnxruntime": "agent", "psutil": "agent",
 }
 
 

@@ -29,7 +29,7 @@ from edgewatch.contracts.topics import Topics
 from edgewatch.contracts.vocabulary import SEVERITY_RANK
 from edgewatch.errors import StatsError
 
-if TYPE_CHECKING:  # a replay without --publish needs neither (nor sqlite_utils, paho)
+if TYPE_CHECKING:  # a replay without --publish needs neither (nor paho)
     from edgewatch.agent.delivery.outbox import Outbox
     from edgewatch.agent.delivery.publisher import Publisher
 

@@ -1,4 +1,5 @@
-"""The agent's durable store-and-forward queue: one SQLite file in WAL mode, via sqlite-utils.
+"""The agent's durable store-and-forward queue: one SQLite file in WAL mode (the standard
+library's sqlite3: every statement is its own SQL, under the outbox's own transactions).
 
 ``Outbox`` (``facade``) is the one class callers use; it composes the parts, each with one
 job, the way a storage interface sits in front of its backends:

@@ -1,7 +1,9 @@
 """The outbox's SQLite file: connection, pragmas, schema, transactions, size on disk.
 
-One connection (``check_same_thread=False``) in WAL mode with ``synchronous=FULL``, opened
-through sqlite-utils. The file uses incremental auto-vacuum (an older file is converted
+One connection (``check_same_thread=False``) in WAL mode with ``synchronous=FULL``, the
+standard library's ``sqlite3``: a wrapper such as sqlite-utils would add nothing the outbox
+uses, and load its own dependencies (click, dateutil, pluggy, OpenSSL through hashlib) into
+every device's memory. The file uses incremental auto-vacuum (an older file is converted
 once), so ``shrink`` can give freed pages back. Not thread-safe on its own: the ``Outbox``
 holds its lock around every use.
 
@@ -33,9 +35,6 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
 
 from edgewatch.errors import OutboxError
 
@@ -83,11 +82,11 @@ def disk_condition(exc: sqlite3.Error) -> str | None:
     return f"write failed ({exc})" if any(m in text for m in _DISK_MESSAGES) else None
 
 
-def _connect(path: Path) -> Any:
-    """A sqlite-utils Database over a connection the publisher thread may use too."""
-    conn = sqlite3.connect(str(path), timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+def _connect(path: Path) -> sqlite3.Connection:
+    """A connection the publisher thread may use too, in autocommit mode (the outbox opens
+    its own transactions)."""
+    return sqlite3.connect(str(path), timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                            check_same_thread=False)
-    return sqlite_utils.Database(conn)
 
 
 class OutboxDatabase:
@@ -97,8 +96,7 @@ class OutboxDatabase:
         """Connect and set the pragmas; ``create_schema`` comes next. Raises sqlite3.Error."""
         self.path = path
         self.max_bytes = max_bytes
-        self.db = _connect(path)
-        self.conn: sqlite3.Connection = self.db.conn
+        self.db = self.conn = _connect(path)
         self.db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         self.db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect on a new file
         mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]

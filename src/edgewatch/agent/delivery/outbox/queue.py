@@ -25,9 +25,9 @@ COLUMNS = "seq, kind, priority, created, window_start, window_end, payload"
 class DiskQueue:
     """Rows of the ``messages`` table: insert, read in drain order, delete."""
 
-    def __init__(self, db: Any, wire: WireFn | None = None, has_wire: bool = True) -> None:
-        self.db = db
-        self._conn: sqlite3.Connection = db.conn
+    def __init__(self, db: sqlite3.Connection, wire: WireFn | None = None,
+                 has_wire: bool = True) -> None:
+        self.db = self._conn = db
         self._wire = wire if has_wire else None
         self._select = (  # a row with its wire payload comes without its body: not needed
             "SELECT seq, kind, priority, created, window_start, window_end, "
