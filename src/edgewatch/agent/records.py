@@ -83,24 +83,34 @@ class InferenceResult:
     """True when any output tensor held NaN or Inf (the output is then treated as empty)."""
 
 
-@dataclasses.dataclass(slots=True)
 class DeferredResult:
     """An InferenceResult whose outputs are decoded only if the monitor measures the frame.
 
-    The monitor thread calls ``resolve`` for a sampled frame, so the output arrays must stay
-    as they are; ``Monitor.observe(..., resolve_now=True)`` resolves on the caller's thread
-    instead, before returning, for callers that reuse their arrays. A zero
-    ``postprocess_ms`` is filled in with the time the decoding took.
+    ``decode`` gives the output, ``empty`` (if given) the one that stands for non-finite
+    outputs (the adapter's empty one); ``finite`` tells whether every float output tensor is
+    finite: known, or the check to run when first asked (:attr:`nonfinite`), which the
+    monitor does on its own thread. The monitor thread calls ``resolve`` for a sampled
+    frame, so the output arrays must stay as they are; ``Monitor.observe(...,
+    resolve_now=True)`` resolves on the caller's thread instead, before returning, for
+    callers that reuse their arrays. A zero ``postprocess_ms`` is filled in with the time
+    the decoding took. The engine's own results are an ``EngineResult`` (cheaper to make).
     """
 
-    decode: Callable[[], ModelOutput]
-    timings: Timings
-    finite: bool | Callable[[], bool] = True
-    """Whether every float output tensor is finite: known, or the check to run when first
-    asked (:attr:`nonfinite`), which the monitor does on its own thread."""
-    empty: Callable[[], ModelOutput] | None = None
-    """The output that stands for non-finite outputs (the adapter's empty one); None:
-    ``decode`` gives it."""
+    __slots__ = ("_decode", "_empty", "_timings", "finite")
+
+    def __init__(self, decode: Callable[[], ModelOutput], timings: Timings,
+                 finite: bool | Callable[[], bool] | None = True,
+                 empty: Callable[[], ModelOutput] | None = None) -> None:
+        self._decode: Callable[[], ModelOutput] | None = decode
+        self._timings: Timings | None = timings
+        self.finite = finite
+        """True or False once known; otherwise the check is still to run."""
+        self._empty = empty
+
+    @property
+    def timings(self) -> Timings:
+        assert self._timings is not None
+        return self._timings
 
     @property
     def nonfinite(self) -> bool:
@@ -108,13 +118,23 @@ class DeferredResult:
         asked)."""
         finite = self.finite
         if not isinstance(finite, bool):
-            finite = self.finite = bool(finite())
+            finite = self.finite = bool(self._check())
         return not finite
+
+    def _check(self) -> bool:
+        assert callable(self.finite)
+        return self.finite()
+
+    def _output(self, nonfinite: bool) -> ModelOutput:
+        if nonfinite and self._empty is not None:
+            return self._empty()
+        assert self._decode is not None
+        return self._decode()
 
     def resolve(self) -> InferenceResult:
         t0 = time.perf_counter()
         nonfinite = self.nonfinite
-        output = (self.empty if nonfinite and self.empty is not None else self.decode)()
+        output = self._output(nonfinite)
         t = self.timings
         if t.postprocess_ms == 0.0:
             t = Timings(t.preprocess_ms, t.inference_ms, (time.perf_counter() - t0) * 1e3)

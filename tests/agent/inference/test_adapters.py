@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgewatch.agent.inference.engine import InferenceEngine, all_finite
+from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.inference.finite import all_finite
 from edgewatch.agent.inference.preprocess import LETTERBOX_FILL, Preprocessor
 from edgewatch.agent.records import Classification, Detections, RawOutputs
 from edgewatch.config.agent import parse_config

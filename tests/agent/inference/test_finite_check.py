@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from edgewatch.agent.inference.engine import SMALL_TENSOR, all_finite
+from edgewatch.agent.inference.finite import SMALL_TENSOR, all_finite
 
 
 def ssd_like(fill: float = 0.5) -> list[np.ndarray]:
@@ -54,42 +54,47 @@ def test_ssd_outputs() -> None:
     assert not all_finite(outputs)
 
 
-def test_a_sessions_fixed_small_outputs_get_their_own_check(tmp_path: Path) -> None:
-    """``fixed_finite_check`` from a real session's output specs agrees with all_finite,
-    sums only the float outputs, and falls back to all_finite when the arrays are not the
-    declared ones; dynamic or large outputs get no such check."""
+def test_engine_results_leave_the_check_to_the_monitor_unless_an_output_is_large(
+        tmp_path: Path) -> None:
+    """The engine's result of a model with small outputs carries its finite check unrun
+    (``finite`` None), the monitor's to run, with the answer all_finite gives; a model with
+    an output above SMALL_TENSOR values is checked at once. ``small_outputs`` tells fixed
+    small output shapes (no per-frame look at the sizes) from dynamic or large ones."""
     import onnxruntime as ort
     from tests.support.onnx_models import constant_outputs_model
 
-    from edgewatch.agent.inference.engine import fixed_finite_check
+    from edgewatch.agent.inference.engine import InferenceEngine, small_outputs
+    from edgewatch.config.agent import parse_config
 
-    shapes = {"num": (1,), "boxes": (1, 100, 4), "scores": (1, 100), "classes": (1, 100)}
-    path = constant_outputs_model(tmp_path / "ssd.onnx",
-                                  {k: np.zeros(v, np.float32) for k, v in shapes.items()})
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    check = fixed_finite_check(session.get_outputs())
-    assert check is not None
-    outputs = session.run(None, {"images": np.zeros((1, 3, 64, 64), np.float32)})
-    assert check(outputs) and all_finite(outputs)
-    for i, bad in enumerate([np.nan, np.inf, -np.inf, np.nan]):
-        broken = [o.copy() for o in outputs]
-        broken[i].flat[-1] = bad
-        assert not check(broken) and not all_finite(broken)
-    shifted = [np.ones(7, np.float32), *outputs[1:]]  # not the declared shape of output 0
-    assert check(shifted)
-    shifted[0][3] = np.nan
-    assert not check(shifted)
+    def engine(name: str, outputs: dict[str, np.ndarray]) -> InferenceEngine:
+        path = constant_outputs_model(tmp_path / name, outputs)
+        return InferenceEngine(parse_config({"model": {
+            "path": str(path), "adapter": "raw", "preprocess": {
+                "width": 64, "height": 64, "layout": "NCHW", "dtype": "float32"}}}).model)
 
-    large = constant_outputs_model(tmp_path / "large.onnx",
-                                   {"map": np.zeros((1, SMALL_TENSOR + 1), np.float32)})
-    assert fixed_finite_check(ort.InferenceSession(
-        str(large), providers=["CPUExecutionProvider"]).get_outputs()) is None
+    image = np.zeros((64, 64, 3), np.uint8)
+    ssd = {k: np.full(v, 0.5, np.float32) for k, v in
+           {"num": (1,), "boxes": (1, 100, 4), "scores": (1, 100)}.items()}
+    result = engine("small.onnx", ssd).infer_deferred(image)
+    assert result.finite is None and not result.nonfinite and result.finite is True
+    ssd["scores"][0, 7] = np.nan
+    result = engine("nan.onnx", ssd).infer_deferred(image)
+    assert result.finite is None and result.nonfinite
+    assert result.resolve().nonfinite and result.timings.inference_ms > 0
+    large = engine("large.onnx", {"map": np.full((1, SMALL_TENSOR + 1), np.inf, np.float32)})
+    assert large.infer_deferred(image).finite is False  # checked on the inference thread
+
+    def specs(model: Path | bytes) -> list:
+        source = model if isinstance(model, bytes) else str(model)
+        return ort.InferenceSession(source, providers=["CPUExecutionProvider"]).get_outputs()
+
+    assert small_outputs(specs(tmp_path / "small.onnx"))
+    assert not small_outputs(specs(tmp_path / "large.onnx"))
     x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, "n"])
     y = helper.make_tensor_value_info("same", TensorProto.FLOAT, [1, "n"])
     dynamic = helper.make_model(
         helper.make_graph([helper.make_node("Identity", ["images"], ["same"])], "dyn", [x], [y]),
         opset_imports=[helper.make_opsetid("", 17)])
     dynamic.ir_version = 8
-    session = ort.InferenceSession(dynamic.SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
-    assert fixed_finite_check(session.get_outputs()) is None
+    assert not small_outputs(specs(dynamic.SerializeToString()))
+

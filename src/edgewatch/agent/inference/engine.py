@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from edgewatch.agent.inference.adapters import OutputAdapter, make_adapter
+from edgewatch.agent.inference.finite import SMALL_TENSOR, all_finite
 from edgewatch.agent.inference.model_check import (
     check_input,
     check_model,
@@ -22,7 +23,13 @@ from edgewatch.agent.inference.model_check import (
     tensor_specs,
 )
 from edgewatch.agent.inference.preprocess import Geometry, Preprocessor
-from edgewatch.agent.records import DeferredResult, Image, InferenceResult, Timings
+from edgewatch.agent.records import (
+    DeferredResult,
+    Image,
+    InferenceResult,
+    ModelOutput,
+    Timings,
+)
 from edgewatch.config.agent import ModelConfig
 from edgewatch.contracts.digest import sha256
 from edgewatch.errors import ConfigError, ModelError
@@ -88,12 +95,9 @@ class InferenceEngine:
         self.model_sha256 = file_sha256(cfg.path) if cfg.path else ""
         self._quiet = ort.RunOptions()
         self._quiet.log_severity_level = 4  # onnxruntime's own multi-line error log: off
-        # what every frame's result needs, looked up once (infer_deferred runs right after
-        # session.run, whose work leaves the processor's caches cold: each lookup costs)
-        self._decode, self._empty = self.adapter.decode, self.adapter.empty
-        self._finite = fixed_finite_check(self.session.get_outputs())
-        """The finite check of this session's outputs when every one has a fixed shape of at
-        most SMALL_TENSOR values (it can always wait for the monitor thread), else None."""
+        self._small = small_outputs(self.session.get_outputs())
+        """Every output has a fixed shape of at most SMALL_TENSOR values: no frame's outputs
+        need their sizes looked at before the finite check is left to the monitor."""
 
     @property
     def model_name(self) -> str:
@@ -110,51 +114,71 @@ class InferenceEngine:
         return self.infer_deferred(image).resolve()
 
     def infer_deferred(self, image: Image) -> DeferredResult:
-        """Like ``infer``, but the adapter decodes only if the monitor measures the frame."""
-        t0 = time.perf_counter()
+        """Like ``infer``, but the adapter decodes only if the monitor measures the frame;
+        the finite check of the outputs is left to whoever first asks (the monitor thread),
+        but for outputs with a tensor above SMALL_TENSOR values, checked now."""
+        clock = _clock
+        t0 = clock()
         tensor, geometry = self.preprocess(image)
-        t1 = time.perf_counter()
+        t1 = clock()
         outputs = self.run(tensor)
-        t2 = time.perf_counter()
-        timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, 0.0)
-        if self._finite is not None:  # defer_decoding's check_now=False, without its loop
-            return DeferredResult(partial(self._decode, outputs, geometry), timings,
-                                  partial(self._finite, outputs), self._empty)
-        return defer_decoding(self.adapter, outputs, geometry, timings, check_now=False)
+        t2 = clock()
+        finite: bool | None = None
+        if not self._small:
+            for o in outputs:  # a loop, not any(): this runs for every frame
+                if o.size > SMALL_TENSOR:
+                    finite = all_finite(outputs)
+                    break
+        return EngineResult(self.adapter, outputs, geometry, t0, t1, t2, finite)
 
 
-_FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
-                "tensor(float16)": np.float16}
+_clock = time.perf_counter
 
 
-def fixed_finite_check(outputs: Sequence[Any]) -> Callable[[Sequence[Any]], bool] | None:
-    """``all_finite`` for the outputs of one session (``session.get_outputs()``) when each
-    has a fixed shape of at most SMALL_TENSOR values: it sums only the float ones, by index,
-    with their vectors of ones at hand. None when a shape is not fixed or larger, or a type
-    unknown here (bfloat16...): ``all_finite`` then."""
-    summed: list[tuple[int, npt.NDArray[np.generic]]] = []
-    for i, spec in enumerate(outputs):
+class EngineResult(DeferredResult):
+    """The engine's result of one frame, made with as little work as it can be: it runs
+    on the inference thread right after ``session.run``, whose work leaves the processor's
+    caches cold, where each object made and each lookup costs microseconds. It keeps what
+    the engine had at hand (adapter, output arrays, geometry, clock readings); the timings,
+    the decoding and the finite check (``finite`` None) are worked out when first asked."""
+
+    __slots__ = ("_adapter", "_geometry", "_outputs", "_t0", "_t1", "_t2")
+
+    def __init__(self, adapter: OutputAdapter, outputs: list[npt.NDArray[np.generic]],
+                 geometry: Geometry, t0: float, t1: float, t2: float,
+                 finite: bool | None) -> None:
+        self._adapter = adapter
+        self._outputs = outputs
+        self._geometry = geometry
+        self._t0, self._t1, self._t2 = t0, t1, t2
+        self._timings = None
+        self.finite = finite
+
+    @property
+    def timings(self) -> Timings:
+        t = self._timings
+        if t is None:
+            t = self._timings = Timings((self._t1 - self._t0) * 1e3,
+                                        (self._t2 - self._t1) * 1e3, 0.0)
+        return t
+
+    def _check(self) -> bool:
+        return all_finite(self._outputs)
+
+    def _output(self, nonfinite: bool) -> ModelOutput:
+        if nonfinite:
+            return self._adapter.empty()
+        return self._adapter.decode(self._outputs, self._geometry)
+
+
+def small_outputs(specs: Sequence[Any]) -> bool:
+    """Every output (``session.get_outputs()``) has a fixed shape of at most SMALL_TENSOR
+    values."""
+    for spec in specs:
         dims = [d for d in spec.shape if isinstance(d, int) and d >= 0]
-        size = math.prod(dims)
-        if len(dims) != len(spec.shape) or size > SMALL_TENSOR:
-            return None
-        if spec.type in _FLOAT_TYPES:
-            summed.append((i, np.ones(size, _FLOAT_TYPES[spec.type])))
-        elif "float" in spec.type:
-            return None
-    vdot, isfinite = _vdot, math.isfinite
-
-    def check(arrays: Sequence[Any]) -> bool:
-        try:
-            for i, ones in summed:
-                o = arrays[i]
-                if not isfinite(vdot(o, ones)) and not np.isfinite(o).all():
-                    return False
-        except (ValueError, TypeError, IndexError):  # not the declared shapes or types
-            return all_finite(arrays)
-        return True
-
-    return check
+        if len(dims) != len(spec.shape) or math.prod(dims) > SMALL_TENSOR:
+            return False
+    return True
 
 
 def defer_decoding(adapter: OutputAdapter, outputs: Sequence[npt.NDArray[np.generic]],
@@ -177,38 +201,3 @@ def defer_decoding(adapter: OutputAdapter, outputs: Sequence[npt.NDArray[np.gene
         else:
             return DeferredResult(decode, timings, partial(all_finite, outputs), adapter.empty)
     return DeferredResult(decode, timings, all_finite(outputs), adapter.empty)
-
-
-def all_finite(outputs: Sequence[npt.NDArray[np.generic]]) -> bool:
-    """No float output tensor holds NaN or Inf.
-
-    Runs on the inference thread for every frame, so it costs one reduction per tensor: a
-    sum is finite when every value is (NaN and Inf propagate); only a non-finite sum (which
-    finite values can also give, by overflow) is checked value by value. A small tensor's
-    sum is its dot product with ones (``np.vdot``: a BLAS call that, unlike a ufunc, checks
-    no floating-point flags, so it needs no ``np.errstate`` to stay silent on NaN or
-    overflow, and that costs a fraction of a reduction's set-up); a large one's is
-    ``ndarray.sum`` under ``np.errstate``, where the set-up no longer matters."""
-    for o in outputs:
-        dtype = o.dtype
-        if dtype.kind != "f":
-            continue
-        size = o.size
-        if size <= SMALL_TENSOR:
-            ones = _ONES.get((size, dtype))
-            if ones is None:
-                ones = _ONES[size, dtype] = np.ones(size, dtype)
-            total = _vdot(o, ones)
-        else:
-            with np.errstate(over="ignore", invalid="ignore"):  # no warning for NaN/overflow
-                total = o.sum()
-        if not math.isfinite(total) and not np.isfinite(o).all():
-            return False
-    return True
-
-
-SMALL_TENSOR = 4096
-"""Tensors up to this many values are summed by ``np.vdot`` with a vector of ones."""
-_ONES: dict[tuple[int, np.dtype[np.generic]], npt.NDArray[np.generic]] = {}
-"""Vectors of ones by size and dtype, for the tensors a model returns (a few sizes)."""
-_vdot: Callable[[Any, Any], Any] = np.vdot

@@ -159,10 +159,10 @@ class Monitor:
             else:
                 if inference_error:
                     counts.inference_errors += 1
-                # a DeferredResult whose finite check has not run (its ``finite`` is the
-                # check, not yet a bool): the worker runs it
+                # a DeferredResult whose finite check has not run (its ``finite`` is not
+                # yet a bool): the worker runs it
                 unchecked = self._unchecked
-                if (type(result) is DeferredResult and type(result.finite) is not bool
+                if (isinstance(result, DeferredResult) and type(result.finite) is not bool
                         and not resolve_now and len(unchecked) < MAX_UNCHECKED):
                     unchecked.append((counts, result))
                     if len(unchecked) == WAKE_UNCHECKED:  # no sampled frame for a while
