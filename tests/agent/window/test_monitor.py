@@ -391,12 +391,12 @@ def test_finite_checks_left_to_the_monitor_thread_count_every_frame(
 
 def test_frames_waiting_for_their_finite_check_wake_the_worker(
         reference: ReferenceProfile) -> None:
-    """Between two sampled frames (a fast model under max_fps), WAKE_UNCHECKED frames
-    waiting for their finite check wake the monitor thread, which runs them then: the
-    inference thread does not reach MAX_UNCHECKED and check frames itself."""
+    """Between two sampled frames (a fast model under max_fps), the WAKE_UNCHECKED-th frame
+    waiting for its finite check wakes the monitor thread, which runs the checks then,
+    long before the inference thread would reach MAX_UNCHECKED and check frames itself."""
     from tests.support.waiting import wait_until
 
-    from edgewatch.agent.window.monitor import MAX_UNCHECKED, WAKE_UNCHECKED
+    from edgewatch.agent.window.monitor import WAKE_UNCHECKED
 
     checked_on: list[str] = []
 
@@ -404,17 +404,24 @@ def test_frames_waiting_for_their_finite_check_wake_the_worker(
         checked_on.append(threading.current_thread().name)
         return True
 
+    def observe(mon: Monitor, i: int) -> None:
+        mon.observe(Frame(i, i / 100, image(100)), DeferredResult(
+            lambda: result(1).output, Timings(1.0, 5.0), check))  # type: ignore
+
     sink = ListSink()
     with Monitor(reference, measurer(), sink, MonitorSettings(every_nth=10_000)) as mon:
-        for i in range(2 * MAX_UNCHECKED):  # only frame 0 is sampled
-            mon.observe(Frame(i, i / 100, image(100)), DeferredResult(
-                lambda: result(1).output, Timings(1.0, 5.0), check))  # type: ignore
-            if i == WAKE_UNCHECKED:  # frame 0 sampled, frames 1..WAKE_UNCHECKED waiting
-                wait_until(lambda: len(checked_on) >= WAKE_UNCHECKED, 10,
-                           "the worker to run the waiting checks")
-    assert checked_on == ["edgewatch-monitor"] * (2 * MAX_UNCHECKED)
+        observe(mon, 0)  # the only sampled frame
+        assert mon.drain(10)  # measured: the worker waits for the next item
+        for i in range(1, WAKE_UNCHECKED):
+            observe(mon, i)
+        time.sleep(0.3)
+        assert checked_on == ["edgewatch-monitor"]  # frame 0's, when it was measured
+        observe(mon, WAKE_UNCHECKED)
+        wait_until(lambda: len(checked_on) == WAKE_UNCHECKED + 1, 10,
+                   "the worker to run the waiting checks")
+    assert checked_on == ["edgewatch-monitor"] * (WAKE_UNCHECKED + 1)
     [s] = sink.summaries
-    assert (s.frames.seen, s.frames.monitored) == (2 * MAX_UNCHECKED, 1)
+    assert (s.frames.seen, s.frames.monitored) == (WAKE_UNCHECKED + 1, 1)
 
 
 def test_a_last_window_its_frames_fill_keeps_its_full_length(
