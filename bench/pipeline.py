@@ -1,8 +1,8 @@
 """Throughput of a bare onnxruntime loop against edgewatch's monitored pipeline.
 
     python bench/pipeline.py [--assets DIR] [--repeats 5] [--frames 300] [--block 10]
-                             [--set features.every_nth=2 ...] [--evidence] [--shadow]
-                             [--json PATH]
+                             [--pace camera|footage] [--set features.every_nth=2 ...]
+                             [--evidence] [--shadow] [--json PATH]
 
 SSDLite-MobileNetV2 on vtest.avi, frames decoded into memory before timing. The two loops
 run interleaved in one process on the same onnxruntime session, in blocks of ``--block``
@@ -25,9 +25,22 @@ Where edgewatch's cost goes, measured directly, not inferred from the ratio:
   monitored loop's time: the CPU it can take from onnxruntime's threads.
 
 The session is the one edgewatch opens, which with the default model settings is an
-onnxruntime session with its defaults, so ``--set model.*`` changes both loops. Frames carry
-vtest's own timestamps (10 fps), so the default ``features.max_fps`` of 2.5 measures one
-frame in 4; ``--set features.max_fps=0`` measures every frame.
+onnxruntime session with its defaults, so ``--set model.*`` changes both loops.
+
+``--pace`` sets the frames' timestamps, which the sampling (``features.max_fps``, 2.5
+frames per second of stream time by default) follows:
+
+- ``camera`` (the default): each frame is stamped when the loop takes it, by a clock that
+  runs during the monitored blocks only: a camera that always has the next frame ready,
+  the model being the bottleneck. This is what ``edgewatch run`` sees, whose sources are
+  stamped by the clock (a camera, a stream) or played in real time (a file): the monitor
+  measures 2.5 frames per second of the loop's time however fast the model runs;
+- ``footage``: vtest's own timestamps (10 fps) on frames run as fast as the model goes, as
+  recorded footage faster than real time: one frame in 4 is measured, about 40 per second
+  of the loop's time here, which no ``run`` does (``replay`` does, but waits for the
+  monitor instead of skipping).
+
+``--set features.max_fps=0`` measures every frame.
 
 ``--evidence`` turns evidence capture on (``[evidence]`` defaults, in a temporary
 directory) in the monitored loop: every monitored frame goes through the capture thread into
