@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgewatch.agent.app import infer_safely
 from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.inference.failures import infer_safely
 from edgewatch.agent.ratelimit import RepeatLimiter, first_line
 from edgewatch.clock import ManualClock
 from edgewatch.config.agent import parse_config

@@ -14,16 +14,20 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
+from edgewatch.agent.inference.failures import (
+    INFERENCE_FAILURES,
+    inference_failed,
+    inference_works,
+)
 from edgewatch.agent.measure.checks import FrameChecks
 from edgewatch.agent.measure.frame import FrameMeasurer
 from edgewatch.agent.measure.image import ImageFeatureExtractor
 from edgewatch.agent.measure.outputs import OutputFeatureExtractor, load_labels
 from edgewatch.agent.outputs import AgentOutputs
 from edgewatch.agent.progress import Progress
-from edgewatch.agent.ratelimit import RepeatLimiter
-from edgewatch.agent.records import DeferredResult, Frame, Image, SignalChange
+from edgewatch.agent.records import DeferredResult, Frame, SignalChange
 from edgewatch.agent.source import FrameSource, LiveSource
 from edgewatch.agent.source_config import expected_frames, open_live, open_recorded
 from edgewatch.agent.window.contexts import DEFAULT as DEFAULT_CONTEXT
@@ -46,15 +50,12 @@ if TYPE_CHECKING:  # what only a live agent (or a type checker) needs is importe
     from edgewatch.contracts.update_status import UpdateStatus
     from edgewatch.supervision import Supervisor
 
-__all__ = ["INFERENCE_FAILURES", "Agent", "AgentOutputs", "build_agent", "device_id",
-           "expected_frames", "infer_safely", "make_evidence", "make_measurer", "make_monitor",
+__all__ = ["Agent", "AgentOutputs", "build_agent", "device_id",
+           "expected_frames", "make_evidence", "make_measurer", "make_monitor",
            "make_references", "make_update", "offline_config", "open_live", "open_recorded",
            "replay_config"]
 
 log = logging.getLogger(__name__)
-R = TypeVar("R")
-
-
 def device_id(cfg: AgentConfig) -> str:
     if cfg.device.id:
         return cfg.device.id
@@ -73,43 +74,6 @@ def make_measurer(cfg: AgentConfig) -> FrameMeasurer:
         ImageFeatureExtractor(cfg.features.analysis_width),
         OutputFeatureExtractor(post.score_threshold, post.near_band, labels=labels),
     )
-
-
-INFERENCE_FAILURES = RepeatLimiter(
-    "inference failed on {count} more frames in the last {seconds:.0f} s: {last}", 60.0)
-"""How ``infer_safely`` logs failures: one line, then at most one summary line a minute."""
-
-
-def infer_safely(infer: Callable[[Image], R], image: Image | None,
-                 failures: RepeatLimiter | None = None) -> tuple[R | None, bool]:
-    """``infer(image)``, and whether it failed: an onnxruntime failure on one frame is
-    counted (the monitor's ``inference_error`` fault), not raised, and logged through
-    ``failures`` (default ``INFERENCE_FAILURES``): the first line of the first failure's
-    message, then at most one summary line per minute while failures go on. No image (a
-    decode failure): (None, False)."""
-    if image is None:
-        return None, False
-    limiter = INFERENCE_FAILURES if failures is None else failures
-    try:
-        result = infer(image)
-    except ModelError as exc:
-        inference_failed(limiter, exc)
-        return None, True
-    if limiter.holding:
-        inference_works(limiter)
-    return result, False
-
-
-def inference_failed(limiter: RepeatLimiter, exc: ModelError) -> None:
-    line = limiter.hit(exc)
-    if line is not None:
-        log.warning("%s", line)
-
-
-def inference_works(limiter: RepeatLimiter) -> None:
-    line = limiter.flush()
-    if line is not None:
-        log.warning("%s (inference works again)", line)
 
 
 def offline_config(cfg: AgentConfig) -> AgentConfig:

@@ -7,7 +7,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgewatch.agent.app import infer_safely, make_measurer
+from edgewatch.agent.app import make_measurer
+from edgewatch.agent.inference.failures import infer_safely
 from edgewatch.agent.progress import Progress
 from edgewatch.agent.source import FrameSource
 from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile

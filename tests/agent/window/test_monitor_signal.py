@@ -14,9 +14,10 @@ import numpy as np
 from edgewatch.agent.alerts.engine import AlertEngine
 from edgewatch.agent.alerts.rule_metrics import observe
 from edgewatch.agent.alerts.state import AlertStore
-from edgewatch.agent.app import Agent, infer_safely, make_measurer
+from edgewatch.agent.app import Agent, make_measurer
 from edgewatch.agent.delivery.sinks import ListSink
 from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.inference.failures import infer_safely
 from edgewatch.agent.measure.checks import FrameChecks
 from edgewatch.agent.ratelimit import RepeatLimiter
 from edgewatch.agent.records import Frame, SignalChange

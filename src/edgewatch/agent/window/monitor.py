@@ -46,18 +46,15 @@ from edgewatch.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_UNCHECKED", "Monitor", "MonitorSettings"]
+__all__ = ["MAX_UNCHECKED", "WAKE_UNCHECKED", "Monitor", "MonitorSettings"]
 
-_STOP = object()
-_CHECK = object()
-"""Wakes the worker to run the finite checks waiting (``_count_nonfinite``)."""
+_STOP, _CHECK = object(), object()  # _CHECK: wakes the worker to run the waiting checks
 
 MAX_UNCHECKED = 64
 """Frames whose finite check waits for the worker, at most (their output arrays are kept
-until then: small tensors only, ``engine.SMALL_TENSOR``)."""
+until then: small tensors only, ``finite.SMALL_TENSOR``). The WAKE_UNCHECKED-th wakes the
+worker, when no sampled frame has (between two frames measured under ``max_fps``)."""
 WAKE_UNCHECKED = MAX_UNCHECKED // 2
-"""Frames waiting for their finite check at which ``observe`` wakes the worker (when no
-sampled frame has, as between two frames measured under ``max_fps`` on a fast model)."""
 
 
 class Monitor:
