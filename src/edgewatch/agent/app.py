@@ -16,11 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgewatch.agent.inference.failures import (
-    INFERENCE_FAILURES,
-    inference_failed,
-    inference_works,
-)
+from edgewatch.agent.inference.failures import infer_safely
 from edgewatch.agent.measure.checks import FrameChecks
 from edgewatch.agent.measure.frame import FrameMeasurer
 from edgewatch.agent.measure.image import ImageFeatureExtractor
@@ -37,7 +33,7 @@ from edgewatch.agent.window.monitor import Monitor, MonitorSettings
 from edgewatch.agent.window.monitor_parts import FrameObserver, Sink
 from edgewatch.agent.window.reference import ReferenceProfile
 from edgewatch.clock import Clock, SystemClock
-from edgewatch.errors import ConfigError, ModelError
+from edgewatch.errors import ConfigError
 
 if TYPE_CHECKING:  # what only a live agent (or a type checker) needs is imported where used
     from edgewatch.agent.delivery.assembly import Delivery
@@ -56,6 +52,8 @@ __all__ = ["Agent", "AgentOutputs", "build_agent", "device_id",
            "replay_config"]
 
 log = logging.getLogger(__name__)
+
+
 def device_id(cfg: AgentConfig) -> str:
     if cfg.device.id:
         return cfg.device.id
@@ -200,18 +198,7 @@ class Agent:
         if self.engine is None:
             raise RuntimeError("this agent has no inference engine (the application runs "
                                "the model: AppMonitor.observe)")
-        # infer_safely, unrolled: this runs for every frame, right after session.run, whose
-        # work leaves the processor's caches cold, where each call costs a few microseconds
-        image, result, failed = frame.image, None, False
-        if image is not None:
-            try:
-                result = self.engine.infer_deferred(image)
-            except ModelError as exc:
-                inference_failed(INFERENCE_FAILURES, exc)
-                failed = True
-            else:
-                if INFERENCE_FAILURES.holding:
-                    inference_works(INFERENCE_FAILURES)
+        result, failed = infer_safely(self.engine.infer_deferred, frame.image)
         self.monitor.observe(frame, result, failed)
         if self.update is not None:
             swap = self.update.observe(frame, result, failed)

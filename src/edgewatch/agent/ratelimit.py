@@ -54,11 +54,6 @@ class RepeatLimiter:
             self._last = line
             return None
 
-    @property
-    def holding(self) -> bool:
-        """Occurrences are held back: ``flush`` may have a line to return."""
-        return self._held > 0
-
     def flush(self) -> str | None:
         if not self._held:  # the usual case, without the lock
             return None

@@ -15,7 +15,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from edgewatch.agent.inference.adapters import OutputAdapter, make_adapter
-from edgewatch.agent.inference.finite import SMALL_TENSOR, all_finite
+from edgewatch.agent.inference.finite import SMALL_TENSOR, all_finite, checked_if_large
 from edgewatch.agent.inference.model_check import (
     check_input,
     check_model,
@@ -123,12 +123,7 @@ class InferenceEngine:
         t1 = clock()
         outputs = self.run(tensor)
         t2 = clock()
-        finite: bool | None = None
-        if not self._small:
-            for o in outputs:  # a loop, not any(): this runs for every frame
-                if o.size > SMALL_TENSOR:
-                    finite = all_finite(outputs)
-                    break
+        finite = None if self._small else checked_if_large(outputs)
         return EngineResult(self.adapter, outputs, geometry, t0, t1, t2, finite)
 
 
@@ -182,22 +177,10 @@ def small_outputs(specs: Sequence[Any]) -> bool:
 
 
 def defer_decoding(adapter: OutputAdapter, outputs: Sequence[npt.NDArray[np.generic]],
-                   geometry: Geometry, timings: Timings, *,
-                   check_now: bool = True) -> DeferredResult:
-    """The adapter's decoding of these outputs, to run later; its empty output when any
-    float tensor holds NaN or Inf.
-
-    ``check_now``: the finite check runs now, so the frame is counted whatever becomes of
-    the arrays. Otherwise (outputs nobody writes to again, as the engine's, new from every
-    ``session.run``) it runs when first asked (``DeferredResult.nonfinite``): the monitor
-    asks on its own thread, so the inference thread does not pay for it; outputs with a
-    tensor above :data:`SMALL_TENSOR` values are checked now all the same (not kept a while
-    for it)."""
-    decode = partial(adapter.decode, outputs, geometry)
-    if not check_now:
-        for o in outputs:  # a loop, not any(): this runs for every frame
-            if o.size > SMALL_TENSOR:
-                break
-        else:
-            return DeferredResult(decode, timings, partial(all_finite, outputs), adapter.empty)
-    return DeferredResult(decode, timings, all_finite(outputs), adapter.empty)
+                   geometry: Geometry, timings: Timings) -> DeferredResult:
+    """The adapter's decoding of an application's outputs (``AppMonitor``), to run later;
+    its empty output when any float tensor holds NaN or Inf. The finite check runs now, so
+    the frame is counted whatever becomes of the arrays (the application may reuse them;
+    the engine's own results, whose arrays nobody reuses, are an ``EngineResult``)."""
+    return DeferredResult(partial(adapter.decode, outputs, geometry), timings,
+                          all_finite(outputs), adapter.empty)

@@ -14,7 +14,7 @@ from edgewatch.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["INFERENCE_FAILURES", "infer_safely", "inference_failed", "inference_works"]
+__all__ = ["INFERENCE_FAILURES", "infer_safely"]
 
 R = TypeVar("R")
 
@@ -37,20 +37,11 @@ def infer_safely(infer: Callable[[Image], R], image: Image | None,
     try:
         result = infer(image)
     except ModelError as exc:
-        inference_failed(limiter, exc)
+        line = limiter.hit(exc)
+        if line is not None:
+            log.warning("%s", line)
         return None, True
-    if limiter.holding:
-        inference_works(limiter)
-    return result, False
-
-
-def inference_failed(limiter: RepeatLimiter, exc: ModelError) -> None:
-    line = limiter.hit(exc)
-    if line is not None:
-        log.warning("%s", line)
-
-
-def inference_works(limiter: RepeatLimiter) -> None:
     line = limiter.flush()
     if line is not None:
         log.warning("%s (inference works again)", line)
+    return result, False

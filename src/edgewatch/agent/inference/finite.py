@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["SMALL_TENSOR", "all_finite"]
+__all__ = ["SMALL_TENSOR", "all_finite", "checked_if_large"]
 
 
 def all_finite(outputs: Sequence[npt.NDArray[np.generic]]) -> bool:
@@ -50,3 +50,12 @@ _ONES: dict[tuple[int, np.dtype[np.generic]], npt.NDArray[np.generic]] = {}
 """Vectors of ones by size and dtype, for the tensors a model returns (a few sizes)."""
 _vdot: Callable[[Any, Any], Any] = np.vdot
 
+
+def checked_if_large(outputs: Sequence[npt.NDArray[np.generic]]) -> bool | None:
+    """``all_finite(outputs)`` when a tensor holds more than SMALL_TENSOR values (checked
+    now: such outputs are not kept for a later check); None when all are small (the check
+    can wait for the monitor thread)."""
+    for o in outputs:  # a loop, not any(): this runs for every frame
+        if o.size > SMALL_TENSOR:
+            return all_finite(outputs)
+    return None
