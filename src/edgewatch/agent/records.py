@@ -99,12 +99,13 @@ class DeferredResult:
     __slots__ = ("_decode", "_empty", "_timings", "finite")
 
     def __init__(self, decode: Callable[[], ModelOutput], timings: Timings,
-                 finite: bool | Callable[[], bool] | None = True,
+                 finite: bool | Callable[[], bool] = True,
                  empty: Callable[[], ModelOutput] | None = None) -> None:
-        self._decode: Callable[[], ModelOutput] | None = decode
+        self._decode = decode
         self._timings: Timings | None = timings
-        self.finite = finite
-        """True or False once known; otherwise the check is still to run."""
+        self.finite: bool | Callable[[], bool] | None = finite
+        """True or False once known; otherwise the check is still to run (None: the
+        subclass's own, ``EngineResult``)."""
         self._empty = empty
 
     @property
@@ -128,7 +129,6 @@ class DeferredResult:
     def _output(self, nonfinite: bool) -> ModelOutput:
         if nonfinite and self._empty is not None:
             return self._empty()
-        assert self._decode is not None
         return self._decode()
 
     def resolve(self) -> InferenceResult:
