@@ -391,8 +391,9 @@ def report(args: argparse.Namespace, rounds: list[Round], counts: Result, costs:
           f"(dropped {counts['dropped']:.0f}, sampled out {counts['sampled_out']:.0f}); "
           f"monitor_ms p50 {counts['monitor_ms']:.2f}")
     print(f"inference thread           {counts['own_us']:7.1f} µs/frame of edgewatch's own "
-          f"work (median; p90 {counts['own_us_p90']:.1f}): Agent.process minus "
-          f"pre-processing and session.run")
+          f"work (median; p90 {counts['own_us_p90']:.1f}; "
+          f"{counts['own_us'] / counts['cvt_us']:.2f} x the bare loop's cvtColor): "
+          f"Agent.process minus pre-processing and session.run")
     print(f"pre-processing             {counts['preprocess_us']:7.1f} µs/frame (median; the "
           f"bare loop's cvtColor {counts['cvt_us']:.1f})")
     print(f"session.run                {counts['run_us']:7.1f} µs/frame (median; the bare "
