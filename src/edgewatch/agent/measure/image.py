@@ -89,8 +89,8 @@ class ImageFeatureExtractor:
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         n = float(grey.size)
         mean, std = cv2.meanStdDev(grey)
-        # as cv2.calcHist gives it (float32 counts), without the 1.6 MiB of code calcHist
-        # brings into memory
+        # as cv2.calcHist gives it (float32 counts), without the part of OpenCV's code
+        # calcHist brings into memory
         hist = np.bincount(grey.ravel(), minlength=256).astype(np.float32)
         p = hist[hist > 0] / n
         lap = cv2.Laplacian(grey, cv2.CV_16S)
