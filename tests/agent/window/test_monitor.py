@@ -277,6 +277,30 @@ def test_live_window_closes_on_the_clock_without_frames(reference: ReferenceProf
     assert len(sink.summaries) == 2 and sink.summaries[1].start == 1006.0
 
 
+def test_frames_buffered_when_the_clock_closes_their_window_are_counted_in_it(
+        reference: ReferenceProfile) -> None:
+    """Frames not sampled wait in observe's buffer (fewer than BUFFERED here) until a
+    later frame counts them; when the camera goes silent instead, the clock closes their
+    window and counts them in it, their finite checks first."""
+    from edgewatch.agent.window.monitor import BUFFERED
+
+    clock = ManualClock(1000.0)
+    sink = ListSink()
+    mon = Monitor(reference, measurer(), sink,
+                  MonitorSettings(window_seconds=5.0, live=True, every_nth=1000), clock=clock)
+    nan = DeferredResult(lambda: result(0).output, Timings(1.0, 5.0), lambda: False)  # type: ignore
+    for i in range(BUFFERED - 2):  # frame 0 sampled, the others buffered
+        mon.observe(Frame(i, clock.now() + i / 100, image(100)), nan if i else result(1))
+    clock.advance(6.0)  # the camera went silent
+    deadline = time.monotonic() + 5
+    while not sink.summaries and time.monotonic() < deadline:
+        time.sleep(0.05)
+    mon.close()
+    [s] = sink.summaries
+    assert (s.frames.seen, s.frames.monitored, s.frames.sampled_out,
+            s.frames.nonfinite_outputs) == (BUFFERED - 2, 1, BUFFERED - 3, BUFFERED - 3)
+
+
 def test_a_failing_sink_does_not_stop_the_monitor(reference: ReferenceProfile) -> None:
     calls = []
 
@@ -383,6 +407,7 @@ def test_finite_checks_left_to_the_monitor_thread_count_every_frame(
         assert busy.entered.wait(10)
         for i in range(1, MAX_UNCHECKED + 11):  # sampled out, the worker busy
             mon.observe(Frame(i, i / 10, image(100)), deferred(finite=False))
+        assert not mon.drain(0.2)  # counts the frames observe buffered; the worker is busy
         assert checked_on.count("MainThread") == 10  # the ones beyond the cap, at once
         busy.gate.set()
     [s] = sink.summaries

@@ -15,6 +15,7 @@ window closes.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["MAX_UNCHECKED", "WAKE_UNCHECKED", "Monitor", "MonitorSettings"]
 
+Buffered = tuple[float, InferenceResult | DeferredResult | None, bool, bool]
+"""A frame ``observe`` buffered: stream time, result, inference error, no image."""
 _STOP, _CHECK = object(), object()  # _CHECK: wakes the worker to run the waiting checks
 
 MAX_UNCHECKED = 64
@@ -55,6 +58,10 @@ MAX_UNCHECKED = 64
 until then: small tensors only, ``finite.SMALL_TENSOR``). The WAKE_UNCHECKED-th wakes the
 worker, when no sampled frame has (between two frames measured under ``max_fps``)."""
 WAKE_UNCHECKED = MAX_UNCHECKED // 2
+BUFFERED = 32
+"""Frames not sampled that ``observe`` keeps before counting them in their window, a batch
+at a time under the lock: counting each one as it comes costs the inference thread more,
+right after ``session.run`` has left the processor's caches cold."""
 
 
 class Monitor:
@@ -116,6 +123,11 @@ class Monitor:
         self._last_key: int | None = None
         """Window key of the last measured frame (worker thread only)."""
         self._observed = 0
+        self._buffer: collections.deque[Buffered] = collections.deque()
+        self._buffering = settings.window_frames == 0
+        self._buffer_until = -math.inf
+        """Frames before this stream time fall in the open window (its end), so ``observe``
+        may buffer them; -inf: no window open, or windows that close on a frame count."""
         self._unchecked: list[tuple[FrameCounts, DeferredResult]] = []
         """Frames whose outputs' finite check is left to the worker (at most
         MAX_UNCHECKED: beyond, ``observe`` checks them itself)."""
@@ -141,37 +153,23 @@ class Monitor:
         (replays), a full queue makes the caller wait instead of skipping.
         """
         t = frame.timestamp
+        if self._silence is not None:
+            self._last_frame_at = self.clock.now()
+        n = self._observed
+        self._observed = n + 1
+        sampled = not n % self.every_nth and self._rate_cap(t)
+        if not sampled and t < self._buffer_until and not resolve_now:
+            buffer = self._buffer  # counted later, a batch at a time (BUFFERED)
+            buffer.append((t, result, inference_error, frame.image is None))
+            if len(buffer) >= BUFFERED:
+                with self._lock:
+                    self._count_buffered()
+            return False
         with self._lock:
-            slot = self._assigner.assign(t)
-            self._previous_time, self._last_time = self._last_time, t
-            counts = slot.counts
-            counts.seen += 1
-            if self._silence is not None:
-                self._last_frame_at = self.clock.now()
-            if result is None:
-                if inference_error:
-                    counts.inference_errors += 1
-                elif frame.image is None:
-                    counts.decode_errors += 1
-            else:
-                if inference_error:
-                    counts.inference_errors += 1
-                # a DeferredResult whose finite check has not run (its ``finite`` is not
-                # yet a bool): the worker runs it
-                unchecked = self._unchecked
-                if (isinstance(result, DeferredResult) and type(result.finite) is not bool
-                        and not resolve_now and len(unchecked) < MAX_UNCHECKED):
-                    unchecked.append((counts, result))
-                    if len(unchecked) == WAKE_UNCHECKED:  # no sampled frame for a while
-                        # a full queue: the worker has work, and checks them next
-                        with contextlib.suppress(queue.Full):
-                            self._queue.put_nowait(_CHECK)
-                elif result.nonfinite:
-                    counts.nonfinite_outputs += 1
-            n = self._observed
-            self._observed = n + 1
-            if n % self.every_nth or not self._rate_cap(t):
-                counts.sampled_out += 1
+            self._count_buffered()
+            slot = self._count(t, result, inference_error, frame.image is None, resolve_now)
+            if not sampled:
+                slot.counts.sampled_out += 1
                 return False
             if resolve_now and isinstance(result, DeferredResult):
                 result = result.resolve()
@@ -181,20 +179,59 @@ class Monitor:
                 return True
             except queue.Full:
                 if not self.lossless:
-                    counts.dropped += 1
+                    slot.counts.dropped += 1
                     return False
         # lossless replay: wait for the worker
         self._queue.put(item)
         return True
 
+    def _count(self, t: float, result: InferenceResult | DeferredResult | None,
+               inference_error: bool, no_image: bool, resolve_now: bool = False) -> WindowSlot:
+        """Count one observed frame in its window (the caller holds the lock)."""
+        slot = self._assigner.assign(t)
+        self._previous_time, self._last_time = self._last_time, t
+        counts = slot.counts
+        counts.seen += 1
+        if inference_error:
+            counts.inference_errors += 1
+        elif result is None and no_image:
+            counts.decode_errors += 1
+        if result is not None:
+            # a DeferredResult whose finite check has not run (its ``finite`` is not yet a
+            # bool): the worker runs it
+            unchecked = self._unchecked
+            if (isinstance(result, DeferredResult) and type(result.finite) is not bool
+                    and not resolve_now and len(unchecked) < MAX_UNCHECKED):
+                unchecked.append((counts, result))
+                if len(unchecked) == WAKE_UNCHECKED:  # no sampled frame for a while
+                    # a full queue: the worker has work, and checks them next
+                    with contextlib.suppress(queue.Full):
+                        self._queue.put_nowait(_CHECK)
+            elif result.nonfinite:
+                counts.nonfinite_outputs += 1
+        current = self._assigner.current
+        self._buffer_until = current.end if current is not None and self._buffering \
+            else -math.inf
+        return slot
+
+    def _count_buffered(self) -> None:
+        """Count the frames ``observe`` buffered, in order (the caller holds the lock)."""
+        buffer = self._buffer
+        while buffer:
+            t, result, inference_error, no_image = buffer.popleft()
+            self._count(t, result, inference_error, no_image).counts.sampled_out += 1
+
     def drain(self, timeout: float | None = None) -> bool:
-        """Wait until every frame queued so far has been measured.
+        """Wait until every frame queued so far has been measured (and every frame observed
+        counted in its window).
 
         False when ``timeout`` seconds passed first or the worker has stopped (after
         ``close``). Not to be called from the sink, which runs on the worker.
         """
         if threading.current_thread() is self._worker:
             raise RuntimeError("Monitor.drain() called from the monitor thread")
+        with self._lock:
+            self._count_buffered()
         deadline = None if timeout is None else time.monotonic() + timeout
         q = self._queue
         with q.all_tasks_done:
@@ -223,6 +260,8 @@ class Monitor:
         if self._closed:
             return
         self._closed = True
+        with self._lock:
+            self._count_buffered()
         self._queue.put(_STOP)
         self._worker.join(timeout)
 
@@ -338,8 +377,14 @@ class Monitor:
 
     def _tick(self) -> None:
         with self._lock:
+            buffered = bool(self._buffer)
+            self._count_buffered()
             key = self._assigner.expire(self.clock.now())
+            if key is not None:
+                self._buffer_until = -math.inf
         if key is not None:
+            if buffered:
+                self._count_nonfinite()  # the frames just counted, before their window closes
             self._flush(key)
 
     def _flush(self, through: int | None) -> None:
