@@ -282,7 +282,7 @@ def test_frames_buffered_when_the_clock_closes_their_window_are_counted_in_it(
     """Frames not sampled wait in observe's buffer (fewer than BUFFERED here) until a
     later frame counts them; when the camera goes silent instead, the clock closes their
     window and counts them in it, their finite checks first."""
-    from edgewatch.agent.window.monitor import BUFFERED
+    from edgewatch.agent.window.tally import BUFFERED
 
     clock = ManualClock(1000.0)
     sink = ListSink()
@@ -421,7 +421,7 @@ def test_frames_waiting_for_their_finite_check_wake_the_worker(
     long before the inference thread would reach MAX_UNCHECKED and check frames itself."""
     from tests.support.waiting import wait_until
 
-    from edgewatch.agent.window.monitor import WAKE_UNCHECKED
+    from edgewatch.agent.window.tally import WAKE_UNCHECKED
 
     checked_on: list[str] = []
 

@@ -1,8 +1,9 @@
 """The monitor: measures frames off the inference thread and closes windows.
 
 ``observe`` runs on the caller's (inference) thread and only does O(1) bookkeeping: it
-assigns the frame to a window, counts it, decides whether it is sampled (``every_nth``,
-``max_fps``) and offers it to a bounded queue. When the queue is full the frame is not
+decides whether the frame is sampled (``every_nth``, ``max_fps``), counts it in its window
+(``FrameTally``: a frame not sampled waits in a small buffer, counted with the next few)
+and offers a sampled one to a bounded queue. When the queue is full the frame is not
 monitored and the skip is counted. A single worker thread
 measures frames, accumulates windows and hands each closed window to the sink.
 
@@ -15,7 +16,6 @@ window closes.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import math
@@ -29,7 +29,7 @@ from edgewatch.agent.measure.sampling import RateCap
 from edgewatch.agent.measure.signal import SignalTracker
 from edgewatch.agent.records import DeferredResult, Frame, InferenceResult, SignalChange
 from edgewatch.agent.window.accumulator import WindowAccumulator
-from edgewatch.agent.window.assigner import WindowAssigner, WindowSlot
+from edgewatch.agent.window.assigner import WindowSlot
 from edgewatch.agent.window.monitor_parts import (
     FrameCheck,
     FrameObserver,
@@ -42,26 +42,15 @@ from edgewatch.agent.window.monitor_parts import (
     WindowJudge,
 )
 from edgewatch.agent.window.reference import ReferenceProfile
-from edgewatch.agent.window.summary import FrameCounts, WindowSummary
+from edgewatch.agent.window.summary import WindowSummary
+from edgewatch.agent.window.tally import BUFFERED, MAX_UNCHECKED, WAKE_UNCHECKED, FrameTally
 from edgewatch.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_UNCHECKED", "WAKE_UNCHECKED", "Monitor", "MonitorSettings"]
+__all__ = ["BUFFERED", "MAX_UNCHECKED", "WAKE_UNCHECKED", "Monitor", "MonitorSettings"]
 
-Buffered = tuple[float, InferenceResult | DeferredResult | None, bool, bool]
-"""A frame ``observe`` buffered: stream time, result, inference error, no image."""
 _STOP, _CHECK = object(), object()  # _CHECK: wakes the worker to run the waiting checks
-
-MAX_UNCHECKED = 64
-"""Frames whose finite check waits for the worker, at most (their output arrays are kept
-until then: small tensors only, ``finite.SMALL_TENSOR``). The WAKE_UNCHECKED-th wakes the
-worker, when no sampled frame has (between two frames measured under ``max_fps``)."""
-WAKE_UNCHECKED = MAX_UNCHECKED // 2
-BUFFERED = 32
-"""Frames not sampled that ``observe`` keeps before counting them in their window, a batch
-at a time under the lock: counting each one as it comes costs the inference thread more,
-right after ``session.run`` has left the processor's caches cold."""
 
 
 class Monitor:
@@ -116,23 +105,15 @@ class Monitor:
         """Watches a live source's silences (no frames), on the worker thread."""
         self._last_frame_at = self.clock.now()
         """Clock time the last frame was observed (or the monitor started)."""
-        self._assigner = WindowAssigner(settings.window_seconds, settings.window_frames)
+        self._tally = FrameTally(settings.window_seconds, settings.window_frames,
+                                 self._wake_for_checks)
         self._lock = threading.Lock()
+        """Held around every use of ``_tally`` (but ``observe``'s append to its buffer)."""
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_size)
         self._accumulators: dict[int, OpenWindow] = {}
         self._last_key: int | None = None
         """Window key of the last measured frame (worker thread only)."""
         self._observed = 0
-        self._buffer: collections.deque[Buffered] = collections.deque()
-        self._buffering = settings.window_frames == 0
-        self._buffer_until = -math.inf
-        """Frames before this stream time fall in the open window (its end), so ``observe``
-        may buffer them; -inf: no window open, or windows that close on a frame count."""
-        self._unchecked: list[tuple[FrameCounts, DeferredResult]] = []
-        """Frames whose outputs' finite check is left to the worker (at most
-        MAX_UNCHECKED: beyond, ``observe`` checks them itself)."""
-        self._previous_time = self._last_time = math.nan
-        """Stream times of the last two observed frames (the last window's end)."""
         self._closed = False
         self.errors = 0
         self._worker = threading.Thread(target=self._run, name="edgewatch-monitor", daemon=True)
@@ -158,16 +139,17 @@ class Monitor:
         n = self._observed
         self._observed = n + 1
         sampled = not n % self.every_nth and self._rate_cap(t)
-        if not sampled and t < self._buffer_until and not resolve_now:
-            buffer = self._buffer  # counted later, a batch at a time (BUFFERED)
+        tally = self._tally
+        if not sampled and t < tally.buffer_until and not resolve_now:
+            buffer = tally.buffer  # counted later, a batch at a time (BUFFERED)
             buffer.append((t, result, inference_error, frame.image is None))
             if len(buffer) >= BUFFERED:
                 with self._lock:
-                    self._count_buffered()
+                    tally.count_buffered()
             return False
         with self._lock:
-            self._count_buffered()
-            slot = self._count(t, result, inference_error, frame.image is None, resolve_now)
+            tally.count_buffered()
+            slot = tally.count(t, result, inference_error, frame.image is None, resolve_now)
             if not sampled:
                 slot.counts.sampled_out += 1
                 return False
@@ -185,41 +167,9 @@ class Monitor:
         self._queue.put(item)
         return True
 
-    def _count(self, t: float, result: InferenceResult | DeferredResult | None,
-               inference_error: bool, no_image: bool, resolve_now: bool = False) -> WindowSlot:
-        """Count one observed frame in its window (the caller holds the lock)."""
-        slot = self._assigner.assign(t)
-        self._previous_time, self._last_time = self._last_time, t
-        counts = slot.counts
-        counts.seen += 1
-        if inference_error:
-            counts.inference_errors += 1
-        elif result is None and no_image:
-            counts.decode_errors += 1
-        if result is not None:
-            # a DeferredResult whose finite check has not run (its ``finite`` is not yet a
-            # bool): the worker runs it
-            unchecked = self._unchecked
-            if (isinstance(result, DeferredResult) and type(result.finite) is not bool
-                    and not resolve_now and len(unchecked) < MAX_UNCHECKED):
-                unchecked.append((counts, result))
-                if len(unchecked) == WAKE_UNCHECKED:  # no sampled frame for a while
-                    # a full queue: the worker has work, and checks them next
-                    with contextlib.suppress(queue.Full):
-                        self._queue.put_nowait(_CHECK)
-            elif result.nonfinite:
-                counts.nonfinite_outputs += 1
-        current = self._assigner.current
-        self._buffer_until = current.end if current is not None and self._buffering \
-            else -math.inf
-        return slot
-
-    def _count_buffered(self) -> None:
-        """Count the frames ``observe`` buffered, in order (the caller holds the lock)."""
-        buffer = self._buffer
-        while buffer:
-            t, result, inference_error, no_image = buffer.popleft()
-            self._count(t, result, inference_error, no_image).counts.sampled_out += 1
+    def _wake_for_checks(self) -> None:
+        with contextlib.suppress(queue.Full):  # a full queue: the worker checks them next
+            self._queue.put_nowait(_CHECK)
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until every frame queued so far has been measured (and every frame observed
@@ -231,7 +181,7 @@ class Monitor:
         if threading.current_thread() is self._worker:
             raise RuntimeError("Monitor.drain() called from the monitor thread")
         with self._lock:
-            self._count_buffered()
+            self._tally.count_buffered()
         deadline = None if timeout is None else time.monotonic() + timeout
         q = self._queue
         with q.all_tasks_done:
@@ -261,7 +211,7 @@ class Monitor:
             return
         self._closed = True
         with self._lock:
-            self._count_buffered()
+            self._tally.count_buffered()
         self._queue.put(_STOP)
         self._worker.join(timeout)
 
@@ -304,7 +254,7 @@ class Monitor:
         and count the failures in their windows, which are still open: a window closes only
         on this thread, after this."""
         with self._lock:
-            unchecked, self._unchecked = self._unchecked, []
+            unchecked = self._tally.take_unchecked()
         failed = [counts for counts, result in unchecked if result.nonfinite]
         if failed:
             with self._lock:
@@ -347,7 +297,7 @@ class Monitor:
                  m: FrameMeasurement) -> None:
         assert self.observer is not None
         with self._lock:
-            slot = self._assigner.slots.get(key)
+            slot = self._tally.assigner.slots.get(key)
         window = (slot.start, slot.end) if slot is not None else (frame.timestamp,) * 2
         try:
             self.observer.observe(frame, result, m, window)
@@ -377,11 +327,8 @@ class Monitor:
 
     def _tick(self) -> None:
         with self._lock:
-            buffered = bool(self._buffer)
-            self._count_buffered()
-            key = self._assigner.expire(self.clock.now())
-            if key is not None:
-                self._buffer_until = -math.inf
+            buffered = self._tally.count_buffered()
+            key = self._tally.expire(self.clock.now())
         if key is not None:
             if buffered:
                 self._count_nonfinite()  # the frames just counted, before their window closes
@@ -392,12 +339,13 @@ class Monitor:
         with self._lock:
             if through is None:
                 self._cut_last_window()
-                self._assigner.current = None
-                slots = self._assigner.pop_through(1 << 62)
+                self._tally.assigner.current = None
+                slots = self._tally.assigner.pop_through(1 << 62)
             else:
-                if through < 0 or not any(k <= through for k in self._assigner.slots):
+                assigner = self._tally.assigner
+                if through < 0 or not any(k <= through for k in assigner.slots):
                     return
-                slots = self._assigner.pop_through(through)
+                slots = assigner.pop_through(through)
         for slot in slots:
             self._emit(slot)
 
@@ -407,11 +355,11 @@ class Monitor:
         its frames covers one interval; at the last frame when no interval is known (a
         single frame). A window whose frames reach its full length (to within half an
         interval: timestamps are not exact) keeps it."""
-        current = self._assigner.current
-        last = self._last_time
+        current = self._tally.assigner.current
+        last = self._tally.last_time
         if current is None or not math.isfinite(last):
             return
-        interval = last - self._previous_time
+        interval = last - self._tally.previous_time
         step = interval if math.isfinite(interval) and interval > 0 else 0.0
         covered = last + step
         if covered < current.end - step / 2:

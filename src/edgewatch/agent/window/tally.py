@@ -1,0 +1,101 @@
+"""Counting observed frames in their windows: the inference thread's share of the monitor.
+
+``FrameTally`` assigns each frame to its window (``WindowAssigner``) and counts it there:
+seen, decode and inference errors, NaN or Inf outputs. It keeps the frames whose finite
+check is left to the monitor thread (``unchecked``), and buffers the frames not sampled
+that fall in the open window, to count them a batch at a time. Not thread-safe by itself:
+the monitor holds its lock around every call; only ``observe`` appends to ``buffer``
+without it (a deque: ``count_buffered`` takes from the other end).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Callable
+
+from edgewatch.agent.records import DeferredResult, InferenceResult
+from edgewatch.agent.window.assigner import WindowAssigner, WindowSlot
+from edgewatch.agent.window.summary import FrameCounts
+
+__all__ = ["BUFFERED", "MAX_UNCHECKED", "WAKE_UNCHECKED", "Buffered", "FrameTally"]
+
+MAX_UNCHECKED = 64
+"""Frames whose finite check waits for the worker, at most (their output arrays are kept
+until then: small tensors only, ``finite.SMALL_TENSOR``). The WAKE_UNCHECKED-th wakes the
+worker, when no sampled frame has (between two frames measured under ``max_fps``)."""
+WAKE_UNCHECKED = MAX_UNCHECKED // 2
+BUFFERED = 32
+"""Frames not sampled that ``observe`` keeps before counting them in their window, a batch
+at a time under the lock: counting each one as it comes costs the inference thread more,
+right after ``session.run`` has left the processor's caches cold."""
+
+Buffered = tuple[float, InferenceResult | DeferredResult | None, bool, bool]
+"""A frame ``observe`` buffered: stream time, result, inference error, no image."""
+
+
+class FrameTally:
+    """The windows' frame counts, kept as frames are observed (see the module docstring);
+    ``wake`` is called when WAKE_UNCHECKED frames wait for their finite check."""
+
+    def __init__(self, seconds: float, max_frames: int, wake: Callable[[], None]) -> None:
+        self.assigner = WindowAssigner(seconds, max_frames)
+        self.buffer: collections.deque[Buffered] = collections.deque()
+        self.buffer_until = -math.inf
+        """Frames before this stream time fall in the open window (its end), so ``observe``
+        may buffer them; -inf: no window open, or windows that close on a frame count."""
+        self._buffering = max_frames == 0
+        self.unchecked: list[tuple[FrameCounts, DeferredResult]] = []
+        """Frames whose outputs' finite check is left to the worker (at most
+        MAX_UNCHECKED: beyond, their check runs here, at once)."""
+        self.previous_time = self.last_time = math.nan
+        """Stream times of the last two observed frames (the last window's end)."""
+        self._wake = wake
+
+    def count(self, t: float, result: InferenceResult | DeferredResult | None,
+              inference_error: bool, no_image: bool, resolve_now: bool = False) -> WindowSlot:
+        """Count one observed frame in its window; the window's slot."""
+        slot = self.assigner.assign(t)
+        self.previous_time, self.last_time = self.last_time, t
+        counts = slot.counts
+        counts.seen += 1
+        if inference_error:
+            counts.inference_errors += 1
+        elif result is None and no_image:
+            counts.decode_errors += 1
+        if result is not None:
+            # a DeferredResult whose finite check has not run (its ``finite`` is not yet a
+            # bool): the worker runs it
+            unchecked = self.unchecked
+            if (isinstance(result, DeferredResult) and type(result.finite) is not bool
+                    and not resolve_now and len(unchecked) < MAX_UNCHECKED):
+                unchecked.append((counts, result))
+                if len(unchecked) == WAKE_UNCHECKED:  # no sampled frame for a while
+                    self._wake()
+            elif result.nonfinite:
+                counts.nonfinite_outputs += 1
+        current = self.assigner.current
+        self.buffer_until = current.end if current is not None and self._buffering \
+            else -math.inf
+        return slot
+
+    def count_buffered(self) -> bool:
+        """Count the frames ``observe`` buffered, in order; whether there were any."""
+        buffer = self.buffer
+        if not buffer:
+            return False
+        while buffer:
+            t, result, inference_error, no_image = buffer.popleft()
+            self.count(t, result, inference_error, no_image).counts.sampled_out += 1
+        return True
+
+    def expire(self, now: float) -> int | None:
+        """Close the open window if ``now`` is past its end; its key."""
+        key = self.assigner.expire(now)
+        if key is not None:
+            self.buffer_until = -math.inf
+        return key
+
+    def take_unchecked(self) -> list[tuple[FrameCounts, DeferredResult]]:
+        unchecked, self.unchecked = self.unchecked, []
+        return unchecked
