@@ -297,7 +297,7 @@ class Monitor:
                  m: FrameMeasurement) -> None:
         assert self.observer is not None
         with self._lock:
-            slot = self._tally.assigner.slots.get(key)
+            slot = self._tally.window(key)
         window = (slot.start, slot.end) if slot is not None else (frame.timestamp,) * 2
         try:
             self.observer.observe(frame, result, m, window)
@@ -337,33 +337,9 @@ class Monitor:
     def _flush(self, through: int | None) -> None:
         """Emit every window up to key ``through`` (all windows when None)."""
         with self._lock:
-            if through is None:
-                self._cut_last_window()
-                self._tally.assigner.current = None
-                slots = self._tally.assigner.pop_through(1 << 62)
-            else:
-                assigner = self._tally.assigner
-                if through < 0 or not any(k <= through for k in assigner.slots):
-                    return
-                slots = assigner.pop_through(through)
+            slots = self._tally.close(through)
         for slot in slots:
             self._emit(slot)
-
-    def _cut_last_window(self) -> None:
-        """The window open when the frames end covers its frames only: it ends one frame
-        interval (the time between the last two frames) after its last frame, as each of
-        its frames covers one interval; at the last frame when no interval is known (a
-        single frame). A window whose frames reach its full length (to within half an
-        interval: timestamps are not exact) keeps it."""
-        current = self._tally.assigner.current
-        last = self._tally.last_time
-        if current is None or not math.isfinite(last):
-            return
-        interval = last - self._tally.previous_time
-        step = interval if math.isfinite(interval) and interval > 0 else 0.0
-        covered = last + step
-        if covered < current.end - step / 2:
-            current.end = max(current.start, covered)
 
     def _emit(self, slot: WindowSlot) -> None:
         acc = self._accumulators.pop(slot.key, None)

@@ -48,7 +48,7 @@ class FrameTally:
         self.unchecked: list[tuple[FrameCounts, DeferredResult]] = []
         """Frames whose outputs' finite check is left to the worker (at most
         MAX_UNCHECKED: beyond, their check runs here, at once)."""
-        self.previous_time = self.last_time = math.nan
+        self._previous_time = self._last_time = math.nan
         """Stream times of the last two observed frames (the last window's end)."""
         self._wake = wake
 
@@ -56,7 +56,7 @@ class FrameTally:
               inference_error: bool, no_image: bool, resolve_now: bool = False) -> WindowSlot:
         """Count one observed frame in its window; the window's slot."""
         slot = self.assigner.assign(t)
-        self.previous_time, self.last_time = self.last_time, t
+        self._previous_time, self._last_time = self._last_time, t
         counts = slot.counts
         counts.seen += 1
         if inference_error:
@@ -99,3 +99,34 @@ class FrameTally:
     def take_unchecked(self) -> list[tuple[FrameCounts, DeferredResult]]:
         unchecked, self.unchecked = self.unchecked, []
         return unchecked
+
+    def window(self, key: int) -> WindowSlot | None:
+        """The window of key ``key`` while it is open."""
+        return self.assigner.slots.get(key)
+
+    def close(self, through: int | None) -> list[WindowSlot]:
+        """Take every window up to key ``through``, oldest first; all of them when None (the
+        frames have ended: the last window is cut to its frames, ``_cut_last_window``)."""
+        if through is None:
+            self._cut_last_window()
+            self.assigner.current = None
+            return self.assigner.pop_through(1 << 62)
+        if through < 0 or not any(k <= through for k in self.assigner.slots):
+            return []
+        return self.assigner.pop_through(through)
+
+    def _cut_last_window(self) -> None:
+        """The window open when the frames end covers its frames only: it ends one frame
+        interval (the time between the last two frames) after its last frame, as each of
+        its frames covers one interval; at the last frame when no interval is known (a
+        single frame). A window whose frames reach its full length (to within half an
+        interval: timestamps are not exact) keeps it."""
+        current = self.assigner.current
+        last = self._last_time
+        if current is None or not math.isfinite(last):
+            return
+        interval = last - self._previous_time
+        step = interval if math.isfinite(interval) and interval > 0 else 0.0
+        covered = last + step
+        if covered < current.end - step / 2:
+            current.end = max(current.start, covered)
