@@ -1,7 +1,8 @@
 """The per-frame features, computed the cheap way, against their plain definitions.
 
 The monitor thread computes image and output features with few, fused array operations
-(int16 filters, one shifted ``absdiff`` for the colour differences, in-place clipping); each
+(int16 filters, one shifted ``absdiff`` for the colour differences, ``np.bincount`` for the
+luma histogram, in-place clipping); each
 test here recomputes a feature the straightforward way (float32 filters, one channel pair at
 a time, ``np.clip``, ``ndarray.mean``) and expects the same value.
 """
@@ -18,6 +19,8 @@ from edgewatch.agent.measure.anomaly import MISSING_Z, Z_CLIP, AnomalyModel
 from edgewatch.agent.measure.image import (
     _NOISE_FACTOR,
     _NOISE_KERNEL,
+    BRIGHT_LEVEL,
+    DARK_LEVEL,
     EDGE_LEVEL,
     GREY_TOLERANCE,
     ImageFeatureExtractor,
@@ -33,6 +36,8 @@ def plain_image_features(image: np.ndarray, width: int) -> dict[str, float]:
     n = float(grey.size)
     lap = cv2.Laplacian(grey, cv2.CV_32F)
     noise = cv2.filter2D(grey, cv2.CV_32F, _NOISE_KERNEL)
+    hist = cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel()
+    p = hist[hist > 0] / n
     chroma = cv2.mean(cv2.absdiff(small[:, :, 2], small[:, :, 1]))[0] + cv2.mean(
         cv2.absdiff(small[:, :, 1], small[:, :, 0]))[0]
     return {
@@ -41,6 +46,10 @@ def plain_image_features(image: np.ndarray, width: int) -> dict[str, float]:
         "edge_density": float(np.count_nonzero(cv2.absdiff(lap, 0) > EDGE_LEVEL)) / n,
         "greyscale": 1.0 if chroma < GREY_TOLERANCE else 0.0,
         "saturation": float(cv2.mean(cv2.cvtColor(small, cv2.COLOR_BGR2HSV))[1]),
+        # the luma histogram as OpenCV gives it (the extractor counts with np.bincount)
+        "dark_fraction": float(hist[: DARK_LEVEL + 1].sum()) / n,
+        "bright_fraction": float(hist[BRIGHT_LEVEL:].sum()) / n,
+        "entropy": float(-(p * np.log2(p)).sum()),
     }
 
 
