@@ -1,10 +1,24 @@
 """Throughput of a bare onnxruntime loop against edgewatch's monitored pipeline.
 
     python bench/pipeline.py [--assets DIR] [--repeats 5] [--frames 300] [--block 10]
+                             [--model ssd|centerface] [--size WxH]
                              [--pace camera|footage] [--set features.every_nth=2 ...]
                              [--evidence] [--shadow] [--json PATH]
 
-SSDLite-MobileNetV2 on vtest.avi, frames decoded into memory before timing. The two loops
+vtest.avi's frames decoded into memory before timing, through one of two real models
+(``--model``):
+
+- ``ssd`` (the default): SSDLite-MobileNetV2 (``adapter = "ssd"``), uint8 RGB frames at
+  their own 768x576 (the graph resizes them); the bare loop converts BGR to RGB;
+- ``centerface``: the CenterFace face detector (``adapter = "raw"``: tensor statistics of
+  its four outputs, one of them above 4,096 values) on frames resized to ``--size``
+  (default 256x192), float32 NCHW RGB; the bare loop resizes, converts BGR to RGB, to
+  float32 and to NCHW, as edgewatch's pre-processing does. A smaller model input than
+  SSDLite's: a model several times faster on the same processor, as on an accelerator
+  board, where edgewatch's cost per frame weighs more. The file declares a fixed input
+  shape; the bench loads a copy with free dimensions (``evidence.shapes.dynamic_dims``).
+
+The two loops
 run interleaved in one process on the same onnxruntime session, in blocks of ``--block``
 frames, in the order bare, monitored, monitored, bare, ... A pair's ratio is bare time over
 monitored time for the same frames a moment apart, so the slow swings of a shared machine
@@ -96,6 +110,7 @@ from edgewatch.agent.window.monitor import Monitor
 from edgewatch.agent.window.reference import ReferenceProfile
 from edgewatch.config.agent import AgentConfig, parse_config
 
+MODELS = ("ssd", "centerface")
 FPS = 10.0  # vtest's own frame rate, for the frames' timestamps (--pace footage)
 STREAM_START = 1.7e9  # --pace camera: the stream clock's reading at the first frame
 WARMUP_FRAMES = 20
@@ -130,10 +145,55 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def make_config(assets: Path, overrides: list[str]) -> AgentConfig:
-    data: dict[str, Any] = {"model": {
-        "path": str(assets / "models/ssdlite_mobilenet_v2_coco.onnx"),
-        "labels": str(assets / "models/coco_labels.txt")}}
+@dataclass(frozen=True)
+class Workload:
+    """A model, its ``[model]`` settings, and what the bare loop does to a frame before
+    ``session.run`` (the same as edgewatch's pre-processing, written with OpenCV and numpy)."""
+
+    name: str
+    model: dict[str, Any]
+    bare_input: Callable[[Image], np.ndarray]
+    frame_size: str
+
+    @staticmethod
+    def ssd(assets: Path) -> Workload:
+        return Workload("SSDLite-MobileNetV2", {
+            "path": str(assets / "models/ssdlite_mobilenet_v2_coco.onnx"),
+            "labels": str(assets / "models/coco_labels.txt")},
+            lambda img: cv2.cvtColor(img, cv2.COLOR_BGR2RGB)[None], "768x576")
+
+    @staticmethod
+    def centerface(assets: Path, size: tuple[int, int]) -> Workload:
+        from edgewatch.agent.evidence.shapes import dynamic_dims
+
+        path = Path(tempfile.mkdtemp(prefix="edgewatch-bench-model-")) / "centerface.onnx"
+        path.write_bytes(dynamic_dims((assets / "models/centerface.onnx").read_bytes()))
+        width, height = size
+
+        def bare_input(img: Image) -> np.ndarray:
+            small = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
+            rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB).astype(np.float32)
+            return np.ascontiguousarray(rgb.transpose(2, 0, 1))[None]
+
+        return Workload("CenterFace", {
+            "path": str(path), "adapter": "raw", "preprocess": {
+                "width": width, "height": height, "layout": "NCHW", "dtype": "float32"}},
+            bare_input, f"768x576 resized to {width}x{height}")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, _, height = text.partition("x")
+    try:
+        size = int(width), int(height)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not WIDTHxHEIGHT: {text!r}") from None
+    if min(size) < 32 or size[0] % 32 or size[1] % 32:
+        raise argparse.ArgumentTypeError("CenterFace needs multiples of 32, at least 32")
+    return size
+
+
+def make_config(workload: Workload, overrides: list[str]) -> AgentConfig:
+    data: dict[str, Any] = {"model": json.loads(json.dumps(workload.model))}
     for item in overrides:
         key, _, value = item.partition("=")
         *sections, leaf = key.split(".")
@@ -176,9 +236,10 @@ def timed_ms(fn: Callable[[], object]) -> float:
 class PairedLoops:
     """The bare loop and the monitored loop on one engine's onnxruntime session."""
 
-    def __init__(self, cfg: AgentConfig, reference: ReferenceProfile,
+    def __init__(self, cfg: AgentConfig, reference: ReferenceProfile, workload: Workload,
                  shadow: bool = False, pace: str = "camera") -> None:
         self.pace = pace
+        self.bare_input = workload.bare_input
         self.engine = InferenceEngine(cfg.model)
         self.sink = ListSink()
         self.agent = build_agent(cfg, reference, engine=self.engine, sink=self.sink,
@@ -196,21 +257,22 @@ class PairedLoops:
         """Per monitored frame: session.run (the engine's inference_ms)."""
         self.bare_run_us: list[float] = []
         self.cvt_us: list[float] = []
-        """Per bare frame: the bare loop's cvtColor (its pre-processing)."""
+        """Per bare frame: the bare loop's pre-processing (SSD: its cvtColor)."""
         self.monitor_cpu_s = 0.0
         """Monitor thread CPU time during the monitored blocks (their drains included)."""
         self.monitored_s = 0.0
 
     def bare(self, frames: list[Image]) -> None:
-        """What an application does without edgewatch: BGR -> RGB, then session.run."""
+        """What an application does without edgewatch: its pre-processing (SSD: BGR ->
+        RGB), then session.run."""
         session, name = self.engine.session, self.engine.input.name
-        clock, cvt_us = time.perf_counter, self.cvt_us
+        clock, cvt_us, prepare = time.perf_counter, self.cvt_us, self.bare_input
         run_us = self.bare_run_us
         for img in frames:
             t0 = clock()
-            rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)[None]
+            tensor = prepare(img)
             t1 = clock()
-            session.run(None, {name: rgb})
+            session.run(None, {name: tensor})
             cvt_us.append((t1 - t0) * 1e6)
             run_us.append((clock() - t1) * 1e6)
 
@@ -369,17 +431,19 @@ def machine_facts() -> dict[str, Any]:
             "python": platform.python_version(), "machine": platform.machine()}
 
 
-def report(args: argparse.Namespace, rounds: list[Round], counts: Result, costs: Result,
-           peak_rss: float, evidence: dict[str, int] | None = None,
+def report(args: argparse.Namespace, workload: Workload, rounds: list[Round], counts: Result,
+           costs: Result, peak_rss: float, evidence: dict[str, int] | None = None,
            shadow: dict[str, Any] | None = None) -> None:
+    prep = "cvtColor" if args.model == "ssd" else "pre-processing"
     ratios = [r for rd in rounds for r in rd.ratios]
     q1, q2, q3 = statistics.quantiles(ratios, n=4)
     per_round = [rd.ratio for rd in rounds]
     frames_mib = args.frames * 768 * 576 * 3 / 2**20
     print("machine: " + ", ".join(f"{k} {v}" for k, v in machine_facts().items()))
     on = " --evidence" if args.evidence else ""
+    print(f"model: {workload.name}, frames {workload.frame_size}")
     print(f"settings: edgewatch defaults{on}{''.join(' ' + s for s in args.set)}; {args.frames} "
-          f"frames (768x576) per round in blocks of {args.block}; {len(rounds)} rounds, "
+          f"frames per round in blocks of {args.block}; {len(rounds)} rounds, "
           f"{len(ratios)} pairs")
     print(f"bare onnxruntime loop      {statistics.median(rd.bare_fps for rd in rounds):7.1f}"
           " fps (median of rounds)")
@@ -392,10 +456,10 @@ def report(args: argparse.Namespace, rounds: list[Round], counts: Result, costs:
           f"monitor_ms p50 {counts['monitor_ms']:.2f}")
     print(f"inference thread           {counts['own_us']:7.1f} µs/frame of edgewatch's own "
           f"work (median; p90 {counts['own_us_p90']:.1f}; "
-          f"{counts['own_us'] / counts['cvt_us']:.2f} x the bare loop's cvtColor): "
+          f"{counts['own_us'] / counts['cvt_us']:.2f} x the bare loop's {prep}): "
           f"Agent.process minus pre-processing and session.run")
     print(f"pre-processing             {counts['preprocess_us']:7.1f} µs/frame (median; the "
-          f"bare loop's cvtColor {counts['cvt_us']:.1f})")
+          f"bare loop's {prep} {counts['cvt_us']:.1f})")
     print(f"session.run                {counts['run_us']:7.1f} µs/frame (median; the bare "
           f"loop's {counts['bare_run_us']:.1f})")
     bare_frame_us = 1e6 / statistics.median(rd.bare_fps for rd in rounds)
@@ -423,6 +487,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5, help="rounds (default 5)")
     p.add_argument("--frames", type=int, default=300, help="frames per round (default 300)")
     p.add_argument("--block", type=int, default=10, help="frames per block (default 10)")
+    p.add_argument("--model", choices=MODELS, default="ssd",
+                   help="ssd (default): SSDLite at 768x576; centerface: CenterFace at --size, "
+                   "a model several times faster")
+    p.add_argument("--size", type=parse_size, default=(256, 192), metavar="WxH",
+                   help="--model centerface: its input size (multiples of 32; default 256x192)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. features.every_nth=2 (repeatable)")
     p.add_argument("--evidence", action="store_true",
@@ -450,20 +519,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.evidence:
         store = tempfile.mkdtemp(prefix="edgewatch-bench-evidence-")
         overrides = ["evidence.enabled=true", f"evidence.path={store}", *overrides]
-    cfg = make_config(assets, overrides)
+    workload = Workload.ssd(assets) if args.model == "ssd" \
+        else Workload.centerface(assets, args.size)
+    cfg = make_config(workload, overrides)
     source = open_source(str(assets / "video/vtest.avi"), first=0, last=399)
     reference = build_reference(cfg, InferenceEngine(cfg.model), source, show_progress=False)
     frames = load_frames(assets / "video/vtest.avi", args.frames)
-    loops = PairedLoops(cfg, reference, shadow=args.shadow, pace=args.pace)
+    loops = PairedLoops(cfg, reference, workload, shadow=args.shadow, pace=args.pace)
     rounds = run_rounds(loops, frames, args)
     counts = loops.close()
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     wait_idle(args.wait_idle)
     costs = feature_costs(cfg, reference, frames, args.repeats)
-    report(args, rounds, counts, costs, peak_rss, loops.evidence, loops.shadow)
+    report(args, workload, rounds, counts, costs, peak_rss, loops.evidence, loops.shadow)
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"machine": machine_facts(), "settings": args.set, "feature_cost_ms": costs,
+            {"machine": machine_facts(), "model": args.model, "settings": args.set, "feature_cost_ms": costs,
              "counts": counts, "rounds": [asdict(r) for r in rounds],
              "evidence": loops.evidence, "shadow": loops.shadow,
              "peak_rss_mib": peak_rss}, indent=1))

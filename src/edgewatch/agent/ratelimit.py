@@ -26,8 +26,8 @@ class RepeatLimiter:
     interval returns ``summary`` formatted with ``count`` (occurrences since the last logged
     line, this one included), ``seconds`` (since that line) and ``last`` (this message's first
     line). ``flush()`` returns such a summary for occurrences still held back once the
-    interval has passed (call it when the failure seems over, e.g. on a success), else None.
-    Thread-safe.
+    interval has passed (call it when the failure seems over, e.g. on a success), else None;
+    ``held`` (occurrences held back) is 0 when it has nothing to return. Thread-safe.
     """
 
     def __init__(self, summary: str, interval: float = 60.0, clock: Clock | None = None) -> None:
@@ -36,7 +36,7 @@ class RepeatLimiter:
         self.clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._logged_at: float | None = None
-        self._held = 0
+        self.held = 0
         self._last = ""
 
     def hit(self, message: object) -> str | None:
@@ -44,27 +44,27 @@ class RepeatLimiter:
         with self._lock:
             now = self.clock.monotonic()
             if self._logged_at is None or now - self._logged_at >= self.interval:
-                if self._held:
-                    out = self._summary(now, self._held + 1, line)
+                if self.held:
+                    out = self._summary(now, self.held + 1, line)
                 else:
                     out = line
-                self._logged_at, self._held = now, 0
+                self._logged_at, self.held = now, 0
                 return out
-            self._held += 1
+            self.held += 1
             self._last = line
             return None
 
     def flush(self) -> str | None:
-        if not self._held:  # the usual case, without the lock
+        if not self.held:  # the usual case, without the lock
             return None
         with self._lock:
-            if not self._held or self._logged_at is None:
+            if not self.held or self._logged_at is None:
                 return None
             now = self.clock.monotonic()
             if now - self._logged_at < self.interval:
                 return None
-            out = self._summary(now, self._held, self._last)
-            self._logged_at, self._held = now, 0
+            out = self._summary(now, self.held, self._last)
+            self._logged_at, self.held = now, 0
             return out
 
     def _summary(self, now: float, count: int, last: str) -> str:

@@ -96,11 +96,14 @@ class DeferredResult:
     the decoding took. The engine's own results are an ``EngineResult`` (cheaper to make).
     """
 
-    __slots__ = ("_decode", "_empty", "_timings", "finite")
+    __slots__ = ("_decode", "_empty", "_timings", "finite", "nbytes")
 
     def __init__(self, decode: Callable[[], ModelOutput], timings: Timings,
                  finite: bool | Callable[[], bool] = True,
-                 empty: Callable[[], ModelOutput] | None = None) -> None:
+                 empty: Callable[[], ModelOutput] | None = None, nbytes: int = 0) -> None:
+        self.nbytes = nbytes
+        """What the output arrays it keeps for the decoding hold, in bytes (the monitor
+        keeps a bounded number of bytes of frames waiting to be counted)."""
         self._decode = decode
         self._timings: Timings | None = timings
         self.finite: bool | Callable[[], bool] | None = finite

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from edgewatch.agent.inference.finite import SMALL_TENSOR, all_finite
+from edgewatch.agent.inference.finite import DEFERRED_BYTES, all_finite
+
+LARGE = 300_000  # values: 1.2 MB of float32
 
 
 def ssd_like(fill: float = 0.5) -> list[np.ndarray]:
@@ -17,7 +19,7 @@ def ssd_like(fill: float = 0.5) -> list[np.ndarray]:
             np.full((1, 100), fill, np.float32), np.full((1, 100), 1.0, np.float32)]
 
 
-@pytest.mark.parametrize("shape", [(1, 100, 4), (1, SMALL_TENSOR + 1)])
+@pytest.mark.parametrize("shape", [(1, 100, 4), (1, LARGE)])
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_any_nan_or_inf_is_found_small_or_large(shape: tuple[int, ...], dtype: type,
@@ -34,7 +36,8 @@ def test_finite_values_whose_sum_overflows_are_finite() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # silent on overflow too
         assert all_finite([np.full(10, 3e38, np.float32)])
-        assert all_finite([np.full(SMALL_TENSOR + 1, 1e308)])
+        assert all_finite([np.full(10, 2e19, np.float32)])  # its squares overflow
+        assert all_finite([np.full(LARGE, 1e308)])
         assert all_finite([np.full(100, 60000, np.float16)])
         assert not all_finite([np.array([np.inf, -np.inf], np.float32)])
 
@@ -54,16 +57,17 @@ def test_ssd_outputs() -> None:
     assert not all_finite(outputs)
 
 
-def test_engine_results_leave_the_check_to_the_monitor_unless_an_output_is_large(
+def test_engine_results_leave_the_check_to_the_monitor_unless_the_outputs_are_large(
         tmp_path: Path) -> None:
-    """The engine's result of a model with small outputs carries its finite check unrun
-    (``finite`` None), the monitor's to run, with the answer all_finite gives; a model with
-    an output above SMALL_TENSOR values is checked at once. ``small_outputs`` tells fixed
-    small output shapes (no per-frame look at the sizes) from dynamic or large ones."""
+    """The engine's result of a model whose outputs hold up to DEFERRED_BYTES carries its
+    finite check unrun (``finite`` None), the monitor's to run, with the answer all_finite
+    gives; larger outputs are checked at once. ``fixed_nbytes`` gives the outputs' bytes
+    when the model declares them in full (no per-frame look at the sizes), None for
+    dynamic ones; the result's ``nbytes`` is what its arrays hold either way."""
     import onnxruntime as ort
     from tests.support.onnx_models import constant_outputs_model
 
-    from edgewatch.agent.inference.engine import InferenceEngine, small_outputs
+    from edgewatch.agent.inference.engine import InferenceEngine, fixed_nbytes
     from edgewatch.config.agent import parse_config
 
     def engine(name: str, outputs: dict[str, np.ndarray]) -> InferenceEngine:
@@ -76,25 +80,29 @@ def test_engine_results_leave_the_check_to_the_monitor_unless_an_output_is_large
     ssd = {k: np.full(v, 0.5, np.float32) for k, v in
            {"num": (1,), "boxes": (1, 100, 4), "scores": (1, 100)}.items()}
     result = engine("small.onnx", ssd).infer_deferred(image)
+    assert result.nbytes == (1 + 400 + 100) * 4
     assert result.finite is None and not result.nonfinite and result.finite is True
     ssd["scores"][0, 7] = np.nan
     result = engine("nan.onnx", ssd).infer_deferred(image)
     assert result.finite is None and result.nonfinite
     assert result.resolve().nonfinite and result.timings.inference_ms > 0
-    large = engine("large.onnx", {"map": np.full((1, SMALL_TENSOR + 1), np.inf, np.float32)})
-    assert large.infer_deferred(image).finite is False  # checked on the inference thread
+    large = engine("large.onnx", {"map": np.full((1, DEFERRED_BYTES // 4 + 1), np.inf,
+                                                 np.float32)})
+    result = large.infer_deferred(image)
+    assert result.finite is False  # checked on the inference thread
+    assert result.nbytes == DEFERRED_BYTES + 4
 
     def specs(model: Path | bytes) -> list:
         source = model if isinstance(model, bytes) else str(model)
         return ort.InferenceSession(source, providers=["CPUExecutionProvider"]).get_outputs()
 
-    assert small_outputs(specs(tmp_path / "small.onnx"))
-    assert not small_outputs(specs(tmp_path / "large.onnx"))
+    assert fixed_nbytes(specs(tmp_path / "small.onnx")) == (1 + 400 + 100) * 4
+    assert fixed_nbytes(specs(tmp_path / "large.onnx")) == DEFERRED_BYTES + 4
     x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, "n"])
     y = helper.make_tensor_value_info("same", TensorProto.FLOAT, [1, "n"])
     dynamic = helper.make_model(
         helper.make_graph([helper.make_node("Identity", ["images"], ["same"])], "dyn", [x], [y]),
         opset_imports=[helper.make_opsetid("", 17)])
     dynamic.ir_version = 8
-    assert not small_outputs(specs(dynamic.SerializeToString()))
+    assert fixed_nbytes(specs(dynamic.SerializeToString())) is None
 

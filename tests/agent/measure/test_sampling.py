@@ -52,3 +52,22 @@ def test_non_finite_times_are_measured_and_leave_the_grid_alone() -> None:
 def test_no_cap() -> None:
     cap = RateCap(0.0)
     assert all(cap(t) for t in (0.0, 0.0, 0.01, -5.0, math.nan))
+
+
+def test_the_skip_range_is_exactly_the_frames_a_call_turns_down() -> None:
+    """``skip_from <= t < skip_until`` (what the monitor tests before calling) holds for
+    exactly the frames the call turns down, on jittered, restarting and backward times, and
+    is empty without a cap or before the first frame."""
+    rng = np.random.default_rng(7)
+    times = EPOCH + np.cumsum(rng.choice([1 / 30, 1 / 30, 0.0, -0.05, 2.0, 0.4],
+                                         size=5000, p=[0.6, 0.2, 0.05, 0.05, 0.05, 0.05]))
+    for max_fps in (2.5, 7.0):
+        cap = RateCap(max_fps)
+        turned_down = 0
+        for t in times:
+            skip = cap.skip_from <= t < cap.skip_until
+            assert cap(t) is not skip
+            turned_down += skip
+        assert 0 < turned_down < len(times)
+    none = RateCap(0.0)
+    assert none(1.0) and not none.skip_from <= 1.0 < none.skip_until

@@ -414,6 +414,53 @@ def test_finite_checks_left_to_the_monitor_thread_count_every_frame(
     assert s.frames.nonfinite_outputs == MAX_UNCHECKED + 11 == len(checked_on)
 
 
+def test_frames_with_large_outputs_are_held_within_a_byte_budget(
+        reference: ReferenceProfile) -> None:
+    """Frames keep their output arrays while they wait in observe's buffer and for their
+    finite check: each of the two lists holds at most HELD_BYTES of them. Frames of 1 MiB
+    are buffered four at a time, not 32 (a large model's outputs would pile up); four wait
+    for the busy worker's check; the others are checked on the inference thread, at once.
+    Every frame is counted either way."""
+    from edgewatch.agent.window.tally import HELD_BYTES
+
+    nbytes = HELD_BYTES // 4
+    checked_on: list[str] = []
+
+    def check() -> bool:
+        checked_on.append(threading.current_thread().name)
+        return False
+
+    def observe(mon: Monitor, i: int) -> None:
+        mon.observe(Frame(i, i / 10, image(100)), DeferredResult(
+            lambda: result(1).output, Timings(1.0, 5.0), check,  # type: ignore
+            lambda: result(0).output, nbytes=nbytes))  # type: ignore
+
+    class Busy(BlockingMeasurer):
+        entered = threading.Event()
+
+        def __call__(self, frame: Frame, res: InferenceResult | None) -> FrameMeasurement:
+            self.entered.set()
+            return super().__call__(frame, res)
+
+    sink = ListSink()
+    busy = Busy()
+    with Monitor(reference, busy, sink, MonitorSettings(every_nth=1000)) as mon:
+        observe(mon, 0)  # sampled: counted at once (the last frame's size: 1 MiB)
+        assert busy.entered.wait(10)  # checked, then measured until the gate opens
+        for i in range(1, 4):
+            observe(mon, i)
+        assert checked_on == ["edgewatch-monitor"]  # 1 to 3 buffered
+        observe(mon, 4)  # the fourth buffered: counted; all four wait for the worker
+        assert checked_on == ["edgewatch-monitor"]
+        for i in range(5, 9):
+            observe(mon, i)
+        assert checked_on[1:] == ["MainThread"] * 4  # past the budget: checked at once
+        busy.gate.set()
+    [s] = sink.summaries
+    assert s.frames.seen == s.frames.nonfinite_outputs == 9 == len(checked_on)
+    assert checked_on.count("edgewatch-monitor") == 5  # frame 0's, and the four that waited
+
+
 def test_frames_waiting_for_their_finite_check_wake_the_worker(
         reference: ReferenceProfile) -> None:
     """Between two sampled frames (a fast model under max_fps), the WAKE_UNCHECKED-th frame

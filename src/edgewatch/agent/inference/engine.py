@@ -15,7 +15,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from edgewatch.agent.inference.adapters import OutputAdapter, make_adapter
-from edgewatch.agent.inference.finite import SMALL_TENSOR, all_finite, checked_if_large
+from edgewatch.agent.inference.finite import DEFERRED_BYTES, all_finite, outputs_nbytes
 from edgewatch.agent.inference.model_check import (
     check_input,
     check_model,
@@ -95,9 +95,9 @@ class InferenceEngine:
         self.model_sha256 = file_sha256(cfg.path) if cfg.path else ""
         self._quiet = ort.RunOptions()
         self._quiet.log_severity_level = 4  # onnxruntime's own multi-line error log: off
-        self._small = small_outputs(self.session.get_outputs())
-        """Every output has a fixed shape of at most SMALL_TENSOR values: no frame's outputs
-        need their sizes looked at before the finite check is left to the monitor."""
+        self._nbytes = fixed_nbytes(self.session.get_outputs())
+        """The bytes of every frame's outputs when the model declares their shapes and
+        types in full (no frame's outputs need their sizes looked at); None otherwise."""
 
     @property
     def model_name(self) -> str:
@@ -116,15 +116,18 @@ class InferenceEngine:
     def infer_deferred(self, image: Image) -> DeferredResult:
         """Like ``infer``, but the adapter decodes only if the monitor measures the frame;
         the finite check of the outputs is left to whoever first asks (the monitor thread),
-        but for outputs with a tensor above SMALL_TENSOR values, checked now."""
+        but for outputs above DEFERRED_BYTES in all, checked now."""
         clock = _clock
         t0 = clock()
         tensor, geometry = self.preprocess(image)
         t1 = clock()
         outputs = self.run(tensor)
         t2 = clock()
-        finite = None if self._small else checked_if_large(outputs)
-        return EngineResult(self.adapter, outputs, geometry, t0, t1, t2, finite)
+        nbytes = self._nbytes
+        if nbytes is None:
+            nbytes = outputs_nbytes(outputs)
+        finite = None if nbytes <= DEFERRED_BYTES else all_finite(outputs)
+        return EngineResult(self.adapter, outputs, geometry, t0, t1, t2, finite, nbytes)
 
 
 _clock = time.perf_counter
@@ -135,19 +138,21 @@ class EngineResult(DeferredResult):
     on the inference thread right after ``session.run``, whose work leaves the processor's
     caches cold, where each object made and each lookup costs microseconds. It keeps what
     the engine had at hand (adapter, output arrays, geometry, clock readings); the timings,
-    the decoding and the finite check (``finite`` None) are worked out when first asked."""
+    the decoding and the finite check (``finite`` None) are worked out when first asked.
+    ``nbytes`` is what the output arrays hold."""
 
     __slots__ = ("_adapter", "_geometry", "_outputs", "_t0", "_t1", "_t2")
 
     def __init__(self, adapter: OutputAdapter, outputs: list[npt.NDArray[np.generic]],
                  geometry: Geometry, t0: float, t1: float, t2: float,
-                 finite: bool | None) -> None:
+                 finite: bool | None, nbytes: int) -> None:
         self._adapter = adapter
         self._outputs = outputs
         self._geometry = geometry
         self._t0, self._t1, self._t2 = t0, t1, t2
         self._timings = None
         self.finite = finite
+        self.nbytes = nbytes
 
     @property
     def timings(self) -> Timings:
@@ -166,14 +171,23 @@ class EngineResult(DeferredResult):
         return self._adapter.decode(self._outputs, self._geometry)
 
 
-def small_outputs(specs: Sequence[Any]) -> bool:
-    """Every output (``session.get_outputs()``) has a fixed shape of at most SMALL_TENSOR
-    values."""
+_ITEMSIZE = {"float": 4, "double": 8, "float16": 2, "bfloat16": 2, "int64": 8, "uint64": 8,
+             "int32": 4, "uint32": 4, "int16": 2, "uint16": 2, "int8": 1, "uint8": 1,
+             "bool": 1}
+"""Bytes per value of the ONNX tensor types (``tensor(float)``, ...) a model may return."""
+
+
+def fixed_nbytes(specs: Sequence[Any]) -> int | None:
+    """The bytes of a frame's outputs (``session.get_outputs()``) when every one has a fixed
+    shape and a known tensor type; None otherwise (they are counted frame by frame)."""
+    total = 0
     for spec in specs:
+        itemsize = _ITEMSIZE.get(str(spec.type).removeprefix("tensor(").removesuffix(")"))
         dims = [d for d in spec.shape if isinstance(d, int) and d >= 0]
-        if len(dims) != len(spec.shape) or math.prod(dims) > SMALL_TENSOR:
-            return False
-    return True
+        if itemsize is None or len(dims) != len(spec.shape):
+            return None
+        total += math.prod(dims) * itemsize
+    return total
 
 
 def defer_decoding(adapter: OutputAdapter, outputs: Sequence[npt.NDArray[np.generic]],

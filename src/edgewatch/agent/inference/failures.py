@@ -41,7 +41,8 @@ def infer_safely(infer: Callable[[Image], R], image: Image | None,
         if line is not None:
             log.warning("%s", line)
         return None, True
-    line = limiter.flush()
-    if line is not None:
-        log.warning("%s (inference works again)", line)
+    if limiter.held:  # failures held back: their summary, once the interval has passed
+        line = limiter.flush()
+        if line is not None:
+            log.warning("%s (inference works again)", line)
     return result, False

@@ -1,7 +1,8 @@
 """The finite check of model outputs: no float tensor holds NaN or Inf.
 
-Runs for every frame: on the monitor thread for the engine's results (``EngineResult``), or
-on the inference thread for outputs too large to be kept until then.
+Runs for every frame: on the monitor thread for the engine's results (``EngineResult``)
+whose outputs hold at most DEFERRED_BYTES, on the inference thread for larger ones (too
+large to be kept until then).
 """
 
 from __future__ import annotations
@@ -13,29 +14,26 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["SMALL_TENSOR", "all_finite", "checked_if_large"]
+__all__ = ["DEFERRED_BYTES", "all_finite", "outputs_nbytes"]
 
 
 def all_finite(outputs: Sequence[npt.NDArray[np.generic]]) -> bool:
     """No float output tensor holds NaN or Inf.
 
-    Runs for every frame, so it costs one reduction per tensor: a
-    sum is finite when every value is (NaN and Inf propagate); only a non-finite sum (which
-    finite values can also give, by overflow) is checked value by value. A small tensor's
-    sum is its dot product with ones (``np.vdot``: a BLAS call that, unlike a ufunc, checks
-    no floating-point flags, so it needs no ``np.errstate`` to stay silent on NaN or
-    overflow, and that costs a fraction of a reduction's set-up); a large one's is
-    ``ndarray.sum`` under ``np.errstate``, where the set-up no longer matters."""
+    Runs for every frame, so it costs one reduction per tensor: a sum is finite when every
+    value is (NaN and Inf propagate); only a non-finite sum (which finite values can also
+    give, by overflow) is checked value by value. A float32 or float64 tensor's sum is that
+    of its squares, its dot product with itself (``np.vdot``: one BLAS call, one pass over
+    the values, and, unlike a ufunc, no check of the floating-point flags, so no
+    ``np.errstate`` is needed to stay silent on NaN or overflow, and the call costs a
+    fraction of a reduction's set-up); any other float type's (float16) is ``ndarray.sum``
+    under ``np.errstate``."""
     for o in outputs:
         dtype = o.dtype
         if dtype.kind != "f":
             continue
-        size = o.size
-        if size <= SMALL_TENSOR:
-            ones = _ONES.get((size, dtype))
-            if ones is None:
-                ones = _ONES[size, dtype] = np.ones(size, dtype)
-            total = _vdot(o, ones)
+        if dtype.char in "fd":
+            total = _vdot(o, o)
         else:
             with np.errstate(over="ignore", invalid="ignore"):  # no warning for NaN/overflow
                 total = o.sum()
@@ -44,18 +42,16 @@ def all_finite(outputs: Sequence[npt.NDArray[np.generic]]) -> bool:
     return True
 
 
-SMALL_TENSOR = 4096
-"""Tensors up to this many values are summed by ``np.vdot`` with a vector of ones."""
-_ONES: dict[tuple[int, np.dtype[np.generic]], npt.NDArray[np.generic]] = {}
-"""Vectors of ones by size and dtype, for the tensors a model returns (a few sizes)."""
 _vdot: Callable[[Any, Any], Any] = np.vdot
 
+DEFERRED_BYTES = 1 << 20
+"""A frame's outputs up to this many bytes in all keep their finite check for the monitor
+thread (``EngineResult``); larger ones are checked on the inference thread, at once."""
 
-def checked_if_large(outputs: Sequence[npt.NDArray[np.generic]]) -> bool | None:
-    """``all_finite(outputs)`` when a tensor holds more than SMALL_TENSOR values (checked
-    now: such outputs are not kept for a later check); None when all are small (the check
-    can wait for the monitor thread)."""
-    for o in outputs:  # a loop, not any(): this runs for every frame
-        if o.size > SMALL_TENSOR:
-            return all_finite(outputs)
-    return None
+
+def outputs_nbytes(outputs: Sequence[npt.NDArray[np.generic]]) -> int:
+    """The bytes a frame's output arrays hold."""
+    n = 0
+    for o in outputs:  # a loop, not sum(): this runs for every frame
+        n += o.nbytes
+    return n

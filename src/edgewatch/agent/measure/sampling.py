@@ -19,23 +19,30 @@ class RateCap:
     restarted), the grid restarts at the frame's time. A frame without a finite time is let
     through and leaves the grid alone. Deterministic in stream time, so a replay measures
     the same frames every run.
+
+    ``skip_from <= t < skip_until`` holds for exactly the times the next call would turn
+    down without changing anything (NaN bounds: none), so a caller on a hot path can skip
+    the call for most frames.
     """
 
     def __init__(self, max_fps: float) -> None:
         self.interval = 1.0 / max_fps if max_fps > 0 else 0.0
         self._anchor = math.nan
         self._steps = 0
+        self.skip_from = self.skip_until = self._late = math.nan
 
     def __call__(self, t: float) -> bool:
         """Whether the frame at stream time ``t`` is to be measured."""
         if not self.interval or not math.isfinite(t):
             return True
-        early = TOLERANCE * self.interval
-        ahead = self._anchor + self._steps * self.interval - t  # NaN before the first frame
-        if early < ahead <= 2 * self.interval:  # not due yet, or a little jitter back
+        if self.skip_from <= t < self.skip_until:  # not due yet, or a little jitter back
             return False
-        if -self.interval < ahead <= early:
+        if self.skip_until <= t < self._late:  # due (a little early at most): on the grid
             self._steps += 1
-        else:  # the first frame, a gap, or time went backwards
+        else:  # the first frame (NaN bounds), a gap, or time went backwards
             self._anchor, self._steps = t, 1
+        interval = self.interval
+        due = self._anchor + self._steps * interval
+        self.skip_from, self.skip_until = due - 2 * interval, due - TOLERANCE * interval
+        self._late = due + interval
         return True

@@ -138,12 +138,14 @@ class Monitor:
             self._last_frame_at = self.clock.now()
         n = self._observed
         self._observed = n + 1
-        sampled = not n % self.every_nth and self._rate_cap(t)
+        cap = self._rate_cap  # most frames fall in its skip range: no call
+        sampled = not n % self.every_nth and not cap.skip_from <= t < cap.skip_until \
+            and cap(t)
         tally = self._tally
         if not sampled and t < tally.buffer_until and not resolve_now:
             buffer = tally.buffer  # counted later, a batch at a time (BUFFERED)
             buffer.append((t, result, inference_error, frame.image is None))
-            if len(buffer) >= BUFFERED:
+            if len(buffer) >= tally.buffer_limit:
                 with self._lock:
                     tally.count_buffered()
             return False

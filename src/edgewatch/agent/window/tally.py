@@ -3,7 +3,8 @@
 ``FrameTally`` assigns each frame to its window (``WindowAssigner``) and counts it there:
 seen, decode and inference errors, NaN or Inf outputs. It keeps the frames whose finite
 check is left to the monitor thread (``unchecked``), and buffers the frames not sampled
-that fall in the open window, to count them a batch at a time. Not thread-safe by itself:
+that fall in the open window, to count them a batch at a time. Both keep the frames'
+output arrays: each list holds at most HELD_BYTES of them (and a frame). Not thread-safe by itself:
 the monitor holds its lock around every call; only ``observe`` appends to ``buffer``
 without it (a deque: ``count_buffered`` takes from the other end).
 """
@@ -18,17 +19,24 @@ from edgewatch.agent.records import DeferredResult, InferenceResult
 from edgewatch.agent.window.assigner import WindowAssigner, WindowSlot
 from edgewatch.agent.window.summary import FrameCounts
 
-__all__ = ["BUFFERED", "MAX_UNCHECKED", "WAKE_UNCHECKED", "Buffered", "FrameTally"]
+__all__ = ["BUFFERED", "HELD_BYTES", "MAX_UNCHECKED", "WAKE_UNCHECKED", "Buffered",
+           "FrameTally"]
 
 MAX_UNCHECKED = 64
-"""Frames whose finite check waits for the worker, at most (their output arrays are kept
-until then: small tensors only, ``finite.SMALL_TENSOR``). The WAKE_UNCHECKED-th wakes the
-worker, when no sampled frame has (between two frames measured under ``max_fps``)."""
+"""Frames whose finite check waits for the worker, at most, and HELD_BYTES of their output
+arrays, kept until then (frames whose outputs hold more than ``finite.DEFERRED_BYTES`` are
+checked at once). The WAKE_UNCHECKED-th frame, or the one that brings the arrays past half
+of HELD_BYTES, wakes the worker, when no sampled frame has (between two frames measured
+under ``max_fps``)."""
 WAKE_UNCHECKED = MAX_UNCHECKED // 2
 BUFFERED = 32
 """Frames not sampled that ``observe`` keeps before counting them in their window, a batch
 at a time under the lock: counting each one as it comes costs the inference thread more,
-right after ``session.run`` has left the processor's caches cold."""
+right after ``session.run`` has left the processor's caches cold. Fewer when their output
+arrays would hold more than HELD_BYTES (``buffer_limit``, from the last frame counted)."""
+HELD_BYTES = 4 << 20
+"""The output arrays each of the two lists of frames (buffered, unchecked) keeps, at most
+(plus one frame's)."""
 
 Buffered = tuple[float, InferenceResult | DeferredResult | None, bool, bool]
 """A frame ``observe`` buffered: stream time, result, inference error, no image."""
@@ -41,13 +49,17 @@ class FrameTally:
     def __init__(self, seconds: float, max_frames: int, wake: Callable[[], None]) -> None:
         self.assigner = WindowAssigner(seconds, max_frames)
         self.buffer: collections.deque[Buffered] = collections.deque()
+        self.buffer_limit = BUFFERED
+        """Frames ``observe`` buffers before counting them: BUFFERED, or as many as
+        HELD_BYTES holds of the last counted frame's output arrays."""
         self.buffer_until = -math.inf
         """Frames before this stream time fall in the open window (its end), so ``observe``
         may buffer them; -inf: no window open, or windows that close on a frame count."""
         self._buffering = max_frames == 0
         self.unchecked: list[tuple[FrameCounts, DeferredResult]] = []
-        """Frames whose outputs' finite check is left to the worker (at most
-        MAX_UNCHECKED: beyond, their check runs here, at once)."""
+        """Frames whose outputs' finite check is left to the worker (at most MAX_UNCHECKED
+        and HELD_BYTES of output arrays: beyond, their check runs here, at once)."""
+        self.unchecked_bytes = 0
         self._previous_time = self._last_time = math.nan
         """Stream times of the last two observed frames (the last window's end)."""
         self._wake = wake
@@ -63,17 +75,23 @@ class FrameTally:
             counts.inference_errors += 1
         elif result is None and no_image:
             counts.decode_errors += 1
-        if result is not None:
-            # a DeferredResult whose finite check has not run (its ``finite`` is not yet a
-            # bool): the worker runs it
-            unchecked = self.unchecked
-            if (isinstance(result, DeferredResult) and type(result.finite) is not bool
-                    and not resolve_now and len(unchecked) < MAX_UNCHECKED):
+        if isinstance(result, DeferredResult):
+            nbytes = result.nbytes
+            self.buffer_limit = BUFFERED if nbytes * BUFFERED <= HELD_BYTES \
+                else max(1, HELD_BYTES // nbytes)
+            # its finite check has not run (``finite`` is not yet a bool): the worker runs it
+            unchecked, held = self.unchecked, self.unchecked_bytes
+            if (type(result.finite) is not bool and not resolve_now
+                    and len(unchecked) < MAX_UNCHECKED and held + nbytes <= HELD_BYTES):
                 unchecked.append((counts, result))
-                if len(unchecked) == WAKE_UNCHECKED:  # no sampled frame for a while
+                self.unchecked_bytes = held + nbytes
+                if len(unchecked) == WAKE_UNCHECKED or \
+                        held < HELD_BYTES // 2 <= held + nbytes:  # no sampled frame for a while
                     self._wake()
             elif result.nonfinite:
                 counts.nonfinite_outputs += 1
+        elif result is not None and result.nonfinite:
+            counts.nonfinite_outputs += 1
         current = self.assigner.current
         self.buffer_until = current.end if current is not None and self._buffering \
             else -math.inf
@@ -98,6 +116,7 @@ class FrameTally:
 
     def take_unchecked(self) -> list[tuple[FrameCounts, DeferredResult]]:
         unchecked, self.unchecked = self.unchecked, []
+        self.unchecked_bytes = 0
         return unchecked
 
     def window(self, key: int) -> WindowSlot | None:
