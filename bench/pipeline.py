@@ -534,7 +534,8 @@ def main(argv: list[str] | None = None) -> int:
     report(args, workload, rounds, counts, costs, peak_rss, loops.evidence, loops.shadow)
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"machine": machine_facts(), "model": args.model, "settings": args.set, "feature_cost_ms": costs,
+            {"machine": machine_facts(), "model": args.model, "settings": args.set,
+             "feature_cost_ms": costs,
              "counts": counts, "rounds": [asdict(r) for r in rounds],
              "evidence": loops.evidence, "shadow": loops.shadow,
              "peak_rss_mib": peak_rss}, indent=1))
