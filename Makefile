@@ -9,9 +9,11 @@ test:  ## ruff + mypy + pytest (the command CI runs); installs the test tools, n
 test-floors:  ## a throw-away venv at the lowest declared dependency versions, fast tests
 	scripts/test-floors.sh
 
-bench:  ## monitored loop vs bare onnxruntime loop, feature cost, peak RSS
+bench:  ## monitored loop vs bare onnxruntime loop (SSDLite, then the faster CenterFace)
 	scripts/setup-venv.sh dev
-	EDGEWATCH_ASSETS=$$(scripts/fetch-assets.sh | tail -n 1) .venv/bin/python bench/pipeline.py
+	assets=$$(scripts/fetch-assets.sh | tail -n 1) && \
+	EDGEWATCH_ASSETS=$$assets .venv/bin/python bench/pipeline.py && \
+	EDGEWATCH_ASSETS=$$assets .venv/bin/python bench/pipeline.py --model centerface
 
 setup:  ## .venv with the development packages
 	scripts/setup-venv.sh dev

