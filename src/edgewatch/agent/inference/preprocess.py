@@ -52,19 +52,22 @@ class Preprocessor:
         )
         self._last: tuple[int, int, Geometry] | None = None
         """The last frame size's geometry (a source keeps its size: computed once)."""
+        self._rgb, self._nchw = cfg.color == "RGB", cfg.layout == "NCHW"
+        self._uint8 = self._dtype == np.uint8
+        """The configuration's choices, decided once: this runs for every frame."""
 
     def __call__(self, image: Image) -> tuple[npt.NDArray[np.generic], Geometry]:
         img, geometry = self._resize(image)
-        if self.cfg.color == "RGB":
+        if self._rgb:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        if self._dtype == np.uint8:
+        if self._uint8:
             tensor: npt.NDArray[np.generic] = img
         else:
             x = img.astype(np.float32)
             if not self._identity:
                 x = (x * self.cfg.scale - self._mean) / self._std
             tensor = x.astype(self._dtype, copy=False)
-        if self.cfg.layout == "NCHW":
+        if self._nchw:
             tensor = np.ascontiguousarray(tensor.transpose(2, 0, 1))
         return tensor[None], geometry
 
