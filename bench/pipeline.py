@@ -11,7 +11,7 @@ vtest.avi's frames decoded into memory before timing, through one of two real mo
 - ``ssd`` (the default): SSDLite-MobileNetV2 (``adapter = "ssd"``), uint8 RGB frames at
   their own 768x576 (the graph resizes them); the bare loop converts BGR to RGB;
 - ``centerface``: the CenterFace face detector (``adapter = "raw"``: tensor statistics of
-  its four outputs, one of them above 4,096 values) on frames resized to ``--size``
+  its four outputs, 184 KB a frame at the default size) on frames resized to ``--size``
   (default 256x192), float32 NCHW RGB; the bare loop resizes, converts BGR to RGB, to
   float32 and to NCHW, as edgewatch's pre-processing does. A smaller model input than
   SSDLite's: a model several times faster on the same processor, as on an accelerator
