@@ -96,14 +96,12 @@ class DeferredResult:
     the decoding took. The engine's own results are an ``EngineResult`` (cheaper to make).
     """
 
-    __slots__ = ("_decode", "_empty", "_timings", "finite", "nbytes")
+    __slots__ = ("_decode", "_empty", "_nbytes", "_timings", "finite")
 
     def __init__(self, decode: Callable[[], ModelOutput], timings: Timings,
                  finite: bool | Callable[[], bool] = True,
                  empty: Callable[[], ModelOutput] | None = None, nbytes: int = 0) -> None:
-        self.nbytes = nbytes
-        """What the output arrays it keeps for the decoding hold, in bytes (the monitor
-        keeps a bounded number of bytes of frames waiting to be counted)."""
+        self._nbytes = nbytes
         self._decode = decode
         self._timings: Timings | None = timings
         self.finite: bool | Callable[[], bool] | None = finite
@@ -115,6 +113,12 @@ class DeferredResult:
     def timings(self) -> Timings:
         assert self._timings is not None
         return self._timings
+
+    @property
+    def nbytes(self) -> int:
+        """What the output arrays it keeps hold, in bytes (the monitor keeps a bounded
+        number of bytes of frames waiting to be counted or checked)."""
+        return self._nbytes
 
     @property
     def nonfinite(self) -> bool:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from edgewatch.agent.inference.finite import DEFERRED_BYTES, all_finite
+from edgewatch.agent.inference.finite import all_finite
 
 LARGE = 300_000  # values: 1.2 MB of float32
 
@@ -57,17 +57,17 @@ def test_ssd_outputs() -> None:
     assert not all_finite(outputs)
 
 
-def test_engine_results_leave_the_check_to_the_monitor_unless_the_outputs_are_large(
-        tmp_path: Path) -> None:
-    """The engine's result of a model whose outputs hold up to DEFERRED_BYTES carries its
-    finite check unrun (``finite`` None), the monitor's to run, with the answer all_finite
-    gives; larger outputs are checked at once. ``fixed_nbytes`` gives the outputs' bytes
-    when the model declares them in full (no per-frame look at the sizes), None for
-    dynamic ones; the result's ``nbytes`` is what its arrays hold either way."""
+def test_engine_results_leave_the_check_to_the_monitor(tmp_path: Path) -> None:
+    """The engine's result carries its finite check unrun (``finite`` None), whatever the
+    outputs' size: the monitor's to run (on its thread, or at once when it holds too many
+    outputs already, ``tally.HELD_BYTES``), with the answer all_finite gives. ``nbytes`` is
+    what its arrays hold: from the model's declared shapes (``fixed_nbytes``, no per-frame
+    look at the sizes), or from the arrays, when first asked, for dynamic ones."""
     import onnxruntime as ort
     from tests.support.onnx_models import constant_outputs_model
 
-    from edgewatch.agent.inference.engine import InferenceEngine, fixed_nbytes
+    from edgewatch.agent.inference.engine import EngineResult, InferenceEngine, fixed_nbytes
+    from edgewatch.agent.inference.preprocess import Geometry
     from edgewatch.config.agent import parse_config
 
     def engine(name: str, outputs: dict[str, np.ndarray]) -> InferenceEngine:
@@ -86,18 +86,16 @@ def test_engine_results_leave_the_check_to_the_monitor_unless_the_outputs_are_la
     result = engine("nan.onnx", ssd).infer_deferred(image)
     assert result.finite is None and result.nonfinite
     assert result.resolve().nonfinite and result.timings.inference_ms > 0
-    large = engine("large.onnx", {"map": np.full((1, DEFERRED_BYTES // 4 + 1), np.inf,
-                                                 np.float32)})
+    large = engine("large.onnx", {"map": np.full((1, LARGE), np.inf, np.float32)})
     result = large.infer_deferred(image)
-    assert result.finite is False  # checked on the inference thread
-    assert result.nbytes == DEFERRED_BYTES + 4
+    assert result.finite is None and result.nbytes == LARGE * 4 and result.nonfinite
 
     def specs(model: Path | bytes) -> list:
         source = model if isinstance(model, bytes) else str(model)
         return ort.InferenceSession(source, providers=["CPUExecutionProvider"]).get_outputs()
 
     assert fixed_nbytes(specs(tmp_path / "small.onnx")) == (1 + 400 + 100) * 4
-    assert fixed_nbytes(specs(tmp_path / "large.onnx")) == DEFERRED_BYTES + 4
+    assert fixed_nbytes(specs(tmp_path / "large.onnx")) == LARGE * 4
     x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, "n"])
     y = helper.make_tensor_value_info("same", TensorProto.FLOAT, [1, "n"])
     dynamic = helper.make_model(
@@ -105,4 +103,6 @@ def test_engine_results_leave_the_check_to_the_monitor_unless_the_outputs_are_la
         opset_imports=[helper.make_opsetid("", 17)])
     dynamic.ir_version = 8
     assert fixed_nbytes(specs(dynamic.SerializeToString())) is None
-
+    arrays = [np.zeros((1, 7), np.float32), np.zeros(3, np.int64)]
+    lazy = EngineResult(large.adapter, arrays, Geometry(64, 64, 64, 64), 0.0, 0.0, 0.0, -1)
+    assert lazy.nbytes == 7 * 4 + 3 * 8

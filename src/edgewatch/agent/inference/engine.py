@@ -15,7 +15,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from edgewatch.agent.inference.adapters import OutputAdapter, make_adapter
-from edgewatch.agent.inference.finite import DEFERRED_BYTES, all_finite, outputs_nbytes
+from edgewatch.agent.inference.finite import all_finite, outputs_nbytes
 from edgewatch.agent.inference.model_check import (
     check_input,
     check_model,
@@ -95,9 +95,10 @@ class InferenceEngine:
         self.model_sha256 = file_sha256(cfg.path) if cfg.path else ""
         self._quiet = ort.RunOptions()
         self._quiet.log_severity_level = 4  # onnxruntime's own multi-line error log: off
-        self._nbytes = fixed_nbytes(self.session.get_outputs())
+        fixed = fixed_nbytes(self.session.get_outputs())
+        self._nbytes = -1 if fixed is None else fixed
         """The bytes of every frame's outputs when the model declares their shapes and
-        types in full (no frame's outputs need their sizes looked at); None otherwise."""
+        types in full (no frame's outputs need their sizes looked at); -1 otherwise."""
 
     @property
     def model_name(self) -> str:
@@ -114,20 +115,18 @@ class InferenceEngine:
         return self.infer_deferred(image).resolve()
 
     def infer_deferred(self, image: Image) -> DeferredResult:
-        """Like ``infer``, but the adapter decodes only if the monitor measures the frame;
-        the finite check of the outputs is left to whoever first asks (the monitor thread),
-        but for outputs above DEFERRED_BYTES in all, checked now."""
+        """Like ``infer``, but the adapter decodes only if the monitor measures the frame,
+        and the finite check of the outputs is left to whoever first asks (the monitor:
+        on its thread, or at once when it holds too many outputs already)."""
         clock = _clock
         t0 = clock()
         tensor, geometry = self.preprocess(image)
         t1 = clock()
-        outputs = self.run(tensor)
-        t2 = clock()
-        nbytes = self._nbytes
-        if nbytes is None:
-            nbytes = outputs_nbytes(outputs)
-        finite = None if nbytes <= DEFERRED_BYTES else all_finite(outputs)
-        return EngineResult(self.adapter, outputs, geometry, t0, t1, t2, finite, nbytes)
+        try:  # ``run``, inline: this is the inference thread's path for every frame
+            outputs = self.session.run(None, {self.input.name: tensor}, self._quiet)
+        except Exception as exc:
+            raise ModelError(f"inference failed: {str(exc).strip()[:200]}") from exc
+        return EngineResult(self.adapter, outputs, geometry, t0, t1, clock(), self._nbytes)
 
 
 _clock = time.perf_counter
@@ -138,21 +137,27 @@ class EngineResult(DeferredResult):
     on the inference thread right after ``session.run``, whose work leaves the processor's
     caches cold, where each object made and each lookup costs microseconds. It keeps what
     the engine had at hand (adapter, output arrays, geometry, clock readings); the timings,
-    the decoding and the finite check (``finite`` None) are worked out when first asked.
-    ``nbytes`` is what the output arrays hold."""
+    the decoding, the finite check (``finite`` None) and, for a model whose output shapes
+    are not fixed, ``nbytes`` (``nbytes`` -1) are worked out when first asked."""
 
     __slots__ = ("_adapter", "_geometry", "_outputs", "_t0", "_t1", "_t2")
 
     def __init__(self, adapter: OutputAdapter, outputs: list[npt.NDArray[np.generic]],
-                 geometry: Geometry, t0: float, t1: float, t2: float,
-                 finite: bool | None, nbytes: int) -> None:
+                 geometry: Geometry, t0: float, t1: float, t2: float, nbytes: int) -> None:
         self._adapter = adapter
         self._outputs = outputs
         self._geometry = geometry
         self._t0, self._t1, self._t2 = t0, t1, t2
         self._timings = None
-        self.finite = finite
-        self.nbytes = nbytes
+        self.finite = None
+        self._nbytes = nbytes
+
+    @property
+    def nbytes(self) -> int:
+        n = self._nbytes
+        if n < 0:
+            n = self._nbytes = outputs_nbytes(self._outputs)
+        return n
 
     @property
     def timings(self) -> Timings:

@@ -1,8 +1,8 @@
 """The finite check of model outputs: no float tensor holds NaN or Inf.
 
-Runs for every frame: on the monitor thread for the engine's results (``EngineResult``)
-whose outputs hold at most DEFERRED_BYTES, on the inference thread for larger ones (too
-large to be kept until then).
+Runs for every frame: on the monitor thread for the engine's results (``EngineResult``),
+or on the inference thread when the monitor holds too many outputs waiting for it already
+(``window.tally.HELD_BYTES``), and for an application's own outputs (``AppMonitor``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DEFERRED_BYTES", "all_finite", "outputs_nbytes"]
+__all__ = ["all_finite", "outputs_nbytes"]
 
 
 def all_finite(outputs: Sequence[npt.NDArray[np.generic]]) -> bool:
@@ -43,11 +43,6 @@ def all_finite(outputs: Sequence[npt.NDArray[np.generic]]) -> bool:
 
 
 _vdot: Callable[[Any, Any], Any] = np.vdot
-
-DEFERRED_BYTES = 1 << 20
-"""A frame's outputs up to this many bytes in all keep their finite check for the monitor
-thread (``EngineResult``); larger ones are checked on the inference thread, at once."""
-
 
 def outputs_nbytes(outputs: Sequence[npt.NDArray[np.generic]]) -> int:
     """The bytes a frame's output arrays hold."""

@@ -24,10 +24,10 @@ __all__ = ["BUFFERED", "HELD_BYTES", "MAX_UNCHECKED", "WAKE_UNCHECKED", "Buffere
 
 MAX_UNCHECKED = 64
 """Frames whose finite check waits for the worker, at most, and HELD_BYTES of their output
-arrays, kept until then (frames whose outputs hold more than ``finite.DEFERRED_BYTES`` are
-checked at once). The WAKE_UNCHECKED-th frame, or the one that brings the arrays past half
-of HELD_BYTES, wakes the worker, when no sampled frame has (between two frames measured
-under ``max_fps``)."""
+arrays, kept until then (beyond, frames are checked at once, on the inference thread).
+The WAKE_UNCHECKED-th frame, or the one that brings the arrays past half of HELD_BYTES,
+wakes the worker, when no sampled frame has (between two frames measured under
+``max_fps``)."""
 WAKE_UNCHECKED = MAX_UNCHECKED // 2
 BUFFERED = 32
 """Frames not sampled that ``observe`` keeps before counting them in their window, a batch
