@@ -122,10 +122,7 @@ class InferenceEngine:
         t0 = clock()
         tensor, geometry = self.preprocess(image)
         t1 = clock()
-        try:  # ``run``, inline: this is the inference thread's path for every frame
-            outputs = self.session.run(None, {self.input.name: tensor}, self._quiet)
-        except Exception as exc:
-            raise ModelError(f"inference failed: {str(exc).strip()[:200]}") from exc
+        outputs = self.run(tensor)
         return EngineResult(self.adapter, outputs, geometry, t0, t1, clock(), self._nbytes)
 
 
