@@ -71,6 +71,18 @@ class BlockingMeasurer(FrameMeasurer):
         return super().__call__(frame, res)
 
 
+class BusyMeasurer(BlockingMeasurer):
+    """A BlockingMeasurer that tells when the worker has entered it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+
+    def __call__(self, frame: Frame, res: InferenceResult | None) -> FrameMeasurement:
+        self.entered.set()
+        return super().__call__(frame, res)
+
+
 def test_windows_by_time_count_every_frame(reference: ReferenceProfile) -> None:
     sink = ListSink()
     with Monitor(reference, measurer(), sink,
@@ -392,16 +404,9 @@ def test_finite_checks_left_to_the_monitor_thread_count_every_frame(
     nan_measured = [s.numeric["det_count"].moments.mean for s in sink.summaries]
     assert 0.0 < nan_measured[0] < 2.0  # the NaN frames measured with the empty output
 
-    class Busy(BlockingMeasurer):  # the worker, busy measuring frame 0 until the gate opens
-        entered = threading.Event()
-
-        def __call__(self, frame: Frame, res: InferenceResult | None) -> FrameMeasurement:
-            self.entered.set()
-            return super().__call__(frame, res)
-
     checked_on.clear()
     sink = ListSink()
-    busy = Busy()
+    busy = BusyMeasurer()  # the worker, busy measuring frame 0 until the gate opens
     with Monitor(reference, busy, sink, MonitorSettings(every_nth=1000)) as mon:
         mon.observe(Frame(0, 0.0, image(100)), deferred(finite=False))
         assert busy.entered.wait(10)
@@ -435,15 +440,8 @@ def test_frames_with_large_outputs_are_held_within_a_byte_budget(
             lambda: result(1).output, Timings(1.0, 5.0), check,  # type: ignore
             lambda: result(0).output, nbytes=nbytes))  # type: ignore
 
-    class Busy(BlockingMeasurer):
-        entered = threading.Event()
-
-        def __call__(self, frame: Frame, res: InferenceResult | None) -> FrameMeasurement:
-            self.entered.set()
-            return super().__call__(frame, res)
-
     sink = ListSink()
-    busy = Busy()
+    busy = BusyMeasurer()  # the worker, busy measuring frame 0 until the gate opens
     with Monitor(reference, busy, sink, MonitorSettings(every_nth=1000)) as mon:
         observe(mon, 0)  # sampled: counted at once (the last frame's size: 1 MiB)
         assert busy.entered.wait(10)  # checked, then measured until the gate opens
