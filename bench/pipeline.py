@@ -18,22 +18,23 @@ vtest.avi's frames decoded into memory before timing, through one of two real mo
   board, where edgewatch's cost per frame weighs more. The file declares a fixed input
   shape; the bench loads a copy with free dimensions (``evidence.shapes.dynamic_dims``).
 
-The two loops
-run interleaved in one process on the same onnxruntime session, in blocks of ``--block``
-frames, in the order bare, monitored, monitored, bare, ... A pair's ratio is bare time over
-monitored time for the same frames a moment apart, so the slow swings of a shared machine
-cancel out; the table gives the median over all pairs. A monitored block ends only when the
-monitor thread has measured all of its frames, so none of its work spills into a bare block.
-A round during which other processes used more than 10% of the CPU is redone.
+The two loops run interleaved in one process on the same onnxruntime session, in blocks of
+``--block`` frames, in the order bare, monitored, monitored, bare, ... A pair's ratio is
+bare time over monitored time for the same frames a moment apart, so the slow swings of a
+shared machine cancel out; the table gives the median over all pairs. A monitored block
+ends only when the monitor thread has measured all of its frames, so none of its work
+spills into a bare block. A round during which other processes used more than 10% of the
+CPU is redone.
 
 Where edgewatch's cost goes, measured directly, not inferred from the ratio:
 
 - **inference thread**: per monitored-loop frame, the wall time of ``Agent.process`` minus
   the pre-processing and ``session.run`` times the engine records in the frame's
   ``Timings`` (median and p90 over frames): the counting, the sampling decision, the
-  finite check of the outputs and, for a sampled frame, the queue put. The pre-processing
-  (BGR -> RGB for SSDLite, which the bare loop does too) is printed beside the bare loop's
-  cvtColor;
+  buffer of frames not sampled, for a sampled frame the queue put, and the finite checks
+  of outputs run at once (when the monitor holds too many waiting). The pre-processing is
+  printed beside the bare loop's (SSDLite: its cvtColor). The loops keep their clock
+  readings as they are; the figures are worked out after each block's timing;
 - **monitor thread**: its CPU time (its thread CPU clock) over the monitored blocks, drains
   included, per frame seen and per monitored frame, and as a share of one core over the
   monitored loop's time: the CPU it can take from onnxruntime's threads.
