@@ -77,6 +77,8 @@ The report gives the shadow's counters (offered, dropped, compared).
 from __future__ import annotations
 
 import argparse
+import atexit
+import copy
 import dataclasses
 import json
 import os
@@ -155,19 +157,23 @@ class Workload:
     model: dict[str, Any]
     bare_input: Callable[[Image], np.ndarray]
     frame_size: str
+    bare_step: str
+    """What the report calls the bare loop's pre-processing."""
 
     @staticmethod
     def ssd(assets: Path) -> Workload:
         return Workload("SSDLite-MobileNetV2", {
             "path": str(assets / "models/ssdlite_mobilenet_v2_coco.onnx"),
             "labels": str(assets / "models/coco_labels.txt")},
-            lambda img: cv2.cvtColor(img, cv2.COLOR_BGR2RGB)[None], "768x576")
+            lambda img: cv2.cvtColor(img, cv2.COLOR_BGR2RGB)[None], "768x576", "cvtColor")
 
     @staticmethod
     def centerface(assets: Path, size: tuple[int, int]) -> Workload:
         from edgewatch.agent.evidence.shapes import dynamic_dims
 
-        path = Path(tempfile.mkdtemp(prefix="edgewatch-bench-model-")) / "centerface.onnx"
+        work = tempfile.mkdtemp(prefix="edgewatch-bench-model-")
+        atexit.register(shutil.rmtree, work, ignore_errors=True)
+        path = Path(work) / "centerface.onnx"
         path.write_bytes(dynamic_dims((assets / "models/centerface.onnx").read_bytes()))
         width, height = size
 
@@ -179,7 +185,7 @@ class Workload:
         return Workload("CenterFace", {
             "path": str(path), "adapter": "raw", "preprocess": {
                 "width": width, "height": height, "layout": "NCHW", "dtype": "float32"}},
-            bare_input, f"768x576 resized to {width}x{height}")
+            bare_input, f"768x576 resized to {width}x{height}", "pre-processing")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -194,7 +200,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def make_config(workload: Workload, overrides: list[str]) -> AgentConfig:
-    data: dict[str, Any] = {"model": json.loads(json.dumps(workload.model))}
+    data: dict[str, Any] = {"model": copy.deepcopy(workload.model)}
     for item in overrides:
         key, _, value = item.partition("=")
         *sections, leaf = key.split(".")
@@ -450,7 +456,7 @@ def machine_facts() -> dict[str, Any]:
 def report(args: argparse.Namespace, workload: Workload, rounds: list[Round], counts: Result,
            costs: Result, peak_rss: float, evidence: dict[str, int] | None = None,
            shadow: dict[str, Any] | None = None) -> None:
-    prep = "cvtColor" if args.model == "ssd" else "pre-processing"
+    prep = workload.bare_step
     ratios = [r for rd in rounds for r in rd.ratios]
     q1, q2, q3 = statistics.quantiles(ratios, n=4)
     per_round = [rd.ratio for rd in rounds]

@@ -71,6 +71,18 @@ class BlockingMeasurer(FrameMeasurer):
         return super().__call__(frame, res)
 
 
+def checked_result(checked_on: list[str], finite: bool, detections: int = 1,
+                   nbytes: int = 0) -> DeferredResult:
+    """A result whose finite check records the thread it runs on and answers ``finite``;
+    decoded, ``detections`` detections (none when not finite)."""
+    def check() -> bool:
+        checked_on.append(threading.current_thread().name)
+        return finite
+
+    return DeferredResult(lambda: result(detections).output, Timings(1.0, 10.0),  # type: ignore
+                          check, lambda: result(0).output, nbytes=nbytes)  # type: ignore
+
+
 class BusyMeasurer(BlockingMeasurer):
     """A BlockingMeasurer that tells when the worker has entered it."""
 
@@ -386,12 +398,7 @@ def test_finite_checks_left_to_the_monitor_thread_count_every_frame(
     checked_on: list[str] = []
 
     def deferred(finite: bool) -> DeferredResult:
-        def check() -> bool:
-            checked_on.append(threading.current_thread().name)
-            return finite
-
-        return DeferredResult(lambda: result(2).output, Timings(1.0, 10.0),  # type: ignore
-                              check, lambda: result(0).output)  # type: ignore
+        return checked_result(checked_on, finite, detections=2)
 
     sink = ListSink()
     with Monitor(reference, measurer(), sink,
@@ -431,14 +438,9 @@ def test_frames_with_large_outputs_are_held_within_a_byte_budget(
     nbytes = HELD_BYTES // 4
     checked_on: list[str] = []
 
-    def check() -> bool:
-        checked_on.append(threading.current_thread().name)
-        return False
-
     def observe(mon: Monitor, i: int) -> None:
-        mon.observe(Frame(i, i / 10, image(100)), DeferredResult(
-            lambda: result(1).output, Timings(1.0, 5.0), check,  # type: ignore
-            lambda: result(0).output, nbytes=nbytes))  # type: ignore
+        mon.observe(Frame(i, i / 10, image(100)),
+                    checked_result(checked_on, finite=False, nbytes=nbytes))
 
     sink = ListSink()
     busy = BusyMeasurer()  # the worker, busy measuring frame 0 until the gate opens
@@ -470,13 +472,8 @@ def test_frames_waiting_for_their_finite_check_wake_the_worker(
 
     checked_on: list[str] = []
 
-    def check() -> bool:
-        checked_on.append(threading.current_thread().name)
-        return True
-
     def observe(mon: Monitor, i: int) -> None:
-        mon.observe(Frame(i, i / 100, image(100)), DeferredResult(
-            lambda: result(1).output, Timings(1.0, 5.0), check))  # type: ignore
+        mon.observe(Frame(i, i / 100, image(100)), checked_result(checked_on, finite=True))
 
     sink = ListSink()
     with Monitor(reference, measurer(), sink, MonitorSettings(every_nth=10_000)) as mon:

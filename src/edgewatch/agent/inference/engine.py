@@ -15,7 +15,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from edgewatch.agent.inference.adapters import OutputAdapter, make_adapter
-from edgewatch.agent.inference.finite import all_finite, outputs_nbytes
+from edgewatch.agent.inference.finite import all_finite
 from edgewatch.agent.inference.model_check import (
     check_input,
     check_model,
@@ -177,6 +177,14 @@ _ITEMSIZE = {"float": 4, "double": 8, "float16": 2, "bfloat16": 2, "int64": 8, "
              "int32": 4, "uint32": 4, "int16": 2, "uint16": 2, "int8": 1, "uint8": 1,
              "bool": 1}
 """Bytes per value of the ONNX tensor types (``tensor(float)``, ...) a model may return."""
+
+
+def outputs_nbytes(outputs: Sequence[npt.NDArray[np.generic]]) -> int:
+    """The bytes a frame's output arrays hold."""
+    n = 0
+    for o in outputs:  # a loop, not sum(): this runs for every frame of such a model
+        n += o.nbytes
+    return n
 
 
 def fixed_nbytes(specs: Sequence[Any]) -> int | None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["all_finite", "outputs_nbytes"]
+__all__ = ["all_finite"]
 
 
 def all_finite(outputs: Sequence[npt.NDArray[np.generic]]) -> bool:
@@ -43,10 +43,3 @@ def all_finite(outputs: Sequence[npt.NDArray[np.generic]]) -> bool:
 
 
 _vdot: Callable[[Any, Any], Any] = np.vdot
-
-def outputs_nbytes(outputs: Sequence[npt.NDArray[np.generic]]) -> int:
-    """The bytes a frame's output arrays hold."""
-    n = 0
-    for o in outputs:  # a loop, not sum(): this runs for every frame
-        n += o.nbytes
-    return n

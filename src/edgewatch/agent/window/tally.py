@@ -4,9 +4,9 @@
 seen, decode and inference errors, NaN or Inf outputs. It keeps the frames whose finite
 check is left to the monitor thread (``unchecked``), and buffers the frames not sampled
 that fall in the open window, to count them a batch at a time. Both keep the frames'
-output arrays: each list holds at most HELD_BYTES of them (and a frame). Not thread-safe by itself:
-the monitor holds its lock around every call; only ``observe`` appends to ``buffer``
-without it (a deque: ``count_buffered`` takes from the other end).
+output arrays: each list holds at most HELD_BYTES of them (and a frame). Not thread-safe
+by itself: the monitor holds its lock around every call; only ``observe`` appends to
+``buffer`` without it (a deque: ``count_buffered`` takes from the other end).
 """
 
 from __future__ import annotations
@@ -75,27 +75,30 @@ class FrameTally:
             counts.inference_errors += 1
         elif result is None and no_image:
             counts.decode_errors += 1
-        if isinstance(result, DeferredResult):
-            nbytes = result.nbytes
-            self.buffer_limit = BUFFERED if nbytes * BUFFERED <= HELD_BYTES \
-                else max(1, HELD_BYTES // nbytes)
-            # its finite check has not run (``finite`` is not yet a bool): the worker runs it
-            unchecked, held = self.unchecked, self.unchecked_bytes
-            if (type(result.finite) is not bool and not resolve_now
-                    and len(unchecked) < MAX_UNCHECKED and held + nbytes <= HELD_BYTES):
-                unchecked.append((counts, result))
-                self.unchecked_bytes = held + nbytes
-                if len(unchecked) == WAKE_UNCHECKED or \
-                        held < HELD_BYTES // 2 <= held + nbytes:  # no sampled frame for a while
-                    self._wake()
-            elif result.nonfinite:
-                counts.nonfinite_outputs += 1
-        elif result is not None and result.nonfinite:
+        deferred = isinstance(result, DeferredResult) and self._defer(counts, result,
+                                                                     resolve_now)
+        if result is not None and not deferred and result.nonfinite:
             counts.nonfinite_outputs += 1
         current = self.assigner.current
         self.buffer_until = current.end if current is not None and self._buffering \
             else -math.inf
         return slot
+
+    def _defer(self, counts: FrameCounts, result: DeferredResult, resolve_now: bool) -> bool:
+        """Leave the frame's finite check to the worker, if it has not run and the frame
+        fits MAX_UNCHECKED and HELD_BYTES; whether it was left. The frame's outputs' size
+        sets how many frames ``observe`` buffers (``buffer_limit``)."""
+        nbytes = result.nbytes
+        self.buffer_limit = max(1, min(BUFFERED, HELD_BYTES // max(nbytes, 1)))
+        unchecked, held = self.unchecked, self.unchecked_bytes
+        if (type(result.finite) is bool or resolve_now or len(unchecked) >= MAX_UNCHECKED
+                or held + nbytes > HELD_BYTES):
+            return False
+        unchecked.append((counts, result))
+        self.unchecked_bytes = held + nbytes
+        if len(unchecked) == WAKE_UNCHECKED or held < HELD_BYTES // 2 <= held + nbytes:
+            self._wake()  # no sampled frame has woken the worker for a while
+        return True
 
     def count_buffered(self) -> bool:
         """Count the frames ``observe`` buffered, in order; whether there were any."""
