@@ -84,7 +84,9 @@ class ReferenceProfile:
         """Content hash (16 hex digits) identifying this profile in summaries.
 
         The creation time is left out: the same frames measured with the same model and
-        settings give the same id whenever (and wherever) the profile is built."""
+        settings give the same id whenever the profile is built. A hash of the values, it
+        changes with their last digits: another processor, or another build of onnxruntime,
+        OpenCV or numpy, can round a few statistics differently and so give another id."""
         content = {k: v for k, v in self._body().items() if k != "created"}
         body = json.dumps(content, sort_keys=True).encode()
         return sha256(body).hexdigest()[:16]
