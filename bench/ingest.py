@@ -18,6 +18,10 @@ takes in, as fast as the broker hands it over:
   ``store.worker_process`` (decoding and storing in a second process, started before the
   clock as in a running collector).
 
+The bench's process sets the garbage collector as ``edgewatch collector`` does
+(``collector.gc_settings``), so the in-process rows and the paho subscriber run with it;
+the second process of ``worker_process`` sets it itself.
+
 The same realistic summary payloads from simulated devices in each run: schema 2 in the
 default MessagePack+zlib encoding (``--encoding json``: schema 2 as JSON; ``v1``: the
 schema-1 JSON that devices published before the compact encoding). Prints the median of
@@ -50,6 +54,7 @@ from paho.mqtt.properties import Properties
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from edgewatch.collector import gc_settings  # noqa: E402
 from edgewatch.collector.ingest import Ingestor  # noqa: E402
 from edgewatch.collector.store import open_store  # noqa: E402
 from edgewatch.config.collector import CollectorMqttConfig, StoreConfig  # noqa: E402
@@ -219,6 +224,7 @@ def main() -> int:
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     ap.add_argument("--encoding", choices=("msgpack", "json", "v1"), default="msgpack")
     args = ap.parse_args()
+    gc_settings.for_ingest()  # as edgewatch collector does in its process
     enc, n = args.encoding, args.messages
     rates: dict[str, list[Run]] = {}
     with tempfile.TemporaryDirectory() as tmp, MosquittoBroker(

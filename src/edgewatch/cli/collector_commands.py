@@ -173,12 +173,14 @@ def _quarantine_options(q: argparse.ArgumentParser) -> None:
 
 
 def cmd_collector(args: argparse.Namespace) -> int:
+    from edgewatch.collector import gc_settings
     from edgewatch.collector.service import CollectorService
     from edgewatch.config.collector import load_collector_config
     from edgewatch.supervision import Supervisor
 
     service = CollectorService(load_collector_config(args.config))
     stop_on_signals(service.stop, "stopping the collector")
+    gc_settings.for_ingest()  # this process is the collector's: set up, it ingests
     # Under systemd (Type=notify): READY=1 once connected, WATCHDOG=1 while it works.
     service.run(Supervisor.from_environ())
     return 0

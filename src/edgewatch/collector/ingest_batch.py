@@ -35,6 +35,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import NamedTuple, Protocol
 
+from edgewatch.collector import gc_settings
 from edgewatch.collector.store import Item, Quarantined, RejectedPayload, open_store
 from edgewatch.collector.validate import check
 from edgewatch.contracts.alert import Alert
@@ -134,7 +135,8 @@ class _Worker:
 
 def _start_worker(url: str, root: str, level: int) -> None:
     """The second process's set-up: logs like the collector's, leaves stopping to it (and
-    ends with it, even killed), opens the store."""
+    ends with it, even killed), opens the store, sets the garbage collector for ingest
+    (``gc_settings``)."""
     logging.basicConfig(level=level,
                         format="%(asctime)s %(levelname)s %(name)s[ingest]: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -145,6 +147,7 @@ def _start_worker(url: str, root: str, level: int) -> None:
                          daemon=True).start()
     _Worker.store = open_store(url)
     _Worker.root = root
+    gc_settings.for_ingest()
 
 
 def _end_with(parent: multiprocessing.process.BaseProcess) -> None:

@@ -105,6 +105,10 @@ _DICTIONARIES = {zlib.adler32(WIRE_WORDS): WIRE_WORDS}
 _FDICT = 0x20
 
 _json_encoder = msgspec.json.Encoder()
+_JSON_DECODERS: dict[Any, msgspec.json.Decoder[Any]] = {}
+_MSGPACK_DECODERS: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
+"""A decoder per contract type, made on first use: ``msgspec.*.decode(raw, type=...)``
+works out a union type's layout again on every call."""
 _msgpack_encoder = msgspec.msgpack.Encoder()
 
 
@@ -183,9 +187,15 @@ def _decode(kind: Any, raw: bytes, ctype: str | None) -> Any:
     ctype = ctype or sniff(raw)
     try:
         if ctype == JSON:
-            return msgspec.json.decode(raw, type=kind)
+            json_decoder = _JSON_DECODERS.get(kind)
+            if json_decoder is None:
+                json_decoder = _JSON_DECODERS[kind] = msgspec.json.Decoder(kind)
+            return json_decoder.decode(raw)
         if ctype == MSGPACK:
-            return msgspec.msgpack.decode(_inflate(raw), type=kind)
+            decoder = _MSGPACK_DECODERS.get(kind)
+            if decoder is None:
+                decoder = _MSGPACK_DECODERS[kind] = msgspec.msgpack.Decoder(kind)
+            return decoder.decode(_inflate(raw))
     except msgspec.ValidationError as exc:
         raise Rejected(_reason(exc), str(exc)[:200]) from None
     except msgspec.DecodeError as exc:
