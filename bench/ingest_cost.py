@@ -89,7 +89,9 @@ def consume(kind: str, protocol: str, port: int, n: int, url: str, client_id: st
 
 
 def collector(protocol: str, port: int, url: str, client_id: str, n: int) -> None:
-    """The real Ingestor on a persistent session: subscribe, store ``n`` messages, leave."""
+    """The real Ingestor on a persistent session: subscribe, store ``n`` messages, leave;
+    the garbage collector set as ``edgewatch collector`` sets it."""
+    from edgewatch.collector import gc_settings
     from edgewatch.collector.ingest import Ingestor
     from edgewatch.collector.store import open_store
     from edgewatch.config.collector import CollectorMqttConfig, StoreConfig
@@ -98,6 +100,7 @@ def collector(protocol: str, port: int, url: str, client_id: str, n: int) -> Non
     version: Literal["5", "3.1.1"] = "5" if protocol == "5" else "3.1.1"
     cfg = CollectorMqttConfig(port=port, client_id=client_id, protocol=version)
     ing = Ingestor(cfg, StoreConfig(), store)
+    gc_settings.for_ingest()
     ing.start()
     if not ing.subscribed.wait(60):
         raise SystemExit("the collector never subscribed")
