@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import paho.mqtt.client as mqtt
 
 from edgewatch.collector.command_exchange import OperatorError, send_command
 from edgewatch.collector.mqtt_client import make_client
@@ -236,7 +237,7 @@ class ChunkSender:
                         raise OperatorError(self._error)
                 info = self.client.publish(topic, payload, qos=1)
                 if info.rc != 0:
-                    raise OperatorError(f"publishing a chunk failed (paho rc {info.rc})")
+                    raise OperatorError(_publish_failure(info.rc))
                 spent += len(data)
                 with self._cond:
                     if info.mid in self._early:
@@ -335,3 +336,11 @@ def targets(store: Any, device: str | None, fleet: str | None) -> list[tuple[str
     if not found:
         raise OperatorError(f"the collector knows no device in fleet {fleet[:130]!r}")
     return found
+
+
+def _publish_failure(rc: int) -> str:
+    """Why ``publish`` refused a chunk: the connection was lost (the broker went away before
+    paho's network thread said so), or paho's own reason."""
+    if rc == mqtt.MQTT_ERR_NO_CONN:
+        return "disconnected from the broker while publishing a chunk"
+    return f"publishing a chunk failed: {mqtt.error_string(rc)} (paho rc {rc})"
