@@ -9,7 +9,7 @@ import sys
 from edgewatch.collector import gc_settings
 
 CHILD = """
-import gc, sys
+import gc
 from edgewatch.collector import gc_settings
 before = gc.get_threshold()
 gc_settings.for_ingest()

@@ -15,6 +15,7 @@ detail that never holds more than a short, printable excerpt of the payload.
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from typing import Any
@@ -105,10 +106,6 @@ _DICTIONARIES = {zlib.adler32(WIRE_WORDS): WIRE_WORDS}
 _FDICT = 0x20
 
 _json_encoder = msgspec.json.Encoder()
-_JSON_DECODERS: dict[Any, msgspec.json.Decoder[Any]] = {}
-_MSGPACK_DECODERS: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
-"""A decoder per contract type, made on first use: ``msgspec.*.decode(raw, type=...)``
-works out a union type's layout again on every call."""
 _msgpack_encoder = msgspec.msgpack.Encoder()
 
 
@@ -175,6 +172,19 @@ def _inflate(raw: bytes) -> bytes:
     return out
 
 
+@functools.cache
+def _json_decoder(kind: Any) -> msgspec.json.Decoder[Any]:
+    """One decoder per contract type, made on first use: ``msgspec.json.decode(raw,
+    type=...)`` works out a union type's layout again on every call."""
+    return msgspec.json.Decoder(kind)
+
+
+@functools.cache
+def _msgpack_decoder(kind: Any) -> msgspec.msgpack.Decoder[Any]:
+    """As :func:`_json_decoder`, for MessagePack."""
+    return msgspec.msgpack.Decoder(kind)
+
+
 def _reason(exc: msgspec.ValidationError) -> str:
     text = str(exc)
     return "schema" if "`$.schema`" in text or "field `schema`" in text else "invalid"
@@ -187,15 +197,9 @@ def _decode(kind: Any, raw: bytes, ctype: str | None) -> Any:
     ctype = ctype or sniff(raw)
     try:
         if ctype == JSON:
-            json_decoder = _JSON_DECODERS.get(kind)
-            if json_decoder is None:
-                json_decoder = _JSON_DECODERS[kind] = msgspec.json.Decoder(kind)
-            return json_decoder.decode(raw)
+            return _json_decoder(kind).decode(raw)
         if ctype == MSGPACK:
-            decoder = _MSGPACK_DECODERS.get(kind)
-            if decoder is None:
-                decoder = _MSGPACK_DECODERS[kind] = msgspec.msgpack.Decoder(kind)
-            return decoder.decode(_inflate(raw))
+            return _msgpack_decoder(kind).decode(_inflate(raw))
     except msgspec.ValidationError as exc:
         raise Rejected(_reason(exc), str(exc)[:200]) from None
     except msgspec.DecodeError as exc:
