@@ -338,3 +338,36 @@ def test_a_transaction_that_need_not_be_durable_leaves_the_file_durable(
         database.conn.execute("DELETE FROM no_such_table")
     assert synchronous() == 2 and not database.conn.in_transaction
     assert database.conn.execute("PRAGMA secure_delete").fetchone()[0] == 2  # FAST
+
+
+def test_a_merge_the_spent_page_budget_refuses_stays_apart_and_the_others_stand(
+        tmp_path: Path) -> None:
+    """A merged row can outgrow the two it replaces; with the page budget spent, SQLite
+    refuses its page (SQLITE_FULL rolls the whole transaction back): that pair stays apart,
+    the merges that fit are made, nothing is lost and the outbox is not degraded."""
+    database = OutboxDatabase(tmp_path / "o.db", MIN_MAX_BYTES)
+    database.create_schema()
+    insert(database, *(entry(s, created=T0 + s, n=1, pad="x" * 100) for s in (1, 2, 3)))
+    seq = 3
+    while True:  # big rows until the page budget refuses one
+        seq += 1
+        try:
+            insert(database, entry(seq, created=T0 + seq, n=1, pad="x" * 1700))
+        except sqlite3.Error as exc:
+            assert database.over_budget(exc)
+            break
+
+    def outgrowing(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        grow = "y" * 6000 if len(a["pad"]) + len(b["pad"]) > 1000 else ""
+        return {"reference_id": a["reference_id"], "n": a["n"] + b["n"],
+                "pad": a["pad"] + b["pad"] + grow}
+
+    database.low_water = 0  # merge all it can
+    ledger = LossLedger(database.conn)
+    assert Compactor(database, ledger, outgrowing).compact() == 2
+    payloads = [json.loads(r.body) for r in DiskQueue(database.db).pending(100, [], set())]
+    assert [seqs(p) for p in payloads] == [[1, 2, 3], *([s] for s in range(4, seq))]
+    assert [len(p["pad"]) for p in payloads] == [300] + [1700] * (seq - 4)
+    assert not database.conn.in_transaction
+    with database.txn():
+        assert ledger.take_disk()["compacted"] == 2

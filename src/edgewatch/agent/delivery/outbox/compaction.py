@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,8 @@ class Compactor:
         self._wire = ", wire = NULL" if database.has_wire() else ""
         self._into: set[int] = set()
         """Seqs of the rows the current ``compact`` merged others into (for its log line)."""
+        self._apart: set[tuple[int, int]] = set()
+        """The pairs (seqs) the current ``compact`` found no page for when merged."""
 
     def compact(self, extra_pages: int = 0) -> int:
         """Merge consecutive summaries pass after pass until the data fits (with room for
@@ -48,17 +51,32 @@ class Compactor:
 
         Returns the number of merges: each folds one more original message into an
         earlier row (the rows already inside b were counted when they were folded).
+
+        A merged row can outgrow the two it replaces (a's wire payload goes, but
+        ``merged_seqs`` grows), and with the page budget spent SQLite may refuse the page
+        it needs (SQLITE_FULL, which rolls the whole transaction back): that pair stays
+        apart and the transaction is run again without it; eviction makes the room that
+        compaction could not.
         """
         total = 0
         database = self._database
-        live, self._into = database.live_bytes(), set()
+        live, self._into, self._apart = database.live_bytes(), set(), set()
         while self._merge is not None and database.over(extra_pages):
             cursor: int | None = -1
             merges = 0
             while cursor is not None and database.over(extra_pages):
-                with database.txn():
-                    cursor, n = self._merge_batch(cursor, extra_pages)
-                merges += n
+                start, pairs = cursor, []
+                try:
+                    with database.txn():
+                        cursor = self._merge_batch(cursor, pairs, extra_pages)
+                except sqlite3.Error as exc:
+                    if not pairs or not database.over_budget(exc):
+                        raise
+                    self._apart.add(pairs[-1])  # the merge that failed: keep it apart
+                    cursor = start
+                    continue
+                merges += len(pairs)
+                self._into.update(a for a, _ in pairs)
             if merges == 0:
                 break
             total += merges
@@ -69,31 +87,33 @@ class Compactor:
                         max(live - database.live_bytes(), 0), database.max_bytes)
         return total
 
-    def _merge_batch(self, cursor: int, extra_pages: int = 0) -> tuple[int | None, int]:
+    def _merge_batch(self, cursor: int, pairs: list[tuple[int, int]],
+                     extra_pages: int = 0) -> int | None:
         """Pairwise merges after ``cursor`` within one transaction's WAL budget (and at
-        most BATCH): (next cursor or None, merges)."""
-        merges = 0
+        most BATCH), each recorded in ``pairs`` (seqs, before the merge is stored); the
+        next cursor, or None when no pair is left."""
         budget = self._database.budget()
         for _ in range(BATCH):
             pair = self._conn.execute(
                 f"SELECT {COLUMNS} FROM messages WHERE kind = 'summary' AND seq > ? "
                 "ORDER BY seq LIMIT 2", (cursor,)).fetchall()
             if len(pair) < 2:
-                return None, merges
+                return None
             a, b = pair
-            merged = self._try_merge(json.loads(a[6]), json.loads(b[6]))
+            merged = (None if (a[0], b[0]) in self._apart
+                      else self._try_merge(json.loads(a[6]), json.loads(b[6])))
             if merged is None:
                 cursor = a[0]  # b may still merge with its successor
                 continue
             body = dumps(merged)
             if not budget.take(self._database.row_pages(len(body)) + DELETE_PAGES):
-                return a[0] - 1, merges  # the next transaction starts with this pair
+                return a[0] - 1  # the next transaction starts with this pair
+            pairs.append((a[0], b[0]))
             self._store_merge(a, b, merged, body)
-            self._into.add(a[0])
-            merges, cursor = merges + 1, b[0]
+            cursor = b[0]
             if not self._database.over(extra_pages):
                 break
-        return cursor, merges
+        return cursor
 
     def _try_merge(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
         """The merged payload of two summaries, or None if they must stay apart."""
