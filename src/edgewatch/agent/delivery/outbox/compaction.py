@@ -65,7 +65,7 @@ class Compactor:
             cursor: int | None = -1
             merges = 0
             while cursor is not None and database.over(extra_pages):
-                start, pairs = cursor, []
+                start, pairs = cursor, list[tuple[int, int]]()
                 try:
                     with database.txn():
                         cursor = self._merge_batch(cursor, pairs, extra_pages)
