@@ -141,6 +141,24 @@ def test_letterbox_geometry_matches_where_the_frame_lands(size: tuple[int, int])
     np.testing.assert_allclose(mapped, [x1 / w, y1 / h, x2 / w, y2 / h], atol=tol)
 
 
+@pytest.mark.parametrize("size", [(192, 128), (300, 200), (96, 64)])
+def test_letterbox_of_a_frame_with_the_inputs_aspect_ratio_is_a_plain_resize(
+        size: tuple[int, int]) -> None:
+    """No border to add: the tensor is the resized frame itself (no extra copy per frame),
+    as an application's own ``cv2.resize`` gives it, and the geometry has no padding."""
+    w, h = size
+    image = np.random.default_rng(3).integers(0, 256, (h, w, 3), np.uint8)
+    pre = parse_config({"model": {"preprocess": {
+        "width": 96, "height": 64, "resize": "letterbox", "layout": "NHWC",
+        "dtype": "uint8", "color": "BGR",
+    }}}).model.preprocess
+    tensor, geometry = Preprocessor(pre)(image)
+    expected = image if size == (96, 64) else cv2.resize(
+        image, (96, 64), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(tensor[0], expected)
+    assert (geometry.pad_x, geometry.pad_y, geometry.scale) == (0.0, 0.0, 96 / w)
+
+
 def test_yolo_keeps_a_score_exactly_at_the_floor(tmp_path: Path) -> None:
     out = yolo_v8_output([(20, 20, 10, 10), (45, 45, 10, 10)], [[0.5, 0.0], [0.25, 0.0]],
                          anchors=8)

@@ -99,6 +99,8 @@ class Preprocessor:
             return cv2.resize(image, (tw, th), interpolation=cv2.INTER_LINEAR), g
         nw, nh = round(w * g.scale), round(h * g.scale)
         resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        if (nw, nh) == (tw, th):  # the frame has the input's aspect ratio: no border
+            return resized, g
         top, left = int(g.pad_y), int(g.pad_x)
         canvas = cv2.copyMakeBorder(
             resized, top, th - nh - top, left, tw - nw - left,
