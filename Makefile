@@ -13,7 +13,7 @@ bench:  ## monitored loop vs bare onnxruntime loop (SSDLite, then the faster Cen
 	scripts/setup-venv.sh dev
 	assets=$$(scripts/fetch-assets.sh | tail -n 1) && \
 	EDGEWATCH_ASSETS=$$assets .venv/bin/python bench/pipeline.py && \
-	EDGEWATCH_ASSETS=$$assets .venv/bin/python bench/pipeline.py --model centerface
+	EDGEWATCH_ASSETS=$$assets .venv/bin/python bench/pipeline.py --model centerface --repeats 15
 
 setup:  ## .venv with the development packages
 	scripts/setup-venv.sh dev

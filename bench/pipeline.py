@@ -81,6 +81,7 @@ import atexit
 import copy
 import dataclasses
 import json
+import math
 import os
 import platform
 import resource
@@ -270,6 +271,11 @@ class PairedLoops:
         self.monitor_cpu_s = 0.0
         """Monitor thread CPU time during the monitored blocks (their drains included)."""
         self.monitored_s = 0.0
+        self.block_measured = 0
+        """Frames the monitor measured during the last monitored block."""
+        self.extra_ms: dict[bool, list[float]] = {False: [], True: []}
+        """Per pair: monitored block time minus bare block time, by whether the monitored
+        block measured a frame."""
 
     def bare(self, frames: list[Image]) -> None:
         """What an application does without edgewatch: its pre-processing (SSD: BGR ->
@@ -288,7 +294,7 @@ class PairedLoops:
         result are kept as they are (``account``)."""
         clock, process = time.perf_counter, self.agent.process
         taken = self._taken
-        cpu0, t0 = self.monitor.cpu_seconds(), clock()
+        cpu0, measured0, t0 = self.monitor.cpu_seconds(), self.monitor.measured, clock()
         camera = self.pace == "camera"
         for img in frames:  # what Agent.run does per frame
             # camera: stamped when taken, by a clock that runs during the monitored blocks
@@ -303,6 +309,7 @@ class PairedLoops:
         self.monitor.drain()
         self.monitored_s += clock() - t0
         self.monitor_cpu_s += self.monitor.cpu_seconds() - cpu0
+        self.block_measured = self.monitor.measured - measured0
 
     def account(self) -> None:
         """The per-frame figures of the last blocks, worked out after their timing (the
@@ -334,6 +341,7 @@ class PairedLoops:
                 tm = timed_ms(partial(self.monitored, chunk))
             self.account()
             ratios.append(tb / tm)
+            self.extra_ms[self.block_measured > 0].append(tm - tb)
             bare_ms, monitored_ms = bare_ms + tb, monitored_ms + tm
         n = len(ratios) * block
         return Round(ratios, n / bare_ms * 1e3, n / monitored_ms * 1e3)
@@ -369,7 +377,19 @@ class PairedLoops:
                 "bare_run_us": statistics.median(self.bare_run_us),
                 "monitor_cpu_us": self.monitor_cpu_s / frames * 1e6,
                 "monitor_cpu_share": self.monitor_cpu_s / self.monitored_s
-                if self.monitored_s else 0.0}
+                if self.monitored_s else 0.0,
+                **self.block_costs()}
+
+    def block_costs(self) -> Result:
+        """The monitored block's extra time over its bare pair (medians), split by whether
+        the monitor measured a frame in it: edgewatch's cost on every frame, and what one
+        measured frame adds (its measurement, waited for by the block's drain)."""
+        plain, measured = self.extra_ms[False], self.extra_ms[True]
+        base = statistics.median(plain) if plain else math.nan
+        return {"plain_pairs": len(plain), "measured_pairs": len(measured),
+                "plain_extra_ms": base,
+                "measured_extra_ms": statistics.median(measured) - base if measured
+                else math.nan}
 
 
 def start_shadow(cfg: AgentConfig, engine: InferenceEngine) -> UpdateManager:
@@ -390,6 +410,7 @@ def start_shadow(cfg: AgentConfig, engine: InferenceEngine) -> UpdateManager:
 
 def run_rounds(loops: PairedLoops, frames: list[Image], args: argparse.Namespace) -> list[Round]:
     loops.round(frames[:WARMUP_FRAMES], min(args.block, WARMUP_FRAMES // 2))
+    loops.extra_ms = {False: [], True: []}
     rounds: list[Round] = []
     for r in range(args.repeats):
         for _ in range(RETRIES):
@@ -417,6 +438,16 @@ def wait_idle(limit: float, busy_max: float = 0.1) -> None:
         time.sleep(1.0)
         if (cpu_busy() - busy) / (os.cpu_count() or 1) < busy_max:
             return
+
+
+def median_interval(values: list[float], z: float = 1.96) -> tuple[float, float]:
+    """A distribution-free 95% confidence interval of the median: the order statistics
+    n/2 -/+ z*sqrt(n)/2 (the binomial's normal approximation)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    half = z * math.sqrt(n) / 2
+    return (ordered[max(0, math.floor(n / 2 - half))],
+            ordered[min(n - 1, math.ceil(n / 2 + half))])
 
 
 def per_frame_ms(fn: Callable[[int], object], n: int, repeats: int) -> float:
@@ -471,8 +502,10 @@ def report(args: argparse.Namespace, workload: Workload, rounds: list[Round], co
           " fps (median of rounds)")
     print(f"monitored loop             "
           f"{statistics.median(rd.monitored_fps for rd in rounds):7.1f} fps")
-    print(f"ratio monitored/bare       {q2:7.3f}  (median of pairs; quartiles {q1:.3f}..{q3:.3f};"
-          f" rounds {min(per_round):.3f}..{max(per_round):.3f})")
+    low, high = median_interval(ratios)
+    print(f"ratio monitored/bare       {q2:7.3f}  (median of pairs, 95% interval {low:.3f}.."
+          f"{high:.3f}; quartiles {q1:.3f}..{q3:.3f}; rounds {min(per_round):.3f}.."
+          f"{max(per_round):.3f})")
     print(f"frames monitored           {counts['monitored']:.0f} of {counts['seen']:.0f} "
           f"(dropped {counts['dropped']:.0f}, sampled out {counts['sampled_out']:.0f}); "
           f"monitor_ms p50 {counts['monitor_ms']:.2f}")
@@ -484,6 +517,10 @@ def report(args: argparse.Namespace, workload: Workload, rounds: list[Round], co
           f"bare loop's {prep} {counts['cvt_us']:.1f})")
     print(f"session.run                {counts['run_us']:7.1f} µs/frame (median; the bare "
           f"loop's {counts['bare_run_us']:.1f})")
+    print(f"monitored - bare block      {counts['plain_extra_ms'] * 1e3 / args.block:7.1f} µs/"
+          f"frame in blocks that measured no frame (median of {counts['plain_pairs']:.0f} "
+          f"pairs); a block that measured one took {counts['measured_extra_ms']:.2f} ms more "
+          f"(median of {counts['measured_pairs']:.0f})")
     bare_frame_us = 1e6 / statistics.median(rd.bare_fps for rd in rounds)
     print(f"monitor thread CPU         {counts['monitor_cpu_us']:7.1f} µs per frame seen "
           f"({counts['monitor_cpu_us'] * counts['seen'] / max(counts['monitored'], 1) / 1e3:.2f}"

@@ -116,6 +116,8 @@ class Monitor:
         self._observed = 0
         self._closed = False
         self.errors = 0
+        self.measured = 0
+        """Frames measured so far (written by the worker thread only)."""
         self._worker = threading.Thread(target=self._run, name="edgewatch-monitor", daemon=True)
         self._worker.start()
 
@@ -294,6 +296,7 @@ class Monitor:
                 self.windows.open(0.0, 0.0) if self.windows is not None
                 else WindowAccumulator(self.reference, 0.0, 0.0))
         acc.add(m)
+        self.measured += 1
 
     def _observe(self, key: int, frame: Frame, result: InferenceResult | None,
                  m: FrameMeasurement) -> None:
