@@ -158,7 +158,9 @@ class UpdateConfig:
         300.0, "After a commit, how long the committed model is watched before it is done.",
         minimum=0.0)
     soak_min_frames: int = setting(
-        20, "Frames the soak's latency and output checks need before they judge.", minimum=1)
+        20, "Frames the soak's latency and output checks need before they judge (the "
+        "latency of its first 3 frames is left out: a new session's first runs are slow).",
+        minimum=1)
     soak_max_error_rate: float = setting(
         0.02, "Soak: share of frames with an inference error or non-finite outputs above "
         "which the update is rolled back.", minimum=0.0, maximum=1.0)

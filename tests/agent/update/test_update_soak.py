@@ -1,11 +1,17 @@
 """The soak's gates (edgewatch.agent.update.soak) on frames that failed: the error rate is
 judged against at least ``update.soak_min_frames`` frames, and the latency and output gates
-wait until frames with results arrive. The soak on a real model: test_update_lifecycle.py."""
+wait until frames with results arrive; a new session's first runs; the warm-up. The soak
+on a real model: test_update_lifecycle.py."""
 
 from __future__ import annotations
 
-from edgewatch.agent.update.soak import Soak
-from edgewatch.config.agent import parse_config
+import numpy as np
+
+from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.records import DeferredResult, RawOutputs, Timings
+from edgewatch.agent.update.shadow import FrameQueue
+from edgewatch.agent.update.soak import WARM_FRAMES, WARM_RUNS, Soak, warm_up
+from edgewatch.config.agent import AgentConfig, parse_config
 
 
 def soak_of(**update: float) -> Soak:
@@ -43,3 +49,36 @@ def test_frames_without_a_result_are_counted_not_judged() -> None:
     assert not soak.latency and not soak.outputs
     [gate] = soak.gates()
     assert gate.name == "error_rate" and gate.value == 0.0 and gate.passed
+
+
+def timed(inference_ms: float) -> DeferredResult:
+    return DeferredResult(lambda: RawOutputs({}), Timings(inference_ms=inference_ms))
+
+
+def test_a_new_sessions_first_runs_are_left_out_of_the_latency_gate() -> None:
+    """A fresh onnxruntime session's first runs are slow (its memory, its kernels): over
+    the first frames a p95 is all but their maximum. The soak leaves the first WARM_FRAMES
+    frames' latency out; a model that is slow on every frame still fails."""
+    soak = soak_of(soak_min_frames=10, max_latency_ratio=2.0)  # the p95 before: 10 ms
+    for _ in range(WARM_FRAMES):
+        soak.add(timed(30.0), failed=False, decode=False)
+    for _ in range(10):
+        soak.add(timed(10.0), failed=False, decode=False)
+    latency = {g.name: g for g in soak.gates()}["latency_ratio"]
+    assert latency.value == 1.0 and latency.passed
+
+    slow = soak_of(soak_min_frames=10, max_latency_ratio=2.0)
+    for _ in range(WARM_FRAMES + 10):
+        slow.add(timed(30.0), failed=False, decode=False)
+    latency = {g.name: g for g in slow.gates()}["latency_ratio"]
+    assert latency.value == 3.0 and not latency.passed
+
+
+def test_warm_up_runs_the_new_session_on_a_live_frame(ssd_config: AgentConfig,
+                                                      vtest_frames: list[np.ndarray]) -> None:
+    engine = InferenceEngine(ssd_config.model)
+    frames = FrameQueue(2)
+    assert warm_up(engine, frames, timeout=0.01) == 0  # no live frame: not warmed
+    frames.offer(vtest_frames[0])
+    assert warm_up(engine, frames, timeout=1.0) == WARM_RUNS
+    assert frames.get(0.01) is None  # the frame was taken

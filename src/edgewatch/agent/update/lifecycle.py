@@ -41,7 +41,7 @@ from edgewatch.agent.update.shadow import (
     shadow_model_config,
     validate,
 )
-from edgewatch.agent.update.soak import Soak
+from edgewatch.agent.update.soak import Soak, warm_up
 from edgewatch.agent.update.staged import StagedUpdate
 from edgewatch.agent.window.reference import ReferenceProfile
 from edgewatch.clock import Clock, SystemClock
@@ -227,6 +227,8 @@ class UpdateManager:
         name = self.store.next_name(staged.model_sha256)
         version = self.store.install(name, staged.model, staged.reference, staged.labels)
         live = InferenceEngine(apply_version(self.cfg, version).model)
+        if self._frames is not None:
+            warm_up(live, self._frames)
         current, _ = self.store.current()
         baseline = float(np.percentile(list(self._live_ms), 95)) if self._live_ms else 0.0
         self.store.set_current(version, current)  # the switch

@@ -2,6 +2,14 @@
 errors and non-finite outputs, its live latency against the p95 before the commit, and its
 outputs per frame against the candidate's in shadow; a failed gate rolls the update back
 (:class:`edgewatch.agent.update.lifecycle.UpdateManager`).
+
+A new onnxruntime session's first runs take two to three times as long as the rest (they
+allocate its memory and pick its kernels), and over the first ``update.soak_min_frames``
+frames a p95 is all but their maximum: a good model would fail the latency gate on them.
+So the committed model's session runs ``WARM_RUNS`` times on a live frame before the live
+loop gets it (``warm_up``, on the update's thread), and the soak leaves the latency of its
+first ``WARM_FRAMES`` frames out of the gate (a session loaded at start-up, when a soak
+resumes after a restart, is cold too); their errors and non-finite outputs count.
 """
 
 from __future__ import annotations
@@ -10,10 +18,33 @@ import collections
 
 import numpy as np
 
+from edgewatch.agent.inference.engine import InferenceEngine
 from edgewatch.agent.records import DeferredResult
 from edgewatch.agent.update.compare import output_size
+from edgewatch.agent.update.shadow import FrameQueue
 from edgewatch.config.agent import AgentConfig
 from edgewatch.contracts.update_status import Gate
+from edgewatch.errors import ModelError
+
+WARM_RUNS = 3
+"""Runs of the committed model's new session before the live loop gets it."""
+WARM_FRAMES = 3
+"""The soak's first frames whose latency the gate leaves out."""
+
+
+def warm_up(engine: InferenceEngine, frames: FrameQueue, timeout: float = 1.0) -> int:
+    """Run ``engine`` WARM_RUNS times on the next live frame offered to the update (none
+    within ``timeout`` seconds: not warmed); the runs made. A failure is left to the soak,
+    which counts the live loop's."""
+    image = frames.get(timeout)
+    if image is None:
+        return 0
+    for run in range(WARM_RUNS):
+        try:
+            engine.infer(image)
+        except ModelError:
+            return run
+    return WARM_RUNS
 
 
 class Soak:
@@ -39,7 +70,8 @@ class Soak:
             return
         if result is None:
             return
-        self.latency.append(result.timings.inference_ms)
+        if self.frames > WARM_FRAMES:
+            self.latency.append(result.timings.inference_ms)
         if decode:
             self.outputs.append(output_size(result.resolve().output, self.threshold))
 
