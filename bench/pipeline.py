@@ -37,7 +37,12 @@ Where edgewatch's cost goes, measured directly, not inferred from the ratio:
   readings as they are; the figures are worked out after each block's timing;
 - **monitor thread**: its CPU time (its thread CPU clock) over the monitored blocks, drains
   included, per frame seen and per monitored frame, and as a share of one core over the
-  monitored loop's time: the CPU it can take from onnxruntime's threads.
+  monitored loop's time: the CPU it can take from onnxruntime's threads;
+- **per block**: the monitored block's time minus its bare pair's (medians), split by
+  whether the monitor measured a frame in the block (``Monitor.measured``): what every
+  frame costs, in µs per frame, and what one measured frame adds.
+
+The ratio's 95% interval is the median's, from the order statistics of the pairs.
 
 The session is the one edgewatch opens, which with the default model settings is an
 onnxruntime session with its defaults, so ``--set model.*`` changes both loops.
