@@ -1,15 +1,18 @@
 """The soak's gates (edgewatch.agent.update.soak) on frames that failed: the error rate is
 judged against at least ``update.soak_min_frames`` frames, and the latency and output gates
-wait until frames with results arrive; a new session's first runs; the warm-up. The soak
-on a real model: test_update_lifecycle.py."""
+wait until frames with results arrive; a new session's first runs: the warm-up of the
+committed model's session and of both shadow sessions. The soak on a real model:
+test_update_lifecycle.py."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
 from edgewatch.agent.inference.engine import InferenceEngine
-from edgewatch.agent.records import DeferredResult, RawOutputs, Timings
-from edgewatch.agent.update.shadow import FrameQueue
+from edgewatch.agent.records import DeferredResult, InferenceResult, RawOutputs, Timings
+from edgewatch.agent.update.shadow import FrameQueue, validate
 from edgewatch.agent.update.soak import WARM_FRAMES, WARM_RUNS, Soak, warm_up
 from edgewatch.config.agent import AgentConfig, parse_config
 
@@ -82,3 +85,24 @@ def test_warm_up_runs_the_new_session_on_a_live_frame(ssd_config: AgentConfig,
     frames.offer(vtest_frames[0])
     assert warm_up(engine, frames, timeout=1.0) == WARM_RUNS
     assert frames.get(0.01) is None  # the frame was taken
+
+
+def test_validation_runs_the_current_models_shadow_session_too(
+        ssd_config: AgentConfig, vtest_frames: list[np.ndarray]) -> None:
+    """Both shadow sessions are new: their first, slow runs happen in validation, so the
+    shadow's latency gate times neither (a cold current model made a slow candidate look
+    fast enough)."""
+
+    class Counted(InferenceEngine):
+        runs = 0
+
+        def infer(self, image: np.ndarray) -> InferenceResult:
+            self.runs += 1
+            return super().infer(image)
+
+    candidate, current = InferenceEngine(ssd_config.model), Counted(ssd_config.model)
+    frames = FrameQueue(3)
+    for image in vtest_frames[:3]:
+        frames.offer(image)
+    validate(candidate, frames, 3, 10.0, threading.Event(), current)
+    assert current.runs == 3

@@ -172,7 +172,8 @@ class UpdateManager:
                                                            labels))
             current = InferenceEngine(shadow_model_config(self.engine.cfg,
                                                           self.engine.cfg.path))
-            validate(candidate, frames, u.validate_frames, u.shadow_seconds, self._stop)
+            validate(candidate, frames, u.validate_frames, u.shadow_seconds, self._stop,
+                     current)
             if self._stop.is_set():
                 return
             self._set("shadow")

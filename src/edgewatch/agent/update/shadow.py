@@ -10,6 +10,7 @@ like and the live loop keeps its own sessions' threads and rate.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import queue
@@ -72,9 +73,11 @@ def load_candidate(model: ModelConfig) -> InferenceEngine:
 
 
 def validate(candidate: InferenceEngine, frames: FrameQueue, count: int, timeout: float,
-             stop: threading.Event) -> None:
+             stop: threading.Event, current: InferenceEngine | None = None) -> None:
     """``count`` sampled frames through the candidate: raise Rejection on a failure or a
-    non-finite output."""
+    non-finite output. Each frame also goes through ``current`` (the current model's shadow
+    session, its result unused): a new session's first runs take two to three times as long
+    as the rest, and the shadow's latency gate must time neither session's."""
     done = 0
     deadline = time.monotonic() + timeout
     while done < count and not stop.is_set():
@@ -90,6 +93,9 @@ def validate(candidate: InferenceEngine, frames: FrameQueue, count: int, timeout
             raise Rejection(f"validation: {exc}") from exc
         if result.nonfinite:
             raise Rejection("validation: non-finite outputs (NaN or Inf) on a sampled frame")
+        if current is not None:
+            with contextlib.suppress(EdgewatchError):  # the shadow skips its failures too
+                current.infer(image)
         done += 1
 
 
