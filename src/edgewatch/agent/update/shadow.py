@@ -76,8 +76,8 @@ def validate(candidate: InferenceEngine, frames: FrameQueue, count: int, timeout
              stop: threading.Event, current: InferenceEngine | None = None) -> None:
     """``count`` sampled frames through the candidate: raise Rejection on a failure or a
     non-finite output. Each frame also goes through ``current`` (the current model's shadow
-    session, its result unused): a new session's first runs take two to three times as long
-    as the rest, and the shadow's latency gate must time neither session's."""
+    session, its result unused): a new session's first runs take much longer than the
+    rest, and the shadow's latency gate must time neither session's."""
     done = 0
     deadline = time.monotonic() + timeout
     while done < count and not stop.is_set():

@@ -3,7 +3,7 @@ errors and non-finite outputs, its live latency against the p95 before the commi
 outputs per frame against the candidate's in shadow; a failed gate rolls the update back
 (:class:`edgewatch.agent.update.lifecycle.UpdateManager`).
 
-A new onnxruntime session's first runs take two to three times as long as the rest (they
+A new onnxruntime session's first runs take much longer than the rest (they
 allocate its memory and pick its kernels), and over the first ``update.soak_min_frames``
 frames a p95 is all but their maximum: a good model would fail the latency gate on them.
 So the committed model's session runs ``WARM_RUNS`` times on a live frame before the live
