@@ -25,8 +25,8 @@ from edgewatch.agent.measure.image import (
     GREY_TOLERANCE,
     ImageFeatureExtractor,
 )
-from edgewatch.agent.measure.outputs import OutputFeatureExtractor
-from edgewatch.agent.records import Detections
+from edgewatch.agent.measure.outputs import OutputFeatureExtractor, raw_statistics
+from edgewatch.agent.records import Detections, RawOutputs
 
 
 def plain_image_features(image: np.ndarray, width: int) -> dict[str, float]:
@@ -119,6 +119,62 @@ def test_detection_features_equal_their_plain_computation() -> None:
         assert got.labels == cats
         for name, value in numeric.items():
             np.testing.assert_array_equal(got.numeric[name], value, err_msg=name)
+
+
+def plain_raw_statistics(tensor: np.ndarray) -> tuple[float, ...]:
+    """Mean, std, min and max of the finite values, in float64, as first written."""
+    x = np.asarray(tensor, np.float64)
+    finite = x[np.isfinite(x)]
+    if not finite.size:
+        return (math.nan,) * 4
+    return finite.mean(), finite.std(), finite.min(), finite.max()
+
+
+def raw_tensors() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(11)
+    with_nan = rng.normal(2.0, 3.0, (1, 4, 30, 40)).astype(np.float32)
+    with_nan[0, 1, 2, 3] = np.nan
+    with_inf = rng.random((50, 3)).astype(np.float32)
+    with_inf[7, 1] = -np.inf
+    strided = rng.random((40, 60), np.float32)[::2, ::3]
+    return {
+        "centerface_like": rng.random((1, 10, 48, 64), np.float32) * 4 - 2,
+        "float64": rng.normal(-5.0, 0.5, (3, 17)),
+        "uint8": rng.integers(0, 256, (2, 3, 8, 8), np.uint8),
+        "int32": rng.integers(-1000, 1000, 999).astype(np.int32),
+        "int64": rng.integers(-10, 10, (4, 5)),  # not an OpenCV type
+        "float16": rng.random((6, 7)).astype(np.float16),  # not an OpenCV type
+        "bool": rng.random(12) > 0.5,
+        "strided": strided,
+        "scalar": np.float32(3.5).reshape(()),
+        "constant": np.full((8, 8), 7.25, np.float32),
+        # a spread too small beside the mean for one pass (sum of squares) to keep
+        "offset": (1e4 + rng.random(500) * 1e-4).astype(np.float64),
+        "with_nan": with_nan,
+        "with_inf": with_inf,
+        "all_nan": np.full((3, 3), np.nan, np.float32),
+        "empty": np.zeros((0, 4), np.float32),
+        "huge": np.array([3e38, 3e38, -1.0], np.float32),  # a sum of squares past float
+    }
+
+
+@pytest.mark.parametrize("name", list(raw_tensors()))
+def test_raw_statistics_equal_their_plain_computation(name: str) -> None:
+    tensor = raw_tensors()[name]
+    got = raw_statistics(tensor)
+    want = plain_raw_statistics(tensor)
+    assert all(type(v) is float for v in got)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=0.0, equal_nan=True, err_msg=name)
+
+
+def test_a_raw_models_features_are_its_tensors_statistics() -> None:
+    tensors = raw_tensors()
+    features = OutputFeatureExtractor(0.5, 0.1)(RawOutputs(tensors), 4 / 3)
+    assert features.labels == {}
+    for name, tensor in tensors.items():
+        for stat, value in zip(("mean", "std", "min", "max"), plain_raw_statistics(tensor)):
+            np.testing.assert_allclose(features.numeric[f"raw.{name}.{stat}"], value,
+                                       rtol=1e-9, equal_nan=True)
 
 
 def test_anomaly_score_equals_the_clipped_robust_distance() -> None:
