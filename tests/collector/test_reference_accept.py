@@ -93,6 +93,9 @@ def test_accepted_windows_become_the_reference_and_the_next_windows_are_ok(
                                "windows judged on the new reference")
             assert all(s.drift is not None and s.drift.severity == "ok" for s in after), \
                 [s.drift for s in after]
+            # published retained at the switch, not only at the device's next connection
+            wait_until(lambda: store.reference("cam-1", new_id), 30,
+                       "the accepted reference, published by the device")
     finally:
         agent.close()
 
@@ -116,6 +119,58 @@ def test_accepted_windows_become_the_reference_and_the_next_windows_are_ok(
     code, out = cli(capsys, "reference", "history", "--device", "cam-1", "--config",
                     str(config))
     assert code == 0 and "bob" in out.splitlines()[1] and "queued" in out.splitlines()[1], out
+
+
+def test_a_device_rebuilds_its_reference_from_its_next_frames(
+        tmp_path: Path, broker: MosquittoBroker, assets: Path, vtest: Path,
+        reference: ReferenceProfile, collector: tuple[CollectorService, Path],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``edgewatch reference rebuild``: the device profiles its next frames (the whole
+    reference, anomaly model included), switches, and publishes the new reference."""
+    service, config = collector
+    base = parse_config(ssd_config_dict(assets))
+    cfg: AgentConfig = device_config(base, tmp_path / "cam-2", broker, "cam-2")
+    cfg = dataclasses.replace(cfg, reference=dataclasses.replace(
+        cfg.reference, versions_dir=str(tmp_path / "cam-2" / "references")))
+    agent = build_agent(cfg, reference, publish=True, live=False,
+                        engine=InferenceEngine(base.model), lossless=True)
+    agent.start()
+    try:
+        play(agent, vtest, 400, 500)
+        with open_store(service.cfg.store.url) as store:
+            wait_until(lambda: store.reference("cam-2", reference.id) is not None and
+                       store.device("cam-2") is not None and
+                       store.device("cam-2").online, 30,  # type: ignore[union-attr]
+                       "cam-2 online with its reference")
+        code, out = cli(capsys, "reference", "rebuild", "--device", "cam-2", "--frames", "20",
+                        "--by", "carol", "--note", "lens replaced", "--config", str(config))
+        assert code == 0, out
+        assert out.startswith("cam-2: profiling its next 20 usable frames of context "
+                              "default"), out
+
+        play(agent, vtest, 500, 795)  # 20 measured frames by ~580; from 600, the new one
+        agent.monitor.close()
+        with open_store(service.cfg.store.url) as store:
+            after = wait_until(lambda: [s for s in store.summaries("cam-2")
+                                        if s.reference_id != reference.id], 30,
+                               "windows judged on the rebuilt reference")
+            new_id = after[0].reference_id
+            assert {s.reference_id for s in after} == {new_id}
+            assert all(s.drift is not None and s.drift.severity != "drift" for s in after), \
+                [s.drift for s in after]
+            rebuilt = wait_until(lambda: store.reference("cam-2", new_id), 30,
+                                 "the rebuilt reference, published by the device")
+            assert rebuilt.frames == 20 and rebuilt.anomaly is not None
+    finally:
+        agent.close()
+
+    code, out = cli(capsys, "reference", "history", "--device", "cam-2", "--json",
+                    "--config", str(config))
+    assert code == 0, out
+    [record] = json.loads(out)
+    assert (record["command"], record["by"], record["note"], record["state"],
+            record["rebuild_frames"]) == ("reference.rebuild", "carol", "lens replaced",
+                                          "answered", 20)
 
 
 def test_window_ranges_are_read_as_operators_write_them() -> None:

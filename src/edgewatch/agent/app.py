@@ -367,10 +367,15 @@ def build_agent(cfg: AgentConfig, reference: ReferenceProfile, *, publish: bool,
 
         def published(context: str, profile: ReferenceProfile) -> None:
             if publisher is not None and context == DEFAULT_CONTEXT:
-                publisher.reference = profile.to_contract(device_id(cfg))
-                publisher.reference_sent.clear()
-                publisher.wake()
+                publisher.set_reference(profile.to_contract(device_id(cfg)))
 
-        ReferencePush(ReferenceVersions(cfg.reference.versions_dir), refs,
-                      on_switch=published).register(delivery.commands)
+        versions = ReferenceVersions(cfg.reference.versions_dir)
+        ReferencePush(versions, refs, on_switch=published).register(delivery.commands)
+        # reference.rebuild: the next measured frames, profiled here
+        from edgewatch.agent.window.monitor_parts import FrameObservers
+        from edgewatch.agent.window.rebuild import ReferenceRebuild
+
+        rebuild = ReferenceRebuild(cfg, versions, refs, on_switch=published)
+        rebuild.register(delivery.commands)
+        agent.monitor.observer = FrameObservers(agent.monitor.observer, rebuild)
     return agent

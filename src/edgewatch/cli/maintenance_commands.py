@@ -1,6 +1,6 @@
 """The commands of model updates and re-baselining: ``model push``, ``model status``,
-``reference accept``, ``reference push``, ``reference history`` (docs/updates.md,
-docs/rebaseline.md).
+``reference accept``, ``reference push``, ``reference rebuild``, ``reference history``
+(docs/updates.md, docs/rebaseline.md).
 
 Like the other operator commands they import nothing of the agent; the collector's modules
 are imported inside the commands.
@@ -36,7 +36,14 @@ def _reference_options(r: argparse.ArgumentParser) -> None:
     push = add_command(rsub, "push", "send a reference profile built offline "
                            "(edgewatch profile build)")
     push.add_argument("--reference", required=True, help="the reference profile JSON")
-    for p in (acc, push):
+    rebuild = add_command(rsub, "rebuild", "have the device profile its next frames into a "
+                              "new reference (anomaly model included) and switch to it")
+    rebuild.add_argument("--frames", type=int, default=None,
+                         help="usable frames to profile (default: the device's "
+                              "reference.min_frames; it measures features.max_fps a second)")
+    rebuild.add_argument("--cancel", action="store_true",
+                         help="stop the device's rebuild in progress")
+    for p in (acc, push, rebuild):
         p.add_argument("--device", required=True, help="device id")
         p.add_argument("--context", default="", help="the context it is for (reference."
                        "contexts[].name; default: the device's main reference)")
@@ -50,7 +57,7 @@ def _reference_options(r: argparse.ArgumentParser) -> None:
     hist = add_command(rsub, "history", "reference changes asked for, who asked, and the "
                            "devices' answers")
     hist.add_argument("--device", help="one device (default: all)")
-    for p in (acc, push, hist):
+    for p in (acc, push, rebuild, hist):
         p.add_argument("--config", required=True, help=COLLECTOR_CONFIG)
         p.add_argument("--json", action="store_true", help="machine-readable output")
     r.set_defaults(handler=cmd_reference)
@@ -86,6 +93,8 @@ def cmd_reference(args: argparse.Namespace) -> int:
             print(json.dumps(rows, indent=1) if args.json else ops.format_history(rows))
             return 0
         fleet, device = command_target(store, args.device)
+        if args.reference_command == "rebuild":
+            return _rebuild(args, cfg, store, fleet, device, now)
         if args.reference_command == "accept":
             new, parts = ops.accept(store, device, args.windows, created=now, by=args.by)
             raw = reference_bytes(new)
@@ -117,6 +126,46 @@ def cmd_reference(args: argparse.Namespace) -> int:
               f"{result.previous_reference_id or '-'}; kept on the device)")
     else:
         print(f"{device}: reference.push refused: {result.error}")
+    return 0 if result.ok else EXIT_ERROR
+
+
+def _rebuild(args: argparse.Namespace, cfg: Any, store: Any, fleet: str, device: str,
+             now: float) -> int:
+    """``edgewatch reference rebuild``: the command, queued for an offline device; the
+    answer says how many frames the device profiles before it switches."""
+    import json
+
+    from edgewatch.collector.operations import queued_message, result_row, send_or_queue
+    from edgewatch.collector.reference_ops import REBUILD
+    from edgewatch.collector.store import QueuedCommand
+
+    rebuild_args: dict[str, Any] = {"by": args.by, "note": args.note}
+    if args.context:
+        rebuild_args["context"] = args.context
+    if args.cancel:
+        rebuild_args["cancel"] = True
+    elif args.frames is not None:
+        rebuild_args["frames"] = args.frames
+    result = send_or_queue(cfg.mqtt, store, fleet, device, REBUILD, rebuild_args,
+                           timeout_s=args.timeout, token=args.token, now=now)
+    if isinstance(result, QueuedCommand):
+        print(json.dumps(result.row(), indent=1) if args.json
+              else queued_message(store, result))
+        return 0
+    record = QueuedCommand(id=str(result.id), device=device, fleet=fleet, name=REBUILD,
+                           args=rebuild_args, created=now)
+    store.queue_command(record)  # the record of who asked, and the answer
+    store.command_state(record.id, "answered", now, result_row(result))
+    if args.json:
+        print(json.dumps(result_row(result), indent=1))
+    elif not result.ok:
+        print(f"{device}: reference.rebuild refused: {result.error}")
+    elif result.rebuild_frames:
+        print(f"{device}: profiling its next {result.rebuild_frames} usable frames of context "
+              f"{result.context}; it then switches to the new reference from the next window "
+              "(edgewatch fleet device shows the reference its windows use)")
+    else:
+        print(f"{device}: reference rebuild of context {result.context} cancelled")
     return 0 if result.ok else EXIT_ERROR
 
 

@@ -42,7 +42,7 @@ from edgewatch.contracts.alert import SEVERITY_ORDER, Alert
 from edgewatch.contracts.command import RESULT_SCHEMA, CommandResult
 
 QUEUEABLE = ("ack", "snooze", "enable", "disable", "set-threshold", "evidence.send",
-             "model.push", "reference.push")
+             "model.push", "reference.push", "reference.rebuild")
 """Commands kept for an offline device (``list`` and ``evidence.list`` only read: they are
 not queued)."""
 _MESSAGE_WIDTH = 80

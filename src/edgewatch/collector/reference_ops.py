@@ -1,9 +1,11 @@
 """Operators' re-baselining: accept a device's recent windows as its new normal
-(:func:`accept`), push a reference built offline, and the history of both (:func:`history`).
+(:func:`accept`), push a reference built offline, have the device rebuild one from its next
+frames, and the history of all three (:func:`history`).
 
-Both go to the device as the ``reference.push`` command (queued for an offline device,
-delivered on its next birth); the collector keeps every such command with the device's
-answer, which is the record of who accepted what and when.
+The first two go to the device as the ``reference.push`` command, the third as
+``reference.rebuild`` (each queued for an offline device, delivered on its next birth); the
+collector keeps every such command with the device's answer, which is the record of who
+asked for what and when.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from edgewatch.contracts.summary import Summary
 
 PUSH = "reference.push"
 """The device command that switches its reference."""
+REBUILD = "reference.rebuild"
+"""The device command that profiles its next frames into a new reference, then switches."""
 MAX_WINDOWS = 100_000
 """Stored windows read at most for one acceptance."""
 
@@ -88,18 +92,22 @@ def accept(store: ReferenceSource, device: str, windows: str | None, *, created:
 def history(store: ReferenceSource, device: str | None = None,
             limit: int = 100) -> list[dict[str, Any]]:
     """The reference switches operators asked for, newest first: when, by whom, the
-    state of the command and the device's answer (new and previous reference ids)."""
+    state of the command and the device's answer (new and previous reference ids; for a
+    ``reference.rebuild``, the frames the device profiles: the reference it then switches
+    to arrives retained on ``<device>/reference`` and in the device's summaries)."""
     rows = []
     for cmd in store.commands(device, None, max(limit * 10, limit)):
-        if cmd.name != PUSH:
+        if cmd.name not in (PUSH, REBUILD):
             continue
         result = cmd.result or {}
         rows.append({
-            "device": cmd.device, "requested": cmd.created, "by": cmd.args.get("by", ""),
+            "device": cmd.device, "requested": cmd.created, "command": cmd.name,
+            "by": cmd.args.get("by", ""),
             "note": cmd.args.get("note", ""), "context": cmd.args.get("context", ""),
             "state": cmd.state, "ok": result.get("ok"),
             "reference_id": result.get("reference_id"),
             "previous_reference_id": result.get("previous_reference_id"),
+            "rebuild_frames": result.get("rebuild_frames"),
             "error": result.get("error"),
         })
         if len(rows) >= limit:
@@ -114,6 +122,9 @@ def format_history(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'requested':20} {'device':16} {'by':12} {'state':9} {'reference':17} previous"]
     for r in rows:
         new = r["reference_id"] or ("refused: " + str(r["error"]) if r["ok"] is False else "-")
+        if r.get("command") == REBUILD and r["ok"]:
+            frames = r["rebuild_frames"]
+            new = f"rebuild {frames} fr" if frames else "rebuild cancel"
         lines.append(f"{_utc(r['requested']):20} {r['device'][:16]:16} {(r['by'] or '-')[:12]:12}"
                      f" {r['state']:9} {str(new)[:17]:17} {r['previous_reference_id'] or '-'}")
     return "\n".join(lines)

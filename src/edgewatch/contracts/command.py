@@ -101,6 +101,9 @@ class CommandResult(Struct, forbid_unknown_fields=True, omit_defaults=True, tag_
     """``reference.push``: who accepted the new reference, and why (the operator's words)."""
     accepted_at: Time | None = None
     """``reference.push``: when the device switched (seconds since the epoch)."""
+    rebuild_frames: Count | None = None
+    """``reference.rebuild``: the usable frames of ``context`` the device profiles before it
+    switches to the reference built from them (0: a rebuild cancelled)."""
     device: Id = ""
     boot_id: Id = ""
     seq: Seq = 0

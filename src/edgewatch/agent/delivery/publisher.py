@@ -96,7 +96,8 @@ class Publisher:
             if cfg.protocol == "5" else None
         """The PUBLISH properties of every row (the same for all: packed once)."""
         self.reference = reference
-        """Published once per boot, retained, on the reference topic (None: never)."""
+        """Published retained on the reference topic at the first connection of a boot and
+        at each switch (``set_reference``); None: never."""
         self.reference_sent = threading.Event()
         """Set when the broker acknowledged the reference."""
         self._reference_mid: int | None = None
@@ -148,6 +149,17 @@ class Publisher:
         if client is not None:  # not connected yet: paho sends it on connecting, or
             # _on_connect does (the broker keeps the latest either way)
             client.publish(topic, payload, qos=1, retain=True, properties=self._properties())
+
+    def set_reference(self, reference: Reference) -> None:
+        """A new reference profile (a switch: ``reference.push``, ``reference.rebuild``):
+        published retained now when connected, else on connecting (``_on_connect``)."""
+        self.reference = reference
+        self.reference_sent.clear()
+        client = self._client
+        if client is not None and self.connected.is_set():
+            info = client.publish(self.topics.for_kind("reference"), self.encode(reference),
+                                  qos=1, retain=True, properties=self._properties())
+            self._reference_mid = info.mid
 
     def wake(self) -> None:
         """Tell the publisher that the outbox has something new."""

@@ -61,6 +61,26 @@ class FrameObserver(Protocol):
                 measurement: FrameMeasurement, window: tuple[float, float]) -> None: ...
 
 
+class FrameObservers:
+    """Several frame observers as one (evidence capture, a reference rebuild), called in
+    order; one that fails does not keep the frame from the others (the first failure is
+    raised after all have seen it)."""
+
+    def __init__(self, *observers: FrameObserver | None) -> None:
+        self.observers = [o for o in observers if o is not None]
+
+    def observe(self, frame: Frame, result: InferenceResult | None,
+                measurement: FrameMeasurement, window: tuple[float, float]) -> None:
+        failure: Exception | None = None
+        for observer in self.observers:
+            try:
+                observer.observe(frame, result, measurement, window)
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+
 class ResourceProbe(Protocol):
     """Device figures attached to each closed window (``ResourceSampler``)."""
 

@@ -139,12 +139,24 @@ class ReferencePush:
                                      current.analysis_width)
         except (ValueError, ProfileError) as exc:
             raise CommandError(f"reference refused: {exc}") from None
-        by = " ".join(x for x in (str(args.get("by") or ""), str(args.get("note") or "")) if x)
-        previous = current.id
-        entry = self.versions.install(profile, context, previous=previous, by=by[:500])
-        self.references.replace(context, profile)
-        if self.on_switch is not None:
-            self.on_switch(context, profile)
-        return {"reference_id": profile.id, "previous_reference_id": previous,
-                "context": context, "accepted_by": by[:500] or None,
-                "accepted_at": entry["at"]}
+        return switch(self.versions, self.references, context, profile, accepted_by(args),
+                      self.on_switch)
+
+
+def accepted_by(args: dict[str, Any]) -> str:
+    """Who accepted a reference, and why: a command's ``by`` and ``note``, for the record."""
+    return " ".join(x for x in (str(args.get("by") or ""), str(args.get("note") or "")) if x)
+
+
+def switch(versions: ReferenceVersions, references: ReferenceSet, context: str,
+           profile: ReferenceProfile, by: str,
+           on_switch: Callable[[str, ReferenceProfile], None] | None = None) -> dict[str, Any]:
+    """Keep ``profile`` as ``context``'s active version and hand it to the monitor (from the
+    next window); the command's answer: which reference replaced which, by whom, when."""
+    previous = references.profile(context).id
+    entry = versions.install(profile, context, previous=previous, by=by[:500])
+    references.replace(context, profile)
+    if on_switch is not None:
+        on_switch(context, profile)
+    return {"reference_id": profile.id, "previous_reference_id": previous,
+            "context": context, "accepted_by": by[:500] or None, "accepted_at": entry["at"]}

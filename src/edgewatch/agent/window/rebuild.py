@@ -1,0 +1,167 @@
+"""The ``reference.rebuild`` command: profile the next frames on the device, then switch.
+
+Re-baselining from stored windows (``edgewatch reference accept``) merges their histograms
+but cannot rebuild the anomaly model, which needs every frame's features; a reference built
+offline (``edgewatch profile build``) needs footage taken off the device. A rebuild builds
+the whole reference on the device from what the camera sees now, the way ``profile build``
+does from a file (:class:`~edgewatch.agent.window.reference.ReferenceBuilder`: quantile bins,
+anomaly model, frame interval and autocorrelation), from the frames the monitor measures.
+
+Arguments: ``frames``, the usable frames to profile (at least ``reference.min_frames``, at
+most MAX_FRAMES; default ``reference.min_frames``); optional ``context`` (default
+``default``), ``by`` and ``note``; ``cancel = true`` stops a rebuild in progress. The device
+answers at once (``rebuild_frames``: the frames it will profile; 0 for a cancel). From then
+on every measured frame of that context that is usable (decoded, inferred, finite outputs)
+goes into the builder, on the monitor thread; frames of other contexts and unusable ones
+are skipped. With ``frames`` of them the profile is built and switched to as a pushed one
+is (:func:`~edgewatch.agent.window.versions.switch`: kept in ``reference.versions_dir``,
+used from the next window, published retained on ``<device>/reference``, in the versions'
+history with who asked). The monitor measures ``features.max_fps`` frames a second, so 300
+frames take two minutes at the default 2.5; the profile's frame interval and autocorrelation
+are those of the measured frames, which is what the drift judge compares windows with.
+
+One rebuild at a time: a second is refused with the progress of the first. A rebuild whose
+context's reference changes before it ends (a push or an acceptance meanwhile) is dropped,
+not switched to: the operator's later choice stands. A rebuild does not survive a restart of
+the agent (the device then keeps its reference; ask again).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from edgewatch.agent.commands import CommandError, CommandRouter
+from edgewatch.agent.measure.frame import FrameMeasurement
+from edgewatch.agent.records import Frame, InferenceResult
+from edgewatch.agent.window.contexts import DEFAULT, ReferenceSet
+from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
+from edgewatch.agent.window.versions import ReferenceVersions, accepted_by, switch
+from edgewatch.config.agent import AgentConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MAX_FRAMES", "ReferenceRebuild"]
+
+MAX_FRAMES = 100_000
+"""Frames one rebuild profiles at most (the builder keeps every frame's features until it
+builds: about 1.5 KB a frame for a detector)."""
+COMMAND = "reference.rebuild"
+
+
+class _Run:
+    """One rebuild in progress."""
+
+    def __init__(self, context: str, frames: int, bins: int, base: str, by: str) -> None:
+        self.context = context
+        self.frames = frames
+        self.builder = ReferenceBuilder(bins)
+        self.base = base
+        """The id of the context's reference when the rebuild began."""
+        self.by = by
+        self.skipped = 0
+        """Measured frames of the context left out as unusable."""
+
+
+class ReferenceRebuild:
+    """The ``reference.rebuild`` command handler and the monitor's frame observer that feeds
+    it; see the module. ``on_switch`` is called with the context and the new profile when a
+    rebuild switches (the agent publishes the reference)."""
+
+    def __init__(self, cfg: AgentConfig, versions: ReferenceVersions,
+                 references: ReferenceSet, *,
+                 on_switch: Callable[[str, ReferenceProfile], None] | None = None) -> None:
+        self.bins = cfg.reference.bins
+        self.min_frames = cfg.reference.min_frames
+        self.min_samples = cfg.drift.min_reference_samples
+        self.versions = versions
+        self.references = references
+        self.on_switch = on_switch
+        self._run: _Run | None = None
+        self._lock = threading.Lock()
+        self.switched: list[dict[str, Any]] = []
+        """The answers of the rebuilds that switched (as ``reference.push`` answers)."""
+
+    def register(self, router: CommandRouter) -> None:
+        router.register(COMMAND, self)
+
+    @property
+    def progress(self) -> tuple[str, int, int] | None:
+        """(context, frames profiled, frames asked) of the rebuild in progress."""
+        run = self._run
+        return None if run is None else (run.context, run.builder.frames, run.frames)
+
+    # -- the command (the command thread) ----------------------------------------------
+
+    def __call__(self, args: dict[str, Any]) -> dict[str, Any]:
+        if args.get("cancel") is True:
+            with self._lock:
+                run, self._run = self._run, None
+            if run is None:
+                raise CommandError("no reference rebuild is in progress")
+            log.warning("reference rebuild of context %r cancelled after %d of %d frames",
+                        run.context, run.builder.frames, run.frames)
+            return {"context": run.context, "rebuild_frames": 0}
+        frames = args.get("frames", self.min_frames)
+        if type(frames) is not int or not self.min_frames <= frames <= MAX_FRAMES:
+            raise CommandError(f"'frames' must be a whole number from {self.min_frames} "
+                               f"(reference.min_frames) to {MAX_FRAMES}")
+        context = str(args.get("context") or DEFAULT)
+        if context not in self.references.contexts:
+            raise CommandError(f"unknown reference context {context!r} (known: "
+                               f"{', '.join(self.references.contexts)})")
+        with self._lock:
+            run = self._run
+            if run is not None:
+                raise CommandError(
+                    f"a reference rebuild of context {run.context!r} is in progress: "
+                    f"{run.builder.frames} of {run.frames} frames (cancel = true stops it)")
+            self._run = _Run(context, frames, self.bins, self._active(context),
+                             accepted_by(args)[:500])
+        log.info("reference rebuild of context %r: profiling the next %d usable frames",
+                 context, frames)
+        return {"context": context, "rebuild_frames": frames}
+
+    def _active(self, context: str) -> str:
+        """The id of the reference ``context`` uses or will use from the next window."""
+        return self.versions.active_id(context) or self.references.profile(context).id
+
+    # -- FrameObserver (the monitor thread) --------------------------------------------
+
+    def observe(self, frame: Frame, result: InferenceResult | None,
+                measurement: FrameMeasurement, window: tuple[float, float]) -> None:
+        run = self._run
+        if run is None or (measurement.context or DEFAULT) != run.context:
+            return
+        m = measurement
+        if (result is None or m.nonfinite or m.inference_error or m.decode_error
+                or m.thumbnail is None):
+            run.skipped += 1
+            return
+        run.builder.add(m)
+        if run.builder.frames >= run.frames:
+            with self._lock:
+                if self._run is not run:  # cancelled meanwhile
+                    return
+                self._run = None
+            self._finish(run)
+
+    def _finish(self, run: _Run) -> None:
+        if self._active(run.context) != run.base:
+            log.warning("reference rebuild of context %r dropped: its reference changed "
+                        "while the frames were profiled (a push or an acceptance)",
+                        run.context)
+            return
+        base = self.references.profile(run.context)
+        profile = run.builder.build(
+            model_sha256=base.model_sha256, model_name=base.model_name, adapter=base.adapter,
+            analysis_width=base.analysis_width, min_samples=self.min_samples,
+            source=f"rebuilt on the device from {run.builder.frames} frames"
+                   + (f" ({run.skipped} unusable skipped)" if run.skipped else ""))
+        answer = switch(self.versions, self.references, run.context, profile,
+                        run.by or "reference.rebuild", self.on_switch)
+        self.switched.append(answer)
+        log.warning("reference rebuild of context %r done: %s replaces %s from the next "
+                    "window", run.context, profile.id, answer["previous_reference_id"])
