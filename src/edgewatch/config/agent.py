@@ -119,9 +119,10 @@ class ContextConfig:
 class ReferenceConfig:
     path: str = setting("", "Reference profile JSON (from 'edgewatch profile build').")
     versions_dir: str = setting(
-        "", "Directory of accepted and pushed reference profiles ('edgewatch reference "
-        "accept|push'); the active one per context is recorded there and used at start-up "
-        "instead of 'path'. \"\" = no re-baselining (the command is refused).")
+        "", "Directory of accepted, pushed and rebuilt reference profiles ('edgewatch "
+        "reference accept|push|rebuild'); the active one per context is recorded there and "
+        "used at start-up instead of 'path'. \"\" = no re-baselining (the commands are "
+        "refused).")
     contexts: list[ContextConfig] = dataclasses.field(
         default_factory=list,
         metadata={"doc": "Context references ([[reference.contexts]] tables: name, path and "
@@ -133,7 +134,8 @@ class ReferenceConfig:
     )
     min_frames: int = setting(
         20, "'profile build' refuses a source with fewer usable frames (decoded, inferred, "
-        "finite outputs).", minimum=1,
+        "finite outputs); also the fewest, and the default, frames of a 'reference "
+        "rebuild'.", minimum=1,
     )
 
 
