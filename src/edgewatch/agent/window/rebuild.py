@@ -45,9 +45,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ["MAX_FRAMES", "ReferenceRebuild"]
 
-MAX_FRAMES = 100_000
-"""Frames one rebuild profiles at most (the builder keeps every frame's features until it
-builds: about 1.5 KB a frame for a detector)."""
+MAX_FRAMES = 5_000
+"""Frames one rebuild profiles at most: the builder keeps every frame's features until it
+builds (a few KB a frame for a detector), and a small device has little memory to spare.
+5,000 frames are half an hour at the default 2.5 measured a second."""
 COMMAND = "reference.rebuild"
 
 
@@ -163,5 +164,5 @@ class ReferenceRebuild:
         answer = switch(self.versions, self.references, run.context, profile,
                         run.by or "reference.rebuild", self.on_switch)
         self.switched.append(answer)
-        log.warning("reference rebuild of context %r done: %s replaces %s from the next "
-                    "window", run.context, profile.id, answer["previous_reference_id"])
+        log.info("reference rebuild of context %r done: %s replaces %s from the next "
+                 "window", run.context, profile.id, answer["previous_reference_id"])
