@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgewatch.cli.collector_commands import COLLECTOR_CONFIG
 from edgewatch.cli.common import EXIT_ERROR
 from edgewatch.cli.parsing import SECONDS, add_command, add_subcommands, number, time_span
 from edgewatch.clock import SystemClock
 from edgewatch.errors import EdgewatchError
+
+if TYPE_CHECKING:
+    from edgewatch.contracts.command import CommandResult
 
 
 def add_reference(sub: Any) -> None:
@@ -70,14 +73,9 @@ def cmd_reference(args: argparse.Namespace) -> int:
     import msgspec
 
     from edgewatch.collector import reference_ops as ops
-    from edgewatch.collector.operations import (
-        command_target,
-        queued_message,
-        result_row,
-        send_or_queue,
-    )
+    from edgewatch.collector.operations import command_target, result_row
     from edgewatch.collector.rebaseline import push_arguments, reference_bytes
-    from edgewatch.collector.store import QueuedCommand, open_store
+    from edgewatch.collector.store import open_store
     from edgewatch.config.collector import load_collector_config
     from edgewatch.contracts.reference import Reference
 
@@ -108,17 +106,9 @@ def cmd_reference(args: argparse.Namespace) -> int:
                                      f"({str(exc)[:200]})") from exc
             what = f"reference {args.reference}"
         push_args = push_arguments(raw, context=args.context, by=args.by, note=args.note)
-        result = send_or_queue(cfg.mqtt, store, fleet, device, ops.PUSH, push_args,
-                               timeout_s=args.timeout, token=args.token, now=now)
-        if isinstance(result, QueuedCommand):
-            print(json.dumps(result.row(), indent=1) if args.json
-                  else queued_message(store, result))
+        result = _send_recorded(args, cfg, store, fleet, device, ops.PUSH, push_args, now)
+        if result is None:
             return 0
-        record = QueuedCommand(id=str(result.id), device=device, fleet=fleet, name=ops.PUSH,
-                               args={k: v for k, v in push_args.items() if k != "reference"},
-                               created=now)
-        store.queue_command(record)  # the record of who accepted what, and the answer
-        store.command_state(record.id, "answered", now, result_row(result))
     if args.json:
         print(json.dumps(result_row(result), indent=1))
     elif result.ok:
@@ -129,15 +119,39 @@ def cmd_reference(args: argparse.Namespace) -> int:
     return 0 if result.ok else EXIT_ERROR
 
 
+def _send_recorded(args: argparse.Namespace, cfg: Any, store: Any, fleet: str, device: str,
+                   name: str, command_args: dict[str, Any], now: float
+                   ) -> CommandResult | None:
+    """Send a reference command, or queue it for an offline device (printed; None then);
+    an answered one is kept in the store with its answer (but a pushed profile's bytes),
+    the record of who asked for what (``edgewatch reference history``)."""
+    import json
+
+    from edgewatch.collector.operations import queued_message, result_row, send_or_queue
+    from edgewatch.collector.store import QueuedCommand
+
+    result = send_or_queue(cfg.mqtt, store, fleet, device, name, command_args,
+                           timeout_s=args.timeout, token=args.token, now=now)
+    if isinstance(result, QueuedCommand):
+        print(json.dumps(result.row(), indent=1) if args.json
+              else queued_message(store, result))
+        return None
+    record = QueuedCommand(id=str(result.id), device=device, fleet=fleet, name=name,
+                           args={k: v for k, v in command_args.items() if k != "reference"},
+                           created=now)
+    store.queue_command(record)
+    store.command_state(record.id, "answered", now, result_row(result))
+    return result
+
+
 def _rebuild(args: argparse.Namespace, cfg: Any, store: Any, fleet: str, device: str,
              now: float) -> int:
     """``edgewatch reference rebuild``: the command, queued for an offline device; the
     answer says how many frames the device profiles before it switches."""
     import json
 
-    from edgewatch.collector.operations import queued_message, result_row, send_or_queue
+    from edgewatch.collector.operations import result_row
     from edgewatch.collector.reference_ops import REBUILD
-    from edgewatch.collector.store import QueuedCommand
 
     rebuild_args: dict[str, Any] = {"by": args.by, "note": args.note}
     if args.context:
@@ -146,16 +160,9 @@ def _rebuild(args: argparse.Namespace, cfg: Any, store: Any, fleet: str, device:
         rebuild_args["cancel"] = True
     elif args.frames is not None:
         rebuild_args["frames"] = args.frames
-    result = send_or_queue(cfg.mqtt, store, fleet, device, REBUILD, rebuild_args,
-                           timeout_s=args.timeout, token=args.token, now=now)
-    if isinstance(result, QueuedCommand):
-        print(json.dumps(result.row(), indent=1) if args.json
-              else queued_message(store, result))
+    result = _send_recorded(args, cfg, store, fleet, device, REBUILD, rebuild_args, now)
+    if result is None:
         return 0
-    record = QueuedCommand(id=str(result.id), device=device, fleet=fleet, name=REBUILD,
-                           args=rebuild_args, created=now)
-    store.queue_command(record)  # the record of who asked, and the answer
-    store.command_state(record.id, "answered", now, result_row(result))
     if args.json:
         print(json.dumps(result_row(result), indent=1))
     elif not result.ok:
