@@ -53,6 +53,20 @@ def play(agent: Agent, vtest: Path, first: int, last: int) -> None:
         agent.process(Frame(i, footage.START + i / FPS, dark(image, i)))
 
 
+def started_device(assets: Path, tmp_path: Path, broker: MosquittoBroker, device: str,
+                   reference: ReferenceProfile) -> Agent:
+    """The real agent (SSDLite) as ``device``, publishing to ``broker``, with a versions
+    directory (re-baselining on), started."""
+    base = parse_config(ssd_config_dict(assets))
+    cfg: AgentConfig = device_config(base, tmp_path / device, broker, device)
+    cfg = dataclasses.replace(cfg, reference=dataclasses.replace(
+        cfg.reference, versions_dir=str(tmp_path / device / "references")))
+    agent = build_agent(cfg, reference, publish=True, live=False,
+                        engine=InferenceEngine(base.model), lossless=True)
+    agent.start()
+    return agent
+
+
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     capsys.readouterr()
     code = main(list(argv))
@@ -64,13 +78,7 @@ def test_accepted_windows_become_the_reference_and_the_next_windows_are_ok(
         reference: ReferenceProfile, collector: tuple[CollectorService, Path],
         capsys: pytest.CaptureFixture[str]) -> None:
     service, config = collector
-    base = parse_config(ssd_config_dict(assets))
-    cfg: AgentConfig = device_config(base, tmp_path / "cam-1", broker, "cam-1")
-    cfg = dataclasses.replace(cfg, reference=dataclasses.replace(
-        cfg.reference, versions_dir=str(tmp_path / "cam-1" / "references")))
-    agent = build_agent(cfg, reference, publish=True, live=False,
-                        engine=InferenceEngine(base.model), lossless=True)
-    agent.start()
+    agent = started_device(assets, tmp_path, broker, "cam-1", reference)
     try:
         play(agent, vtest, 400, 700)  # three 10-s windows, judged when the next frame comes
         with open_store(service.cfg.store.url) as store:
@@ -128,13 +136,7 @@ def test_a_device_rebuilds_its_reference_from_its_next_frames(
     """``edgewatch reference rebuild``: the device profiles its next frames (the whole
     reference, anomaly model included), switches, and publishes the new reference."""
     service, config = collector
-    base = parse_config(ssd_config_dict(assets))
-    cfg: AgentConfig = device_config(base, tmp_path / "cam-2", broker, "cam-2")
-    cfg = dataclasses.replace(cfg, reference=dataclasses.replace(
-        cfg.reference, versions_dir=str(tmp_path / "cam-2" / "references")))
-    agent = build_agent(cfg, reference, publish=True, live=False,
-                        engine=InferenceEngine(base.model), lossless=True)
-    agent.start()
+    agent = started_device(assets, tmp_path, broker, "cam-2", reference)
     try:
         play(agent, vtest, 400, 500)
         with open_store(service.cfg.store.url) as store:
