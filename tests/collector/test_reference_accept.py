@@ -163,6 +163,11 @@ def test_a_device_rebuilds_its_reference_from_its_next_frames(
             rebuilt = wait_until(lambda: store.reference("cam-2", new_id), 30,
                                  "the rebuilt reference, published by the device")
             assert rebuilt.frames == 20 and rebuilt.anomaly is not None
+        code, out = cli(capsys, "reference", "rebuild", "--device", "cam-2", "--status",
+                        "--config", str(config))
+        assert code == 0 and out.startswith(
+            f"cam-2: no rebuild in progress; last rebuild: switched context 'default' to "
+            f"{new_id} (previous {reference.id}) after 20 frames"), out
     finally:
         agent.close()
 

@@ -44,8 +44,11 @@ def _reference_options(r: argparse.ArgumentParser) -> None:
     rebuild.add_argument("--frames", type=int, default=None,
                          help="usable frames to profile (default: the device's "
                               "reference.min_frames; it measures features.max_fps a second)")
-    rebuild.add_argument("--cancel", action="store_true",
-                         help="stop the device's rebuild in progress")
+    what = rebuild.add_mutually_exclusive_group()
+    what.add_argument("--cancel", action="store_true",
+                      help="stop the device's rebuild in progress")
+    what.add_argument("--status", action="store_true",
+                      help="the progress of the device's rebuild, and how its last one ended")
     for p in (acc, push, rebuild):
         p.add_argument("--device", required=True, help="device id")
         p.add_argument("--context", default="", help="the context it is for (reference."
@@ -156,17 +159,28 @@ def _rebuild(args: argparse.Namespace, cfg: Any, store: Any, fleet: str, device:
     rebuild_args: dict[str, Any] = {"by": args.by, "note": args.note}
     if args.context:
         rebuild_args["context"] = args.context
-    if args.cancel:
-        rebuild_args["cancel"] = True
+    if args.cancel or args.status:
+        rebuild_args = {"status": True} if args.status else {**rebuild_args, "cancel": True}
     elif args.frames is not None:
         rebuild_args["frames"] = args.frames
-    result = _send_recorded(args, cfg, store, fleet, device, REBUILD, rebuild_args, now)
+    if args.status:  # a question, not a change: neither queued nor recorded
+        from edgewatch.collector.command_exchange import send_command
+
+        result: CommandResult | None = send_command(
+            cfg.mqtt, fleet, device, REBUILD, rebuild_args, args.timeout, args.token)
+    else:
+        result = _send_recorded(args, cfg, store, fleet, device, REBUILD, rebuild_args, now)
     if result is None:
         return 0
     if args.json:
         print(json.dumps(result_row(result), indent=1))
     elif not result.ok:
         print(f"{device}: reference.rebuild refused: {result.error}")
+    elif args.status:
+        now_doing = (f"rebuilding context {result.context}: {result.rebuild_profiled} of "
+                     f"{result.rebuild_frames} frames profiled" if result.rebuild_frames
+                     else "no rebuild in progress")
+        print(f"{device}: {now_doing}; last rebuild: {result.rebuild_outcome or 'none'}")
     elif result.rebuild_frames:
         print(f"{device}: profiling its next {result.rebuild_frames} usable frames of context "
               f"{result.context}; it then switches to the new reference from the next window "

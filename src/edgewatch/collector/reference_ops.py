@@ -122,9 +122,10 @@ def format_history(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'requested':20} {'device':16} {'by':12} {'state':9} {'reference':17} previous"]
     for r in rows:
         new = r["reference_id"] or ("refused: " + str(r["error"]) if r["ok"] is False else "-")
-        if r.get("command") == REBUILD and r["ok"]:
+        if r.get("command") == REBUILD and r["ok"] is not False:
             frames = r["rebuild_frames"]
-            new = f"rebuild {frames} fr" if frames else "rebuild cancel"
+            new = ("rebuild" if r["ok"] is None else f"rebuild {frames} fr" if frames
+                   else "rebuild cancel")
         lines.append(f"{_utc(r['requested']):20} {r['device'][:16]:16} {(r['by'] or '-')[:12]:12}"
                      f" {r['state']:9} {str(new)[:17]:17} {r['previous_reference_id'] or '-'}")
     return "\n".join(lines)

@@ -104,6 +104,12 @@ class CommandResult(Struct, forbid_unknown_fields=True, omit_defaults=True, tag_
     rebuild_frames: Count | None = None
     """``reference.rebuild``: the usable frames of ``context`` the device profiles before it
     switches to the reference built from them (0: a rebuild cancelled)."""
+    rebuild_profiled: Count | None = None
+    """``reference.rebuild`` with ``status``: the frames profiled so far, of
+    ``rebuild_frames``."""
+    rebuild_outcome: Text | None = None
+    """``reference.rebuild`` with ``status``: how the last rebuild ended (switched to which
+    reference, cancelled, dropped because another switch came first, or failed, and why)."""
     device: Id = ""
     boot_id: Id = ""
     seq: Seq = 0

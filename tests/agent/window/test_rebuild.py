@@ -9,17 +9,20 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from edgewatch.agent.app import Agent, build_agent
 from edgewatch.agent.commands import CommandRouter
 from edgewatch.agent.delivery.sinks import ListSink
 from edgewatch.agent.inference.engine import InferenceEngine
+from edgewatch.agent.measure.frame import FrameMeasurement
+from edgewatch.agent.records import Frame, InferenceResult, RawOutputs, Timings
 from edgewatch.agent.source import open_source
-from edgewatch.agent.window.contexts import ReferenceSet
+from edgewatch.agent.window.contexts import ContextRule, ReferenceSet
 from edgewatch.agent.window.monitor_parts import FrameObservers
 from edgewatch.agent.window.rebuild import ReferenceRebuild
-from edgewatch.agent.window.reference import ReferenceProfile
+from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
 from edgewatch.agent.window.versions import ReferencePush, ReferenceVersions
 from edgewatch.collector.rebaseline import push_arguments
 from edgewatch.config.agent import AgentConfig
@@ -69,6 +72,8 @@ def test_a_rebuild_profiles_the_next_frames_and_switches(
     assert (started.rebuild_frames, started.context) == (40, "default")
     again = _send(router, "reference.rebuild", frames=40)
     assert not again.ok and "in progress: 0 of 40 frames" in (again.error or "")
+    status = _send(router, "reference.rebuild", status=True)
+    assert status.ok and (status.rebuild_frames, status.rebuild_profiled) == (40, 0)
 
     # 10 fps footage, 2.5 frames a second measured: 40 frames are profiled by frame ~160,
     # and the new reference judges the windows that open after that
@@ -87,6 +92,10 @@ def test_a_rebuild_profiles_the_next_frames_and_switches(
                                                ssd_reference.adapter)
     assert new.frame_interval == pytest.approx(0.4, rel=0.05)  # the measured frames' interval
     assert versions.history()[-1]["by"] == "alice new lamp"
+    status = _send(router, "reference.rebuild", status=True)
+    assert status.ok and status.rebuild_frames is None
+    assert (status.rebuild_outcome or "").startswith(
+        f"switched context 'default' to {new_id} (previous {ssd_reference.id}) after 40")
 
     windows = list(sink.summaries)
     old = [s for s in windows if s.reference_id == ssd_reference.id]
@@ -102,7 +111,8 @@ def test_a_rebuild_profiles_the_next_frames_and_switches(
 
 def test_a_rebuild_is_refused_cancelled_or_dropped_as_the_operator_decides(
         ssd_config: AgentConfig, ssd_engine: InferenceEngine,
-        ssd_reference: ReferenceProfile, dark: Path, tmp_path: Path) -> None:
+        ssd_reference: ReferenceProfile, dark: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     agent, _, router, rebuild, versions = _device(ssd_config, ssd_engine, ssd_reference,
                                                   tmp_path)
     for args, why in (({"frames": 5}, "'frames' must be a whole number from 20"),
@@ -119,14 +129,73 @@ def test_a_rebuild_is_refused_cancelled_or_dropped_as_the_operator_decides(
     assert cancelled.ok and cancelled.rebuild_frames == 0
     assert rebuild.progress is None
 
-    # a reference pushed while a rebuild runs stands: the rebuild is dropped
+    bad = _send(router, "reference.rebuild", cancel="true")
+    assert not bad.ok and "'cancel' must be true or false" in (bad.error or "")
+
+    # a reference pushed while the rebuild builds its profile stands: the rebuild is dropped
     assert _send(router, "reference.rebuild", frames=20).ok
     pushed = dataclasses.replace(ssd_reference, source="offline build", created=2.0e9)
-    answer = _send(router, "reference.push", **push_arguments(
-        json.dumps(pushed.to_dict()).encode(), by="bob"))
-    assert answer.ok and answer.reference_id == pushed.id
+    build = ReferenceBuilder.build
+    answers: list[CommandResult] = []
+
+    def build_then_push(builder: ReferenceBuilder, **kw: Any) -> ReferenceProfile:
+        profile = build(builder, **kw)
+        answers.append(_send(router, "reference.push", **push_arguments(
+            json.dumps(pushed.to_dict()).encode(), by="bob")))
+        return profile
+
+    monkeypatch.setattr(ReferenceBuilder, "build", build_then_push)
     agent.run(open_source(str(dark), fps=10.0, start_time=0.0, first=0, last=120))
     agent.close()
+    assert [a.reference_id for a in answers] == [pushed.id]
     assert rebuild.progress is None and rebuild.switched == []
+    assert rebuild.outcome.startswith("dropped: the reference of context 'default' changed")
     assert versions.active_id() == pushed.id
     assert [h["id"] for h in versions.history()] == [pushed.id]
+
+
+def _measurement(i: int, context: str = "", **kw: Any) -> FrameMeasurement:
+    kw.setdefault("thumbnail", np.zeros((24, 32), np.float32))
+    return FrameMeasurement(i, i * 0.4, {"brightness": 100.0 + i % 7, "contrast": 20.0 + i % 3},
+                            {}, None, 1.0, context=context, **kw)
+
+
+def test_only_usable_frames_of_the_context_are_profiled_and_a_failure_leaves_the_reference(
+        ssd_config: AgentConfig, ssd_reference: ReferenceProfile, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    refs = ReferenceSet(ssd_config.quality, ssd_config.drift, ssd_reference,
+                        [(ContextRule("night", greyscale=True), ssd_reference)])
+    versions = ReferenceVersions(tmp_path / "refs")
+    rebuild = ReferenceRebuild(ssd_config, versions, refs)
+    router = CommandRouter()
+    rebuild.register(router)
+    assert _send(router, "reference.rebuild", frames=20, context="night").ok
+    result = InferenceResult(RawOutputs({}), Timings())
+    frames = [
+        (_measurement(0, "night"), result),
+        (_measurement(1, "default"), result),  # another context: not seen
+        (_measurement(2, ""), result),  # no context: the default one
+        (_measurement(3, "night", nonfinite=True), result),
+        (_measurement(4, "night", inference_error=True), None),
+        (_measurement(5, "night", decode_error=True, thumbnail=None), None),
+        (_measurement(6, "night"), None),
+    ]
+    window = (0.0, 10.0)
+    for m, r in frames:
+        rebuild.observe(Frame(m.index, m.timestamp, None), r, m, window)
+    run = rebuild._run
+    assert run is not None and (run.builder.frames, run.skipped) == (1, 4)
+
+    def full_disk(*_a: Any, **_k: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ReferenceVersions, "install", full_disk)
+    for i in range(7, 26):
+        m = _measurement(i, "night")
+        rebuild.observe(Frame(i, m.timestamp, None), result, m, window)
+    assert rebuild.progress is None and rebuild.switched == []
+    assert rebuild.outcome == ("failed for context 'night': OSError: [Errno 28] No space "
+                               "left on device")
+    assert refs.profile("night").id == ssd_reference.id and versions.active_id("night") is None
+    status = _send(router, "reference.rebuild", status=True)
+    assert status.ok and status.rebuild_outcome == rebuild.outcome

@@ -10,7 +10,10 @@ Payloads leave in ``mqtt.encoding`` (codec.encode: compressed MessagePack or JSO
 MQTT 5 each names its content type. The outbox keeps JSON rows; a row is encoded when it is
 published, but for a backlog: the outbox stores each row's historical payload already
 encoded, so a drain only reads and sends bytes (``wire``). The reference profile
-goes out once per boot, retained, on ``<device>/reference``.
+goes out retained on ``<device>/reference`` at the first connection of a boot and after each
+switch of the default reference (``set_reference``). Other threads hand the publisher what
+it must publish (``set_reference``, ``retain``) and wake it; only its own thread calls
+paho.
 
 Draining: rows are read from the outbox ``READ_BATCH`` at a time in drain order (again from
 the top whenever something new arrives: it may go first), published while fewer than
@@ -133,6 +136,10 @@ class Publisher:
         """Topic -> the latest payload published retained there (the model update's status):
         published when set and again on every connection."""
         self._retained_lock = threading.Lock()
+        self._due: set[str] = set()
+        """Retained topics set since the connection began, to publish (``_publish_due``)."""
+        self._reference_due = False
+        """The reference changed since the connection began: publish it (``_publish_due``)."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -140,26 +147,37 @@ class Publisher:
         self._thread.start()
 
     def retain(self, topic: str, message: msgspec.Struct) -> None:
-        """Publish ``message`` retained on ``topic`` now when connected, and again on every
-        (re)connection: the broker keeps the latest (``update_status``)."""
+        """Publish ``message`` retained on ``topic`` soon when connected, and again on every
+        (re)connection: the broker keeps the latest (``update_status``). Any thread."""
         payload = self.encode(message)
         with self._retained_lock:
             self._retained[topic] = payload
-        client = self._client
-        if client is not None:  # not connected yet: paho sends it on connecting, or
-            # _on_connect does (the broker keeps the latest either way)
-            client.publish(topic, payload, qos=1, retain=True, properties=self._properties())
+            self._due.add(topic)
+        self._wake.set()
 
     def set_reference(self, reference: Reference) -> None:
         """A new reference profile (a switch: ``reference.push``, ``reference.rebuild``):
-        published retained now when connected, else on connecting (``_on_connect``)."""
+        published retained soon when connected, else on connecting. Any thread."""
         self.reference = reference
         self.reference_sent.clear()
-        client = self._client
-        if client is not None and self.connected.is_set():
-            info = client.publish(self.topics.for_kind("reference"), self.encode(reference),
+        self._reference_due = True
+        self._wake.set()
+
+    def _publish_due(self, client: mqtt.Client) -> None:
+        """Publish, on the publisher's thread, what other threads handed over since the
+        connection began (``set_reference``, ``retain``)."""
+        if self._reference_due and self.reference is not None:
+            self._reference_due = False
+            self.reference_sent.clear()
+            info = client.publish(self.topics.for_kind("reference"), self.encode(self.reference),
                                   qos=1, retain=True, properties=self._properties())
             self._reference_mid = info.mid
+        if self._due:
+            with self._retained_lock:
+                due = [(topic, self._retained[topic]) for topic in self._due]
+                self._due.clear()
+            for topic, payload in due:
+                client.publish(topic, payload, qos=1, retain=True, properties=self._properties())
 
     def wake(self) -> None:
         """Tell the publisher that the outbox has something new."""
@@ -245,6 +263,7 @@ class Publisher:
                     break
                 continue
             self._flush_acks(force=not self._inflight)
+            self._publish_due(client)
             self._publish_pending(client)
             self._publish_bulk(client)
         self._flush_acks(force=True)
@@ -340,11 +359,13 @@ class Publisher:
         client.publish(self.topics.status, self.encode(status.birth(self.manifest,
                                                                     self.clock.now())),
                        qos=1, retain=True, properties=self._properties())
+        self._reference_due = False  # published here; a switch from now on sets it again
         if self.reference is not None and not self.reference_sent.is_set():
             info = client.publish(self.topics.for_kind("reference"), self.encode(self.reference),
                                   qos=1, retain=True, properties=self._properties())
             self._reference_mid = info.mid
         with self._retained_lock:
+            self._due.clear()
             retained = list(self._retained.items())
         for topic, payload in retained:
             client.publish(topic, payload, qos=1, retain=True, properties=self._properties())

@@ -9,21 +9,26 @@ anomaly model, frame interval and autocorrelation), from the frames the monitor 
 
 Arguments: ``frames``, the usable frames to profile (at least ``reference.min_frames``, at
 most MAX_FRAMES; default ``reference.min_frames``); optional ``context`` (default
-``default``), ``by`` and ``note``; ``cancel = true`` stops a rebuild in progress. The device
-answers at once (``rebuild_frames``: the frames it will profile; 0 for a cancel). From then
-on every measured frame of that context that is usable (decoded, inferred, finite outputs)
-goes into the builder, on the monitor thread; frames of other contexts and unusable ones
-are skipped. With ``frames`` of them the profile is built and switched to as a pushed one
-is (:func:`~edgewatch.agent.window.versions.switch`: kept in ``reference.versions_dir``,
-used from the next window, published retained on ``<device>/reference``, in the versions'
-history with who asked). The monitor measures ``features.max_fps`` frames a second, so 300
-frames take two minutes at the default 2.5; the profile's frame interval and autocorrelation
-are those of the measured frames, which is what the drift judge compares windows with.
+``default``), ``by`` and ``note``; ``cancel = true`` stops a rebuild in progress, ``status =
+true`` asks for its progress (``rebuild_profiled`` of ``rebuild_frames``) and how the last
+one ended (``rebuild_outcome``). The device answers at once (``rebuild_frames``: the frames
+it will profile; 0 for a cancel). From then on every measured frame of that context that is
+usable (decoded, inferred, finite outputs) goes into the builder, on the monitor thread;
+frames of other contexts and unusable ones are skipped. With ``frames`` of them the profile
+is built and switched to as a pushed one is (:func:`~edgewatch.agent.window.versions.switch`:
+kept in ``reference.versions_dir``, used from the next window, published retained on
+``<device>/reference`` for the default context, in the versions' history with who asked).
+The monitor measures ``features.max_fps`` frames a second, so 300 frames take two minutes at
+the default 2.5; the profile's frame interval and autocorrelation are those of the measured
+frames, which is what the drift judge compares windows with.
 
 One rebuild at a time: a second is refused with the progress of the first. A rebuild whose
-context's reference changes before it ends (a push or an acceptance meanwhile) is dropped,
-not switched to: the operator's later choice stands. A rebuild does not survive a restart of
-the agent (the device then keeps its reference; ask again).
+context's reference changes before it switches (a push or an acceptance meanwhile) is
+dropped, not switched to: the operator's later choice stands (the check and the switch hold
+``ReferenceVersions.lock``, as a push's switch does). A rebuild that fails (its profile
+cannot be built or kept) leaves the reference as it was. Either is logged and told by
+``status``. A rebuild does not survive a restart of the agent (the device then keeps its
+reference; ask again).
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ class _Run:
         self.by = by
         self.skipped = 0
         """Measured frames of the context left out as unusable."""
+        self.building = False
+        """Every frame is in: the profile is being built and switched to."""
 
 
 class ReferenceRebuild:
@@ -84,6 +91,8 @@ class ReferenceRebuild:
         self._lock = threading.Lock()
         self.switched: list[dict[str, Any]] = []
         """The answers of the rebuilds that switched (as ``reference.push`` answers)."""
+        self.outcome = ""
+        """How the last rebuild ended: switched, cancelled, dropped or failed, and why."""
 
     def register(self, router: CommandRouter) -> None:
         router.register(COMMAND, self)
@@ -97,14 +106,13 @@ class ReferenceRebuild:
     # -- the command (the command thread) ----------------------------------------------
 
     def __call__(self, args: dict[str, Any]) -> dict[str, Any]:
-        if args.get("cancel") is True:
-            with self._lock:
-                run, self._run = self._run, None
-            if run is None:
-                raise CommandError("no reference rebuild is in progress")
-            log.warning("reference rebuild of context %r cancelled after %d of %d frames",
-                        run.context, run.builder.frames, run.frames)
-            return {"context": run.context, "rebuild_frames": 0}
+        for flag in ("cancel", "status"):
+            if flag in args and type(args[flag]) is not bool:
+                raise CommandError(f"'{flag}' must be true or false")
+        if args.get("status"):
+            return self._status()
+        if args.get("cancel"):
+            return self._cancel()
         frames = args.get("frames", self.min_frames)
         if type(frames) is not int or not self.min_frames <= frames <= MAX_FRAMES:
             raise CommandError(f"'frames' must be a whole number from {self.min_frames} "
@@ -125,6 +133,27 @@ class ReferenceRebuild:
                  context, frames)
         return {"context": context, "rebuild_frames": frames}
 
+    def _status(self) -> dict[str, Any]:
+        run = self._run
+        answer: dict[str, Any] = {"rebuild_outcome": self.outcome[:4000] or None}
+        if run is not None:
+            answer |= {"context": run.context, "rebuild_frames": run.frames,
+                       "rebuild_profiled": run.builder.frames}
+        return answer
+
+    def _cancel(self) -> dict[str, Any]:
+        with self._lock:
+            run = self._run
+            if run is None or run.building:
+                raise CommandError("no reference rebuild is in progress" if run is None else
+                                   "the rebuild has all its frames and is switching: too "
+                                   "late to cancel")
+            self._run = None
+        self.outcome = (f"cancelled after {run.builder.frames} of {run.frames} frames of "
+                        f"context {run.context!r}")
+        log.warning("reference rebuild %s", self.outcome)
+        return {"context": run.context, "rebuild_frames": 0}
+
     def _active(self, context: str) -> str:
         """The id of the reference ``context`` uses or will use from the next window."""
         return self.versions.active_id(context) or self.references.profile(context).id
@@ -134,7 +163,7 @@ class ReferenceRebuild:
     def observe(self, frame: Frame, result: InferenceResult | None,
                 measurement: FrameMeasurement, window: tuple[float, float]) -> None:
         run = self._run
-        if run is None or (measurement.context or DEFAULT) != run.context:
+        if run is None or run.building or (measurement.context or DEFAULT) != run.context:
             return
         m = measurement
         if (result is None or m.nonfinite or m.inference_error or m.decode_error
@@ -142,19 +171,25 @@ class ReferenceRebuild:
             run.skipped += 1
             return
         run.builder.add(m)
-        if run.builder.frames >= run.frames:
-            with self._lock:
-                if self._run is not run:  # cancelled meanwhile
-                    return
-                self._run = None
-            self._finish(run)
-
-    def _finish(self, run: _Run) -> None:
-        if self._active(run.context) != run.base:
-            log.warning("reference rebuild of context %r dropped: its reference changed "
-                        "while the frames were profiled (a push or an acceptance)",
-                        run.context)
+        if run.builder.frames < run.frames:
             return
+        with self._lock:
+            if self._run is not run:  # cancelled meanwhile
+                return
+            run.building = True
+        try:
+            self.outcome = self._finish(run)
+        except Exception as exc:
+            self.outcome = (f"failed for context {run.context!r}: {type(exc).__name__}: "
+                            f"{str(exc)[:300]}")
+            log.exception("reference rebuild of context %r failed", run.context)
+        finally:
+            with self._lock:
+                self._run = None
+
+    def _finish(self, run: _Run) -> str:
+        """Build the profile and switch to it, unless the context's reference changed
+        meanwhile; how it ended."""
         base = self.references.profile(run.context)
         profile = run.builder.build(
             model_sha256=base.model_sha256, model_name=base.model_name, adapter=base.adapter,
@@ -162,7 +197,16 @@ class ReferenceRebuild:
             source=f"rebuilt on the device from {run.builder.frames} frames"
                    + (f" ({run.skipped} unusable skipped)" if run.skipped else ""))
         answer = switch(self.versions, self.references, run.context, profile,
-                        run.by or "reference.rebuild", self.on_switch)
+                        run.by or "reference.rebuild", self.on_switch, expect=run.base)
+        if answer is None:
+            log.warning("reference rebuild of context %r dropped: its reference changed "
+                        "while the frames were profiled (a push or an acceptance)",
+                        run.context)
+            return (f"dropped: the reference of context {run.context!r} changed while its "
+                    "frames were profiled (a push or an acceptance came first)")
         self.switched.append(answer)
         log.info("reference rebuild of context %r done: %s replaces %s from the next "
                  "window", run.context, profile.id, answer["previous_reference_id"])
+        return (f"switched context {run.context!r} to {profile.id} (previous "
+                f"{answer['previous_reference_id']}) after {run.builder.frames} frames"
+                + (f", {run.skipped} unusable skipped" if run.skipped else ""))

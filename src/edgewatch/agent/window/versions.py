@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,8 @@ class ReferenceVersions:
 
     def __init__(self, directory: str | Path) -> None:
         self.dir = Path(directory)
+        self.lock = threading.RLock()
+        """Held around a switch (``switch``): one at a time, whichever thread asks."""
 
     def _state(self) -> dict[str, Any]:
         try:
@@ -139,8 +142,10 @@ class ReferencePush:
                                      current.analysis_width)
         except (ValueError, ProfileError) as exc:
             raise CommandError(f"reference refused: {exc}") from None
-        return switch(self.versions, self.references, context, profile, accepted_by(args),
-                      self.on_switch)
+        answer = switch(self.versions, self.references, context, profile, accepted_by(args),
+                        self.on_switch)
+        assert answer is not None  # no expected reference: it always switches
+        return answer
 
 
 def accepted_by(args: dict[str, Any]) -> str:
@@ -150,13 +155,19 @@ def accepted_by(args: dict[str, Any]) -> str:
 
 def switch(versions: ReferenceVersions, references: ReferenceSet, context: str,
            profile: ReferenceProfile, by: str,
-           on_switch: Callable[[str, ReferenceProfile], None] | None = None) -> dict[str, Any]:
+           on_switch: Callable[[str, ReferenceProfile], None] | None = None, *,
+           expect: str | None = None) -> dict[str, Any] | None:
     """Keep ``profile`` as ``context``'s active version and hand it to the monitor (from the
-    next window); the command's answer: which reference replaced which, by whom, when."""
-    previous = references.profile(context).id
-    entry = versions.install(profile, context, previous=previous, by=by[:500])
-    references.replace(context, profile)
-    if on_switch is not None:
-        on_switch(context, profile)
+    next window); the command's answer: which reference replaced which, by whom, when.
+    With ``expect``, only if the context's reference is still that one (None otherwise:
+    another switch came first). One switch at a time (``versions.lock``)."""
+    with versions.lock:
+        previous = versions.active_id(context) or references.profile(context).id
+        if expect is not None and previous != expect:
+            return None
+        entry = versions.install(profile, context, previous=previous, by=by[:500])
+        references.replace(context, profile)
+        if on_switch is not None:
+            on_switch(context, profile)
     return {"reference_id": profile.id, "previous_reference_id": previous,
             "context": context, "accepted_by": by[:500] or None, "accepted_at": entry["at"]}
