@@ -128,7 +128,7 @@ def test_published_summaries_decode_to_their_windows_and_the_reference_is_retain
     agent = Agent(cfg, ssd_engine, ssd_reference, Tee(delivery.sink, produced), live=False,
                   lossless=True)
     agent.run(open_source(str(vtest), start_time=1000.0, first=0, last=59))  # 3 windows
-    assert publisher.reference_sent.wait(10)
+    assert publisher.retained.reference_sent.wait(10)
     assert delivery.close(drain_timeout=30.0)
     windows = produced.summaries
     assert len(windows) == 3

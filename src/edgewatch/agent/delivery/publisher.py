@@ -11,16 +11,17 @@ MQTT 5 each names its content type. The outbox keeps JSON rows; a row is encoded
 published, but for a backlog: the outbox stores each row's historical payload already
 encoded, so a drain only reads and sends bytes (``wire``). The reference profile
 goes out retained on ``<device>/reference`` at the first connection of a boot and after each
-switch of the default reference (``set_reference``). Other threads hand the publisher what
-it must publish (``set_reference``, ``retain``) and wake it; only its own thread calls
-paho.
+switch of the default reference (``set_reference``); other threads hand the publisher what
+it must keep retained (``set_reference``, ``retain``: ``retained``) and wake it; only its own
+thread calls paho.
 
 Draining: rows are read from the outbox ``READ_BATCH`` at a time in drain order (again from
 the top whenever something new arrives: it may go first), published while fewer than
 ``mqtt.max_inflight`` wait for their PUBACK, and deleted in batches (``acks``).
 
 The parts: ``pacing`` (reconnect backoff, drain rate), ``acks`` (PUBACKs batched into
-outbox deletes), ``intake`` (commands received, results queued), ``wire`` (the bytes a row
+outbox deletes), ``intake`` (commands received, results queued), ``retained`` (the
+reference profile and the other retained topics), ``wire`` (the bytes a row
 goes out as), ``bulk`` (evidence chunks, the lowest priority: only while the outbox is idle).
 """
 
@@ -47,6 +48,7 @@ from edgewatch.agent.delivery.acks import AckBatch
 from edgewatch.agent.delivery.bulk import Bulk, BulkInFlight
 from edgewatch.agent.delivery.intake import CommandHandler, CommandIntake
 from edgewatch.agent.delivery.pacing import Backoff, TokenBucket
+from edgewatch.agent.delivery.retained import Retained, RetainedMessages
 from edgewatch.agent.delivery.status import Manifest
 from edgewatch.agent.delivery.wire import PackedProperties, Row, RowEncoder
 from edgewatch.clock import Clock, SystemClock
@@ -98,11 +100,10 @@ class Publisher:
         self._publish_props = PackedProperties(self.content_type) \
             if cfg.protocol == "5" else None
         """The PUBLISH properties of every row (the same for all: packed once)."""
-        self.reference = reference
-        """Published retained on the reference topic at the first connection of a boot and
-        at each switch (``set_reference``); None: never."""
-        self.reference_sent = threading.Event()
-        """Set when the broker acknowledged the reference."""
+        self.retained = RetainedMessages(
+            topics.for_kind("reference"),
+            None if reference is None else self.encode(reference))
+        """The reference profile and the other retained topics (``retained``)."""
         self._reference_mid: int | None = None
         self.clock = clock or SystemClock()
         self.commands = commands
@@ -132,14 +133,6 @@ class Publisher:
         self.updates: Callable[[str, bytes], None] | None = None
         """Receives the chunks of model updates pushed to the device (``update/<id>``,
         :class:`edgewatch.agent.update.receive.UpdateReceiver`; set before ``start``)."""
-        self._retained: dict[str, bytes] = {}
-        """Topic -> the latest payload published retained there (the model update's status):
-        published when set and again on every connection."""
-        self._retained_lock = threading.Lock()
-        self._due: set[str] = set()
-        """Retained topics set since the connection began, to publish (``_publish_due``)."""
-        self._reference_due = False
-        """The reference changed since the connection began: publish it (``_publish_due``)."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -149,35 +142,22 @@ class Publisher:
     def retain(self, topic: str, message: msgspec.Struct) -> None:
         """Publish ``message`` retained on ``topic`` soon when connected, and again on every
         (re)connection: the broker keeps the latest (``update_status``). Any thread."""
-        payload = self.encode(message)
-        with self._retained_lock:
-            self._retained[topic] = payload
-            self._due.add(topic)
+        self.retained.set(topic, self.encode(message))
         self._wake.set()
 
     def set_reference(self, reference: Reference) -> None:
         """A new reference profile (a switch: ``reference.push``, ``reference.rebuild``):
         published retained soon when connected, else on connecting. Any thread."""
-        self.reference = reference
-        self.reference_sent.clear()
-        self._reference_due = True
+        self.retained.set_reference(self.encode(reference))
         self._wake.set()
 
-    def _publish_due(self, client: mqtt.Client) -> None:
-        """Publish, on the publisher's thread, what other threads handed over since the
-        connection began (``set_reference``, ``retain``)."""
-        if self._reference_due and self.reference is not None:
-            self._reference_due = False
-            self.reference_sent.clear()
-            info = client.publish(self.topics.for_kind("reference"), self.encode(self.reference),
-                                  qos=1, retain=True, properties=self._properties())
-            self._reference_mid = info.mid
-        if self._due:
-            with self._retained_lock:
-                due = [(topic, self._retained[topic]) for topic in self._due]
-                self._due.clear()
-            for topic, payload in due:
-                client.publish(topic, payload, qos=1, retain=True, properties=self._properties())
+    def _publish_retained(self, client: mqtt.Client, messages: list[Retained]) -> None:
+        """Publish retained messages (the publisher's thread), keeping the reference's mid."""
+        for topic, payload, is_reference in messages:
+            info = client.publish(topic, payload, qos=1, retain=True,
+                                  properties=self._properties())
+            if is_reference:
+                self._reference_mid = info.mid
 
     def wake(self) -> None:
         """Tell the publisher that the outbox has something new."""
@@ -263,7 +243,7 @@ class Publisher:
                     break
                 continue
             self._flush_acks(force=not self._inflight)
-            self._publish_due(client)
+            self._publish_retained(client, self.retained.due())
             self._publish_pending(client)
             self._publish_bulk(client)
         self._flush_acks(force=True)
@@ -359,16 +339,7 @@ class Publisher:
         client.publish(self.topics.status, self.encode(status.birth(self.manifest,
                                                                     self.clock.now())),
                        qos=1, retain=True, properties=self._properties())
-        self._reference_due = False  # published here; a switch from now on sets it again
-        if self.reference is not None and not self.reference_sent.is_set():
-            info = client.publish(self.topics.for_kind("reference"), self.encode(self.reference),
-                                  qos=1, retain=True, properties=self._properties())
-            self._reference_mid = info.mid
-        with self._retained_lock:
-            self._due.clear()
-            retained = list(self._retained.items())
-        for topic, payload in retained:
-            client.publish(topic, payload, qos=1, retain=True, properties=self._properties())
+        self._publish_retained(client, self.retained.on_connect())
         self._wake.set()  # whatever waited while we were away
         log.info("connected to %s:%d", self.cfg.host, self.cfg.port)
 
@@ -389,7 +360,7 @@ class Publisher:
             if reason.is_failure and reason.value != 0x10:
                 log.error("broker rejected the reference profile: %s", reason)
             else:
-                self.reference_sent.set()
+                self.retained.acknowledged()
             return
         if self._bulk_inflight.acked(mid, reason, self.bulk):
             return
