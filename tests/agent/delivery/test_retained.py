@@ -16,7 +16,9 @@ def test_the_reference_goes_out_until_acknowledged_then_only_at_a_switch() -> No
     assert kept.on_connect() == [(REF, b"ref-1", True)]
     assert kept.due() == []
     assert kept.on_connect() == [(REF, b"ref-1", True)]  # not acknowledged: again
-    kept.acknowledged()
+    kept.published(7)
+    assert not kept.acknowledged(8)  # another message's
+    assert kept.acknowledged(7)
     assert kept.on_connect() == []  # the broker has it: not at every reconnection
 
     kept.set_reference(b"ref-2")  # a switch, from another thread
@@ -29,8 +31,9 @@ def test_the_reference_goes_out_until_acknowledged_then_only_at_a_switch() -> No
 def test_a_switch_made_while_connecting_goes_out_once_connected() -> None:
     kept = RetainedMessages(REF, b"ref-1")
     assert kept.on_connect() == [(REF, b"ref-1", True)]
+    kept.published(3)
     kept.set_reference(b"ref-2")
-    kept.acknowledged()  # the broker acknowledges ref-1, published on connecting
+    assert kept.acknowledged(3)  # the broker acknowledges ref-1, published on connecting
     assert kept.due() == [(REF, b"ref-2", True)]
     assert not kept.reference_sent.is_set()  # ref-1's acknowledgement is not ref-2's
 

@@ -81,9 +81,9 @@ def test_a_rebuild_profiles_the_next_frames_and_switches(
     agent.close()
 
     assert rebuild.progress is None
-    [answer] = rebuild.switched
-    new_id = answer["reference_id"]
-    assert answer["previous_reference_id"] == ssd_reference.id
+    [switch] = versions.history()
+    new_id = switch["id"]
+    assert switch["previous"] == ssd_reference.id
     assert versions.active_id() == new_id != ssd_reference.id
     new = versions.load(new_id)
     assert new.frames == 40 and new.source.startswith("rebuilt on the device from 40 frames")
@@ -148,7 +148,7 @@ def test_a_rebuild_is_refused_cancelled_or_dropped_as_the_operator_decides(
     agent.run(open_source(str(dark), fps=10.0, start_time=0.0, first=0, last=120))
     agent.close()
     assert [a.reference_id for a in answers] == [pushed.id]
-    assert rebuild.progress is None and rebuild.switched == []
+    assert rebuild.progress is None
     assert rebuild.outcome.startswith("dropped: the reference of context 'default' changed")
     assert versions.active_id() == pushed.id
     assert [h["id"] for h in versions.history()] == [pushed.id]
@@ -193,7 +193,7 @@ def test_only_usable_frames_of_the_context_are_profiled_and_a_failure_leaves_the
     for i in range(7, 26):
         m = _measurement(i, "night")
         rebuild.observe(Frame(i, m.timestamp, None), result, m, window)
-    assert rebuild.progress is None and rebuild.switched == []
+    assert rebuild.progress is None and versions.history() == []
     assert rebuild.outcome == ("failed for context 'night': OSError: [Errno 28] No space "
                                "left on device")
     assert refs.profile("night").id == ssd_reference.id and versions.active_id("night") is None

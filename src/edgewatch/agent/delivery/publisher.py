@@ -104,7 +104,6 @@ class Publisher:
             topics.for_kind("reference"),
             None if reference is None else self.encode(reference))
         """The reference profile and the other retained topics (``retained``)."""
-        self._reference_mid: int | None = None
         self.clock = clock or SystemClock()
         self.commands = commands
         self.intake = CommandIntake(queue, commands)
@@ -157,7 +156,7 @@ class Publisher:
             info = client.publish(topic, payload, qos=1, retain=True,
                                   properties=self._properties())
             if is_reference:
-                self._reference_mid = info.mid
+                self.retained.published(info.mid)
 
     def wake(self) -> None:
         """Tell the publisher that the outbox has something new."""
@@ -220,7 +219,6 @@ class Publisher:
         self._inflight.clear()
         self._sent.clear()
         self._ready.clear()
-        self._reference_mid = None
         self._bulk_inflight.reset(self.bulk)  # the collector asks again for what it misses
         try:
             client.connect(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
@@ -355,12 +353,10 @@ class Publisher:
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode,
                     _p: Any = None) -> None:
-        if mid == self._reference_mid:
-            self._reference_mid = None
-            if reason.is_failure and reason.value != 0x10:
+        taken = not reason.is_failure or reason.value == 0x10  # 0x10: nobody subscribed
+        if self.retained.acknowledged(mid, taken):
+            if not taken:
                 log.error("broker rejected the reference profile: %s", reason)
-            else:
-                self.retained.acknowledged()
             return
         if self._bulk_inflight.acked(mid, reason, self.bulk):
             return

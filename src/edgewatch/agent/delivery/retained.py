@@ -30,6 +30,9 @@ class RetainedMessages:
         """The reference profile's payload (None: the device publishes none)."""
         self.reference_sent = threading.Event()
         """Set when the broker acknowledged the current reference."""
+        self._mid: int | None = None
+        """The MQTT message id the reference was last published with (the publisher's
+        thread only)."""
         self._reference_due = False
         self._latest: dict[str, bytes] = {}
         """Topic -> the latest payload set for it."""
@@ -53,6 +56,7 @@ class RetainedMessages:
     def on_connect(self) -> list[Retained]:
         """Everything to publish on a new connection: the reference unless the broker has
         it already, then every retained topic."""
+        self._mid = None  # a new connection: the last one's ids mean nothing
         with self._lock:
             self._reference_due = False
             self._due.clear()
@@ -74,6 +78,16 @@ class RetainedMessages:
             self._due.clear()
             return out
 
-    def acknowledged(self) -> None:
-        """The broker acknowledged the reference last published."""
-        self.reference_sent.set()
+    def published(self, mid: int) -> None:
+        """The reference went out with message id ``mid``."""
+        self._mid = mid
+
+    def acknowledged(self, mid: int, ok: bool = True) -> bool:
+        """The broker acknowledged message ``mid`` (``ok``: and took it); whether it was
+        the reference last published."""
+        if mid != self._mid or self._mid is None:
+            return False
+        self._mid = None
+        if ok:
+            self.reference_sent.set()
+        return True

@@ -89,8 +89,6 @@ class ReferenceRebuild:
         self.on_switch = on_switch
         self._run: _Run | None = None
         self._lock = threading.Lock()
-        self.switched: list[dict[str, Any]] = []
-        """The answers of the rebuilds that switched (as ``reference.push`` answers)."""
         self.outcome = ""
         """How the last rebuild ended: switched, cancelled, dropped or failed, and why."""
 
@@ -204,7 +202,6 @@ class ReferenceRebuild:
                         run.context)
             return (f"dropped: the reference of context {run.context!r} changed while its "
                     "frames were profiled (a push or an acceptance came first)")
-        self.switched.append(answer)
         log.info("reference rebuild of context %r done: %s replaces %s from the next "
                  "window", run.context, profile.id, answer["previous_reference_id"])
         return (f"switched context {run.context!r} to {profile.id} (previous "
