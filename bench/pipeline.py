@@ -30,9 +30,12 @@ Where edgewatch's cost goes, measured directly, not inferred from the ratio:
 
 - **inference thread**: per monitored-loop frame, the wall time of ``Agent.process`` minus
   the pre-processing and ``session.run`` times the engine records in the frame's
-  ``Timings`` (median and p90 over frames): the counting, the sampling decision, the
+  ``Timings`` (median, mean and p90 over frames): the counting, the sampling decision, the
   buffer of frames not sampled, for a sampled frame the queue put, and the finite checks
-  of outputs run at once (when the monitor holds too many waiting). The pre-processing is
+  of outputs run at once (when the monitor holds too many waiting). The median is a
+  typical frame's; the mean is the cost per frame, with the frames not sampled counted a
+  batch at a time (every 32 frames at most: one frame in a batch pays for them all) and
+  the frames the system took the thread away from. The pre-processing is
   printed beside the bare loop's (SSDLite: its cvtColor). The loops keep their clock
   readings as they are; the figures are worked out after each block's timing;
 - **monitor thread**: its CPU time (its thread CPU clock) over the monitored blocks, drains
@@ -375,6 +378,7 @@ class PairedLoops:
         µs) and on the monitor thread (CPU time over all monitored blocks)."""
         frames = len(self.own_us) or 1
         return {"own_us": statistics.median(self.own_us),
+                "own_us_mean": statistics.fmean(self.own_us),
                 "own_us_p90": statistics.quantiles(self.own_us, n=10)[-1],
                 "preprocess_us": statistics.median(self.preprocess_us),
                 "cvt_us": statistics.median(self.cvt_us),
@@ -515,7 +519,7 @@ def report(args: argparse.Namespace, workload: Workload, rounds: list[Round], co
           f"(dropped {counts['dropped']:.0f}, sampled out {counts['sampled_out']:.0f}); "
           f"monitor_ms p50 {counts['monitor_ms']:.2f}")
     print(f"inference thread           {counts['own_us']:7.1f} µs/frame of edgewatch's own "
-          f"work (median; p90 {counts['own_us_p90']:.1f}; "
+          f"work (median; mean {counts['own_us_mean']:.1f}, p90 {counts['own_us_p90']:.1f}; "
           f"{counts['own_us'] / counts['cvt_us']:.2f} x the bare loop's {prep}): "
           f"Agent.process minus pre-processing and session.run")
     print(f"pre-processing             {counts['preprocess_us']:7.1f} µs/frame (median; the "

@@ -199,3 +199,69 @@ def test_only_usable_frames_of_the_context_are_profiled_and_a_failure_leaves_the
     assert refs.profile("night").id == ssd_reference.id and versions.active_id("night") is None
     status = _send(router, "reference.rebuild", status=True)
     assert status.ok and status.rebuild_outcome == rebuild.outcome
+
+
+def test_a_rebuild_and_its_outcome_survive_a_restart_of_the_agent(
+        ssd_config: AgentConfig, ssd_reference: ReferenceProfile, tmp_path: Path) -> None:
+    def device() -> tuple[ReferenceSet, ReferenceRebuild, CommandRouter]:
+        """The agent as it starts: references as configured, the active ones installed."""
+        night = versions.active("night") or ssd_reference
+        refs = ReferenceSet(ssd_config.quality, ssd_config.drift, ssd_reference,
+                            [(ContextRule("night", greyscale=True), night)])
+        rebuild = ReferenceRebuild(ssd_config, versions, refs)
+        router = CommandRouter()
+        rebuild.register(router)
+        return refs, rebuild, router
+
+    def feed(rebuild: ReferenceRebuild, first: int, count: int) -> None:
+        result = InferenceResult(RawOutputs({}), Timings())
+        for i in range(first, first + count):
+            m = _measurement(i, "night")
+            rebuild.observe(Frame(i, m.timestamp, None), result, m, (0.0, 10.0))
+
+    versions = ReferenceVersions(tmp_path / "refs")
+    _, rebuild, router = device()
+    assert _send(router, "reference.rebuild", frames=25, context="night", by="carol").ok
+    feed(rebuild, 0, 10)
+    assert rebuild.progress == ("night", 10, 25)
+
+    # restarted (a power cut): the rebuild goes on, its frames counted from the first again
+    _, rebuild, router = device()
+    assert rebuild.progress == ("night", 0, 25)
+    status = _send(router, "reference.rebuild", status=True)
+    assert (status.context, status.rebuild_frames, status.rebuild_profiled) == ("night", 25, 0)
+    feed(rebuild, 10, 24)
+    assert rebuild.progress == ("night", 24, 25)
+    feed(rebuild, 34, 1)
+    assert rebuild.progress is None
+    [switched] = versions.history()
+    assert (switched["context"], switched["by"]) == ("night", "carol")
+    assert versions.active_id("night") == switched["id"] != ssd_reference.id
+    assert versions.load(switched["id"]).frames == 25
+
+    # restarted again: nothing in progress, and the last outcome is still told
+    refs, rebuild, router = device()
+    assert refs.profile("night").id == switched["id"]
+    status = _send(router, "reference.rebuild", status=True)
+    assert rebuild.progress is None and status.rebuild_frames is None
+    assert (status.rebuild_outcome or "").startswith(
+        f"switched context 'night' to {switched['id']} (previous {ssd_reference.id})")
+
+    # a cancel is kept as well
+    assert _send(router, "reference.rebuild", frames=20, context="night").ok
+    assert _send(router, "reference.rebuild", cancel=True).ok
+    _, rebuild, router = device()
+    assert rebuild.progress is None
+    assert rebuild.outcome == "cancelled after 0 of 20 frames of context 'night'"
+
+    # a rebuild of a context the new configuration no longer has is dropped, and told
+    assert _send(router, "reference.rebuild", frames=20, context="night").ok
+    plain = ReferenceSet(ssd_config.quality, ssd_config.drift, ssd_reference, [])
+    rebuild = ReferenceRebuild(ssd_config, versions, plain)
+    assert rebuild.progress is None
+    assert rebuild.outcome.startswith("dropped after a restart: context 'night'")
+    assert ReferenceRebuild(ssd_config, versions, plain).outcome == rebuild.outcome
+
+    # an unreadable state file is ignored (logged), never fatal at start-up
+    (tmp_path / "refs" / "rebuild.json").write_text("{not json")
+    assert ReferenceRebuild(ssd_config, versions, refs).progress is None

@@ -27,12 +27,17 @@ context's reference changes before it switches (a push or an acceptance meanwhil
 dropped, not switched to: the operator's later choice stands (the check and the switch hold
 ``ReferenceVersions.lock``, as a push's switch does). A rebuild that fails (its profile
 cannot be built or kept) leaves the reference as it was. Either is logged and told by
-``status``. A rebuild does not survive a restart of the agent (the device then keeps its
-reference; ask again).
+``status``.
+
+A rebuild survives a restart of the agent: what was asked, and how the last rebuild ended,
+are kept in ``reference.versions_dir`` (STATE, written atomically). After a restart the
+rebuild starts its frames again from the first (the features profiled so far were in
+memory only), and is dropped if its context is no longer configured.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -43,7 +48,12 @@ from edgewatch.agent.measure.frame import FrameMeasurement
 from edgewatch.agent.records import Frame, InferenceResult
 from edgewatch.agent.window.contexts import DEFAULT, ReferenceSet
 from edgewatch.agent.window.reference import ReferenceBuilder, ReferenceProfile
-from edgewatch.agent.window.versions import ReferenceVersions, accepted_by, switch
+from edgewatch.agent.window.versions import (
+    ReferenceVersions,
+    accepted_by,
+    atomic_write,
+    switch,
+)
 from edgewatch.config.agent import AgentConfig
 
 log = logging.getLogger(__name__)
@@ -55,6 +65,9 @@ MAX_FRAMES = 5_000
 builds (a few KB a frame for a detector), and a small device has little memory to spare.
 5,000 frames are half an hour at the default 2.5 measured a second."""
 COMMAND = "reference.rebuild"
+STATE = "rebuild.json"
+"""In ``reference.versions_dir``: the rebuild in progress (``run``: context, frames, the
+reference it started from, who asked) and how the last one ended (``outcome``)."""
 
 
 class _Run:
@@ -91,6 +104,56 @@ class ReferenceRebuild:
         self._lock = threading.Lock()
         self.outcome = ""
         """How the last rebuild ended: switched, cancelled, dropped or failed, and why."""
+        self._restore()
+
+    # -- kept across restarts -------------------------------------------------------
+
+    def _restore(self) -> None:
+        """The rebuild asked before a restart, started again; the last outcome."""
+        path = self.versions.dir / STATE
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("reference rebuild: %s unreadable, ignored (%s)", path, exc)
+            return
+        if not isinstance(state, dict):
+            return
+        self.outcome = str(state.get("outcome") or "")[:4000]
+        asked = state.get("run")
+        if not isinstance(asked, dict):
+            return
+        context, frames = asked.get("context"), asked.get("frames")
+        if context not in self.references.contexts or type(frames) is not int \
+                or not self.min_frames <= frames <= MAX_FRAMES:
+            self.outcome = (f"dropped after a restart: context {context!r} with {frames!r} "
+                            "frames is no longer a rebuild this configuration allows")
+            log.warning("reference rebuild %s", self.outcome)
+            with self._lock:
+                self._save()
+            return
+        base = asked.get("base")
+        self._run = _Run(context, frames, self.bins,
+                         base if isinstance(base, str) and base else self._active(context),
+                         str(asked.get("by") or "")[:500])
+        log.warning("reference rebuild of context %r resumed after a restart: profiling %d "
+                    "usable frames from the first", context, frames)
+
+    def _save(self) -> None:
+        """Keep the rebuild in progress and the last outcome (under ``_lock``); a failure
+        is logged: the rebuild goes on, but would not survive a restart."""
+        run = self._run
+        state = {"run": None if run is None else {
+                     "context": run.context, "frames": run.frames, "base": run.base,
+                     "by": run.by},
+                 "outcome": self.outcome}
+        try:
+            self.versions.dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.versions.dir / STATE, (json.dumps(state) + "\n").encode())
+        except OSError as exc:
+            log.warning("reference rebuild: cannot keep its state in %s (%s): a restart "
+                        "would forget it", self.versions.dir, exc)
 
     def register(self, router: CommandRouter) -> None:
         router.register(COMMAND, self)
@@ -127,6 +190,7 @@ class ReferenceRebuild:
                     f"{run.builder.frames} of {run.frames} frames (cancel = true stops it)")
             self._run = _Run(context, frames, self.bins, self._active(context),
                              accepted_by(args)[:500])
+            self._save()
         log.info("reference rebuild of context %r: profiling the next %d usable frames",
                  context, frames)
         return {"context": context, "rebuild_frames": frames}
@@ -147,8 +211,9 @@ class ReferenceRebuild:
                                    "the rebuild has all its frames and is switching: too "
                                    "late to cancel")
             self._run = None
-        self.outcome = (f"cancelled after {run.builder.frames} of {run.frames} frames of "
-                        f"context {run.context!r}")
+            self.outcome = (f"cancelled after {run.builder.frames} of {run.frames} frames "
+                            f"of context {run.context!r}")
+            self._save()
         log.warning("reference rebuild %s", self.outcome)
         return {"context": run.context, "rebuild_frames": 0}
 
@@ -184,6 +249,7 @@ class ReferenceRebuild:
         finally:
             with self._lock:
                 self._run = None
+                self._save()
 
     def _finish(self, run: _Run) -> str:
         """Build the profile and switch to it, unless the context's reference changed

@@ -38,7 +38,9 @@ ACTIVE = "active.json"
 MAX_HISTORY = 200
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all: a temporary file beside it, fsync,
+    rename."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -91,7 +93,7 @@ class ReferenceVersions:
         at = time.time() if at is None else at
         path = self.dir / f"{profile.id}.json"
         if not path.exists():
-            _atomic_write(path, (json.dumps(profile.to_dict(), indent=1) + "\n").encode())
+            atomic_write(path, (json.dumps(profile.to_dict(), indent=1) + "\n").encode())
         state = self._state()
         contexts = state.setdefault("contexts", {})
         old = contexts.get(context, {})
@@ -100,7 +102,7 @@ class ReferenceVersions:
         contexts[context] = entry
         state["history"] = [*state.get("history", []), {"context": context, **entry}
                             ][-MAX_HISTORY:]
-        _atomic_write(self.dir / ACTIVE, (json.dumps(state, indent=1) + "\n").encode())
+        atomic_write(self.dir / ACTIVE, (json.dumps(state, indent=1) + "\n").encode())
         return entry
 
 
