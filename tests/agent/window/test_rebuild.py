@@ -19,6 +19,7 @@ from edgewatch.agent.inference.engine import InferenceEngine
 from edgewatch.agent.measure.frame import FrameMeasurement
 from edgewatch.agent.records import Frame, InferenceResult, RawOutputs, Timings
 from edgewatch.agent.source import open_source
+from edgewatch.agent.window import rebuild as rebuild_module
 from edgewatch.agent.window.contexts import ContextRule, ReferenceSet
 from edgewatch.agent.window.monitor_parts import FrameObservers
 from edgewatch.agent.window.rebuild import ReferenceRebuild
@@ -254,14 +255,57 @@ def test_a_rebuild_and_its_outcome_survive_a_restart_of_the_agent(
     assert rebuild.progress is None
     assert rebuild.outcome == "cancelled after 0 of 20 frames of context 'night'"
 
-    # a rebuild of a context the new configuration no longer has is dropped, and told
+    # a rebuild of a context the new configuration no longer has is not resumed, and told
     assert _send(router, "reference.rebuild", frames=20, context="night").ok
     plain = ReferenceSet(ssd_config.quality, ssd_config.drift, ssd_reference, [])
     rebuild = ReferenceRebuild(ssd_config, versions, plain)
     assert rebuild.progress is None
-    assert rebuild.outcome.startswith("dropped after a restart: context 'night'")
+    assert rebuild.outcome.startswith("not resumed after a restart: context 'night' with 20")
     assert ReferenceRebuild(ssd_config, versions, plain).outcome == rebuild.outcome
+    # nor one whose frames the configuration no longer allows (min_frames raised)
+    _, _, router = device()
+    assert _send(router, "reference.rebuild", frames=20, context="night").ok
+    stricter = dataclasses.replace(ssd_config, reference=dataclasses.replace(
+        ssd_config.reference, min_frames=30))
+    assert ReferenceRebuild(stricter, versions, refs).progress is None
 
-    # an unreadable state file is ignored (logged), never fatal at start-up
-    (tmp_path / "refs" / "rebuild.json").write_text("{not json")
+    # the agent died after the switch, before the state said so: the switch stands and is
+    # not done again on frames profiled anew
+    _, rebuild, router = device()
+    assert _send(router, "reference.rebuild", frames=20, context="night").ok
+    state = (tmp_path / "refs" / "rebuild.json").read_bytes()
+    feed(rebuild, 0, 20)
+    second = versions.active_id("night")
+    assert second != switched["id"]
+    (tmp_path / "refs" / "rebuild.json").write_bytes(state)
+    _, rebuild, _ = device()
+    assert rebuild.progress is None and versions.active_id("night") == second
+    assert rebuild.outcome.startswith(
+        f"not resumed after a restart: the reference of context 'night' is {second}, not "
+        f"the {switched['id']} it started from")
+
+
+def test_a_rebuilds_state_that_cannot_be_kept_or_read_never_stops_the_agent(
+        ssd_config: AgentConfig, ssd_reference: ReferenceProfile, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    versions = ReferenceVersions(tmp_path / "refs")
+    refs = ReferenceSet(ssd_config.quality, ssd_config.drift, ssd_reference, [])
+    router = CommandRouter()
+    ReferenceRebuild(ssd_config, versions, refs).register(router)
+    assert _send(router, "reference.rebuild", frames=20).ok
+
+    def full_disk(*_a: Any, **_k: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    # a cancel that cannot be written removes the state: the cancelled rebuild stays dead
+    monkeypatch.setattr(rebuild_module, "atomic_write", full_disk)
+    assert _send(router, "reference.rebuild", cancel=True).ok
+    monkeypatch.undo()
+    assert not (tmp_path / "refs" / "rebuild.json").exists()
     assert ReferenceRebuild(ssd_config, versions, refs).progress is None
+
+    # unreadable state is ignored (logged) at start-up, however it is broken
+    for broken in ("{not json", "[" * 200_000, '{"run": {"context": 7, "frames": "x"}}',
+                   '{"run": ["default", 20], "outcome": {"a": 1}}', "[]"):
+        (tmp_path / "refs" / "rebuild.json").write_text(broken)
+        assert ReferenceRebuild(ssd_config, versions, refs).progress is None, broken

@@ -32,11 +32,17 @@ cannot be built or kept) leaves the reference as it was. Either is logged and to
 A rebuild survives a restart of the agent: what was asked, and how the last rebuild ended,
 are kept in ``reference.versions_dir`` (STATE, written atomically). After a restart the
 rebuild starts its frames again from the first (the features profiled so far were in
-memory only), and is dropped if its context is no longer configured.
+memory only). It is not resumed when the configuration no longer allows it (its context
+gone, ``frames`` under a raised ``reference.min_frames``) or when its context's reference
+is no longer the one it started from (its own switch just before the restart); the outcome
+says so. When the state cannot be written (a full disk), the rebuild goes on and the
+failure is logged; a cancelled or ended rebuild's file is then removed rather than left to
+bring the rebuild back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -115,8 +121,8 @@ class ReferenceRebuild:
             state = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return
-        except (OSError, ValueError) as exc:
-            log.warning("reference rebuild: %s unreadable, ignored (%s)", path, exc)
+        except (OSError, ValueError, RecursionError) as exc:
+            log.warning("reference rebuild: %s unreadable, ignored (%.200s)", path, exc)
             return
         if not isinstance(state, dict):
             return
@@ -125,20 +131,28 @@ class ReferenceRebuild:
         if not isinstance(asked, dict):
             return
         context, frames = asked.get("context"), asked.get("frames")
+        base = asked.get("base")
         if context not in self.references.contexts or type(frames) is not int \
                 or not self.min_frames <= frames <= MAX_FRAMES:
-            self.outcome = (f"dropped after a restart: context {context!r} with {frames!r} "
-                            "frames is no longer a rebuild this configuration allows")
-            log.warning("reference rebuild %s", self.outcome)
-            with self._lock:
-                self._save()
+            self._drop_restored(f"context {str(context)!r:.130} with {frames!s:.20} frames "
+                                "is no longer a rebuild this configuration allows")
             return
-        base = asked.get("base")
-        self._run = _Run(context, frames, self.bins,
-                         base if isinstance(base, str) and base else self._active(context),
-                         str(asked.get("by") or "")[:500])
+        active = self._active(context)
+        if not isinstance(base, str) or base != active:
+            # its own switch just before the restart, or a push or an acceptance first
+            self._drop_restored(f"the reference of context {context!r} is {active}, not the "
+                                f"{base!s:.130} it started from (this rebuild's own switch "
+                                "just before the restart, or a push or an acceptance)")
+            return
+        self._run = _Run(context, frames, self.bins, base, str(asked.get("by") or "")[:500])
         log.warning("reference rebuild of context %r resumed after a restart: profiling %d "
                     "usable frames from the first", context, frames)
+
+    def _drop_restored(self, why: str) -> None:
+        self.outcome = f"not resumed after a restart: {why}"
+        log.warning("reference rebuild %s", self.outcome)
+        with self._lock:
+            self._save()
 
     def _save(self) -> None:
         """Keep the rebuild in progress and the last outcome (under ``_lock``); a failure
@@ -152,8 +166,12 @@ class ReferenceRebuild:
             self.versions.dir.mkdir(parents=True, exist_ok=True)
             atomic_write(self.versions.dir / STATE, (json.dumps(state) + "\n").encode())
         except OSError as exc:
+            if run is None:  # (a full disk) removing needs no room: no run comes back
+                with contextlib.suppress(OSError):
+                    (self.versions.dir / STATE).unlink(missing_ok=True)
             log.warning("reference rebuild: cannot keep its state in %s (%s): a restart "
-                        "would forget it", self.versions.dir, exc)
+                        "would forget %s", self.versions.dir, exc,
+                        "how the last one ended" if run is None else "it")
 
     def register(self, router: CommandRouter) -> None:
         router.register(COMMAND, self)
