@@ -155,8 +155,9 @@ class ReferenceRebuild:
             self._save()
 
     def _save(self) -> None:
-        """Keep the rebuild in progress and the last outcome (under ``_lock``); a failure
-        is logged: the rebuild goes on, but would not survive a restart."""
+        """Keep the rebuild in progress and the last outcome (under ``_lock``). A failure is
+        logged: a rebuild in progress goes on, but would not survive a restart; with none in
+        progress, the file is removed, so that the one just ended cannot come back."""
         run = self._run
         state = {"run": None if run is None else {
                      "context": run.context, "frames": run.frames, "base": run.base,
